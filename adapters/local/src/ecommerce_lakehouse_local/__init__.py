@@ -1,0 +1,1 @@
+"""Local platform adapters: filesystem storage, SQLite catalogue, DuckDB SQL, file lock."""

@@ -1,0 +1,1 @@
+"""Polars + delta-rs table engine."""

@@ -1,0 +1,1 @@
+"""ecommerce-lakehouse: raw e-commerce CSV drops to validated Delta Lake tables."""

@@ -1,0 +1,1 @@
+"""Domain: schemas, rules, specs, audit records and errors (no engine imports)."""

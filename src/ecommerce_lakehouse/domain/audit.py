@@ -1,0 +1,166 @@
+"""Audit tables (PRODUCT §5) and the row accounting identity (PRODUCT §4.4).
+
+Column names here are part of the product's contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ecommerce_lakehouse.domain.errors import IntegrityError
+from ecommerce_lakehouse.domain.types import Column, ColumnType, FileStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditTable:
+    """An append-only audit table under ``lakehouse-dwh/_audit/``."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Column names in table order."""
+        return tuple(c.name for c in self.columns)
+
+
+def _c(name: str, type_: ColumnType = ColumnType.STRING) -> Column:
+    return Column(name=name, type=type_)
+
+
+INGEST_LOG = AuditTable(
+    name="ingest_log",
+    columns=(
+        _c("run_id"),
+        _c("entity"),
+        _c("source_path"),
+        _c("size_bytes", ColumnType.BIGINT),
+        _c("checksum"),
+        _c("status"),
+        _c("rows_read", ColumnType.BIGINT),
+        _c("inserted", ColumnType.BIGINT),
+        _c("updated", ColumnType.BIGINT),
+        _c("unchanged", ColumnType.BIGINT),
+        _c("duplicates_in_batch", ColumnType.BIGINT),
+        _c("quarantined", ColumnType.BIGINT),
+        _c("started_at", ColumnType.TIMESTAMP),
+        _c("finished_at", ColumnType.TIMESTAMP),
+        _c("error"),
+    ),
+)
+
+QUARANTINE = AuditTable(
+    name="quarantine",
+    columns=(
+        _c("run_id"),
+        _c("entity"),
+        _c("source_file"),
+        _c("line_number", ColumnType.BIGINT),
+        _c("rule"),
+        _c("column_name"),
+        _c("reason"),
+        _c("raw_record"),
+        _c("quarantined_at", ColumnType.TIMESTAMP),
+    ),
+)
+
+VALIDATION_RESULTS = AuditTable(
+    name="validation_results",
+    columns=(
+        _c("run_id"),
+        _c("table_name"),
+        _c("check_name"),
+        _c("severity"),
+        _c("passed", ColumnType.BOOLEAN),
+        _c("observed", ColumnType.BIGINT),
+        _c("expected", ColumnType.BIGINT),
+        _c("sample"),
+        _c("checked_at", ColumnType.TIMESTAMP),
+    ),
+)
+
+AUDIT_TABLES: tuple[AuditTable, ...] = (INGEST_LOG, QUARANTINE, VALIDATION_RESULTS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RowCounts:
+    """Per-file row accounting (PRODUCT §4.4).
+
+    ``rows_read = inserted + updated + unchanged + duplicates_in_batch + quarantined``.
+    """
+
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates_in_batch: int = 0
+    quarantined: int = 0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "rows_read",
+            "inserted",
+            "updated",
+            "unchanged",
+            "duplicates_in_batch",
+            "quarantined",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+
+    @property
+    def accounted(self) -> int:
+        """Rows accounted for by an outcome."""
+        return (
+            self.inserted
+            + self.updated
+            + self.unchanged
+            + self.duplicates_in_batch
+            + self.quarantined
+        )
+
+    def verify(self, source: str) -> RowCounts:
+        """Raise :class:`IntegrityError` when the accounting identity does not hold."""
+        if self.accounted != self.rows_read:
+            raise IntegrityError(
+                f"row accounting broken for {source}: read {self.rows_read}, "
+                f"accounted {self.accounted} ({self})"
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestLogEntry:
+    """One row of ``ingest_log``: one raw file in one run."""
+
+    run_id: str
+    entity: str
+    source_path: str
+    size_bytes: int
+    checksum: str
+    status: FileStatus
+    counts: RowCounts
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+
+    def as_record(self) -> dict[str, object]:
+        """The row as a mapping of ``INGEST_LOG`` column names to values."""
+        return {
+            "run_id": self.run_id,
+            "entity": self.entity,
+            "source_path": self.source_path,
+            "size_bytes": self.size_bytes,
+            "checksum": self.checksum,
+            "status": self.status.value,
+            "rows_read": self.counts.rows_read,
+            "inserted": self.counts.inserted,
+            "updated": self.counts.updated,
+            "unchanged": self.counts.unchanged,
+            "duplicates_in_batch": self.counts.duplicates_in_batch,
+            "quarantined": self.counts.quarantined,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+        }

@@ -1,0 +1,216 @@
+"""The curated table schemas (PRODUCT §3) and their row rules, dedup and MERGE specs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ecommerce_lakehouse.domain.rules import (
+    DateMatchesTimestamp,
+    InRange,
+    NotNull,
+    ParsesAs,
+    RowRule,
+)
+from ecommerce_lakehouse.domain.types import Column, ColumnType, Entity
+
+#: Lineage columns on every curated table.
+SOURCE_FILE = "_source_file"
+INGESTED_AT = "_ingested_at"
+RUN_ID = "_run_id"
+#: Extra CSV columns packed as a JSON object under schema-evolution mode ``rescue``.
+RESCUED_DATA = "_rescued_data"
+
+LINEAGE_COLUMNS: tuple[Column, ...] = (
+    Column(name=SOURCE_FILE, type=ColumnType.STRING),
+    Column(name=INGESTED_AT, type=ColumnType.TIMESTAMP),
+    Column(name=RUN_ID, type=ColumnType.STRING),
+)
+RESCUED_COLUMN = Column(name=RESCUED_DATA, type=ColumnType.STRING)
+
+#: Engine-internal columns carried through staging (never stored in curated tables).
+LINE_NUMBER = "_line_number"
+FILE_ORDINAL = "_file_ordinal"
+RAW_RECORD = "_raw_record"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DedupSpec:
+    """How rows sharing a primary key within one run collapse to one (PRODUCT §4.3).
+
+    The survivor has the greatest ``ordering_column`` (when set); ties, and tables without
+    an ordering column, go to the last occurrence by (file ordinal, line number).
+    """
+
+    key: tuple[str, ...]
+    ordering_column: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeSpec:
+    """How a survivor is MERGEd into the stored table (PRODUCT §4.3).
+
+    Inserted when its key is new. A stored row is replaced only when some business column
+    differs and, when ``ordering_column`` is set, the incoming ordering value is greater or
+    equal to the stored one. Nothing is ever deleted.
+    """
+
+    key: tuple[str, ...]
+    business_columns: tuple[str, ...]
+    ordering_column: str | None
+    partition_column: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableSchema:
+    """A curated table: columns, key, partitioning, ordering and rules.
+
+    Attributes:
+        entity: the raw entity feeding this table.
+        columns: business columns in table order.
+        primary_key: key columns.
+        partition_column: the Delta partition column.
+        ordering_column: the column that decides which version of a row is newest.
+        derived_date: ``(date_column, timestamp_column)`` when the date may be derived.
+        rules: row rules in evaluation order (the first broken one is reported).
+    """
+
+    entity: Entity
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    partition_column: str
+    ordering_column: str | None = None
+    derived_date: tuple[str, str] | None = None
+    value_rules: tuple[RowRule, ...] = ()
+    foreign_keys: tuple[str, ...] = ()
+    rules: tuple[RowRule, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = self.column_names
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.entity.value}: duplicate column names")
+        for name in (*self.primary_key, self.partition_column, *self.foreign_keys):
+            if name not in names:
+                raise ValueError(f"{self.entity.value}: unknown column {name}")
+        if self.ordering_column is not None and self.ordering_column not in names:
+            raise ValueError(f"{self.entity.value}: unknown ordering column")
+        object.__setattr__(self, "rules", self._build_rules())
+
+    def _build_rules(self) -> tuple[RowRule, ...]:
+        required = [*self.primary_key, *self.foreign_keys]
+        if self.ordering_column is not None:
+            required.append(self.ordering_column)
+        rules: list[RowRule] = [NotNull(column=c) for c in dict.fromkeys(required)]
+        rules += [
+            ParsesAs(column=c.name, type=c.type)
+            for c in self.columns
+            if c.type is not ColumnType.STRING
+        ]
+        rules += self.value_rules
+        if self.derived_date is not None:
+            date_column, ts_column = self.derived_date
+            rules.append(DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column))
+        return tuple(rules)
+
+    @property
+    def name(self) -> str:
+        """The table name (same as the entity)."""
+        return self.entity.value
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Business column names in table order."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def types(self) -> dict[str, ColumnType]:
+        """Column name to logical type."""
+        return {c.name: c.type for c in self.columns}
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """Columns a CSV must contain: every column except a derivable date."""
+        derived = self.derived_date[0] if self.derived_date else None
+        return tuple(n for n in self.column_names if n != derived)
+
+    @property
+    def stored_columns(self) -> tuple[Column, ...]:
+        """Every column of the Delta table: business, rescued data, lineage."""
+        return (*self.columns, RESCUED_COLUMN, *LINEAGE_COLUMNS)
+
+    @property
+    def dedup(self) -> DedupSpec:
+        """The in-batch dedup spec."""
+        return DedupSpec(key=self.primary_key, ordering_column=self.ordering_column)
+
+    @property
+    def merge(self) -> MergeSpec:
+        """The MERGE spec."""
+        business = tuple(n for n in self.column_names if n not in self.primary_key)
+        return MergeSpec(
+            key=self.primary_key,
+            business_columns=business,
+            ordering_column=self.ordering_column,
+            partition_column=self.partition_column,
+        )
+
+
+def _c(name: str, type_: ColumnType = ColumnType.STRING) -> Column:
+    return Column(name=name, type=type_)
+
+
+PRODUCTS = TableSchema(
+    entity=Entity.PRODUCTS,
+    columns=(_c("product_id"), _c("department_id"), _c("department"), _c("product_name")),
+    primary_key=("product_id",),
+    partition_column="department",
+)
+
+ORDERS = TableSchema(
+    entity=Entity.ORDERS,
+    columns=(
+        _c("order_num"),
+        _c("order_id"),
+        _c("user_id"),
+        _c("order_timestamp", ColumnType.TIMESTAMP),
+        _c("total_amount", ColumnType.DOUBLE),
+        _c("date", ColumnType.DATE),
+    ),
+    primary_key=("order_id",),
+    partition_column="date",
+    ordering_column="order_timestamp",
+    derived_date=("date", "order_timestamp"),
+    foreign_keys=("user_id",),
+    value_rules=(InRange(column="total_amount", minimum=0),),
+)
+
+ORDER_ITEMS = TableSchema(
+    entity=Entity.ORDER_ITEMS,
+    columns=(
+        _c("id"),
+        _c("order_id"),
+        _c("user_id"),
+        _c("days_since_prior_order", ColumnType.INT),
+        _c("product_id"),
+        _c("add_to_cart_order", ColumnType.INT),
+        _c("reordered", ColumnType.BOOLEAN),
+        _c("order_timestamp", ColumnType.TIMESTAMP),
+        _c("date", ColumnType.DATE),
+    ),
+    primary_key=("id",),
+    partition_column="date",
+    ordering_column="order_timestamp",
+    derived_date=("date", "order_timestamp"),
+    foreign_keys=("order_id", "product_id", "user_id"),
+    value_rules=(
+        InRange(column="days_since_prior_order", minimum=0, maximum=365),
+        InRange(column="add_to_cart_order", minimum=1),
+    ),
+)
+
+#: Schemas in ingestion order (products, then orders, then order_items).
+SCHEMAS: tuple[TableSchema, ...] = (PRODUCTS, ORDERS, ORDER_ITEMS)
+
+
+def schema_for(entity: Entity) -> TableSchema:
+    """The schema of an entity."""
+    return next(s for s in SCHEMAS if s.entity is entity)

@@ -1,0 +1,104 @@
+"""Column types, columns and enums shared by every schema."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ecommerce_lakehouse.domain.errors import ConfigurationError
+
+
+class _ParsableEnum(enum.Enum):
+    @classmethod
+    def from_str(cls, value: str) -> _ParsableEnum:
+        """Parse a value case-insensitively; the error lists the valid values."""
+        wanted = value.strip().lower()
+        for member in cls:
+            if str(member.value) == wanted:
+                return member
+        valid = ", ".join(str(m.value) for m in cls)
+        raise ConfigurationError(f"invalid {cls.__name__} '{value}': expected one of {valid}")
+
+
+class ColumnType(_ParsableEnum):
+    """Logical column types; every engine maps them to its own physical types."""
+
+    STRING = "string"
+    INT = "int"
+    BIGINT = "bigint"
+    DOUBLE = "double"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+
+
+class Entity(_ParsableEnum):
+    """The three raw entities, in ingestion order."""
+
+    PRODUCTS = "products"
+    ORDERS = "orders"
+    ORDER_ITEMS = "order_items"
+
+    @classmethod
+    def parse(cls, value: str) -> Entity:
+        """Typed variant of :meth:`from_str`."""
+        member = cls.from_str(value)
+        assert isinstance(member, Entity)
+        return member
+
+
+class SchemaEvolution(_ParsableEnum):
+    """What happens to CSV columns that are not in the table schema (PRODUCT §4.1)."""
+
+    RESCUE = "rescue"
+    ADD_NEW_COLUMNS = "add_new_columns"
+    FAIL = "fail"
+
+    @classmethod
+    def parse(cls, value: str) -> SchemaEvolution:
+        """Typed variant of :meth:`from_str`."""
+        member = cls.from_str(value)
+        assert isinstance(member, SchemaEvolution)
+        return member
+
+
+class Severity(_ParsableEnum):
+    """Validation severity: ``error`` fails the run, ``warn`` is reported only."""
+
+    ERROR = "error"
+    WARN = "warn"
+
+    @classmethod
+    def parse(cls, value: str) -> Severity:
+        """Typed variant of :meth:`from_str`."""
+        member = cls.from_str(value)
+        assert isinstance(member, Severity)
+        return member
+
+
+class FileStatus(_ParsableEnum):
+    """Outcome of one raw file in one run (``ingest_log.status``)."""
+
+    LOADED = "loaded"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Column:
+    """One column of a table.
+
+    Attributes:
+        name: lower-case column name.
+        type: logical type.
+        nullable: whether the stored column may hold nulls.
+    """
+
+    name: str
+    type: ColumnType
+    nullable: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip().lower():
+            raise ValueError(f"column names are trimmed lower-case, got {self.name!r}")

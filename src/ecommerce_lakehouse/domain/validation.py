@@ -1,0 +1,161 @@
+"""Table validation checks (PRODUCT §6), written once in SQL shared by Trino, Spark and DuckDB.
+
+Every check yields a count: ``observed`` must equal ``expected`` for it to pass. ``sample``
+lists up to ten offending keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecommerce_lakehouse.domain.audit import INGEST_LOG
+from ecommerce_lakehouse.domain.schemas import ORDER_ITEMS, ORDERS, PRODUCTS, SCHEMAS, TableSchema
+from ecommerce_lakehouse.domain.types import FileStatus, Severity
+
+SAMPLE_SIZE = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    """One SQL check.
+
+    Attributes:
+        table_name: the table checked.
+        check_name: stable name, e.g. ``primary_key_unique``.
+        severity: ``error`` fails the run; ``warn`` is reported only.
+        observed_sql: returns one row with one integer column.
+        expected_sql: returns the expected integer, or None for ``expected_value``.
+        expected_value: the expected integer when ``expected_sql`` is None.
+        sample_sql: returns up to ``SAMPLE_SIZE`` offending keys in one column.
+    """
+
+    table_name: str
+    check_name: str
+    severity: Severity
+    observed_sql: str
+    sample_sql: str | None = None
+    expected_sql: str | None = None
+    expected_value: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """Outcome of one check in one run (a ``validation_results`` row)."""
+
+    table_name: str
+    check_name: str
+    severity: Severity
+    passed: bool
+    observed: int
+    expected: int
+    sample: tuple[str, ...] = ()
+
+    @property
+    def fails_run(self) -> bool:
+        """Whether this result makes the run fail."""
+        return not self.passed and self.severity is Severity.ERROR
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationPolicy:
+    """Configurable severities (foreign keys warn by default: items may precede their order)."""
+
+    foreign_key_severity: Severity = Severity.WARN
+
+
+def _key_expr(schema: TableSchema) -> str:
+    # Keys are strings in every schema; composite keys are joined with '|'.
+    return " || '|' || ".join(schema.primary_key)
+
+
+def _count_where(table: str, condition: str) -> str:
+    return f"SELECT COUNT(*) AS n FROM {table} WHERE {condition}"
+
+
+def _sample_where(schema: TableSchema, condition: str) -> str:
+    key = _key_expr(schema)
+    return f"SELECT {key} AS k FROM {schema.name} WHERE {condition} ORDER BY 1 LIMIT {SAMPLE_SIZE}"
+
+
+def table_checks(schema: TableSchema) -> list[Check]:
+    """The per-table checks of PRODUCT §6 for one curated table."""
+    table = schema.name
+    key_cols = ", ".join(schema.primary_key)
+    key_null = " OR ".join(f"{k} IS NULL" for k in schema.primary_key)
+    required = [*schema.primary_key, *schema.foreign_keys]
+    if schema.ordering_column:
+        required.append(schema.ordering_column)
+    required_null = " OR ".join(f"{c} IS NULL" for c in dict.fromkeys(required))
+    duplicated = f"SELECT {key_cols} FROM {table} GROUP BY {key_cols} HAVING COUNT(*) > 1"
+    checks = [
+        Check(
+            table_name=table,
+            check_name="primary_key_unique",
+            severity=Severity.ERROR,
+            observed_sql=f"SELECT COUNT(*) AS n FROM ({duplicated}) d",
+            sample_sql=(
+                f"SELECT {_key_expr(schema)} AS k FROM ({duplicated}) d "
+                f"ORDER BY 1 LIMIT {SAMPLE_SIZE}"
+            ),
+        ),
+        Check(
+            table_name=table,
+            check_name="primary_key_not_null",
+            severity=Severity.ERROR,
+            observed_sql=_count_where(table, key_null),
+        ),
+        Check(
+            table_name=table,
+            check_name="required_columns_not_null",
+            severity=Severity.ERROR,
+            observed_sql=_count_where(table, required_null),
+            sample_sql=_sample_where(schema, required_null),
+        ),
+        Check(
+            table_name=table,
+            check_name="row_count_matches_ingest_log",
+            severity=Severity.ERROR,
+            observed_sql=f"SELECT COUNT(*) AS n FROM {table}",
+            expected_sql=(
+                f"SELECT COALESCE(SUM(inserted), 0) AS n FROM {INGEST_LOG.name} "
+                f"WHERE entity = '{table}' AND status = '{FileStatus.LOADED.value}'"
+            ),
+        ),
+    ]
+    if schema.derived_date is not None:
+        date_column, ts_column = schema.derived_date
+        inconsistent = f"{date_column} IS NULL OR {date_column} <> CAST({ts_column} AS DATE)"
+        checks.append(
+            Check(
+                table_name=table,
+                check_name="partition_column_consistent",
+                severity=Severity.ERROR,
+                observed_sql=_count_where(table, inconsistent),
+                sample_sql=_sample_where(schema, inconsistent),
+            )
+        )
+    return checks
+
+
+def _foreign_key(child: TableSchema, column: str, parent: TableSchema, severity: Severity) -> Check:
+    orphan = (
+        f"FROM {child.name} c LEFT JOIN {parent.name} p ON c.{column} = p.{column} "
+        f"WHERE c.{column} IS NOT NULL AND p.{column} IS NULL"
+    )
+    key = child.primary_key[0]
+    return Check(
+        table_name=child.name,
+        check_name=f"{column}_in_{parent.name}",
+        severity=severity,
+        observed_sql=f"SELECT COUNT(*) AS n {orphan}",
+        sample_sql=f"SELECT c.{key} AS k {orphan} ORDER BY 1 LIMIT {SAMPLE_SIZE}",
+    )
+
+
+def all_checks(policy: ValidationPolicy | None = None) -> list[Check]:
+    """Every check of PRODUCT §6, tables first, then cross-table foreign keys."""
+    policy = policy or ValidationPolicy()
+    checks = [check for schema in SCHEMAS for check in table_checks(schema)]
+    checks.append(_foreign_key(ORDER_ITEMS, "order_id", ORDERS, policy.foreign_key_severity))
+    checks.append(_foreign_key(ORDER_ITEMS, "product_id", PRODUCTS, policy.foreign_key_severity))
+    return checks

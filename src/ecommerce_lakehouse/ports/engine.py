@@ -1,0 +1,169 @@
+"""Table engine port: reads raw CSV, applies the domain's rules, dedups and MERGEs into Delta.
+
+The engine is generic over its frame type (a Polars DataFrame, a Spark DataFrame, a list of
+dicts in the in-memory fake). The application layer drives the steps; each engine compiles
+the same domain objects (rules, dedup and MERGE specs) to its own expressions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from ecommerce_lakehouse.domain.audit import AuditTable, RowCounts
+from ecommerce_lakehouse.domain.schemas import TableSchema
+from ecommerce_lakehouse.domain.types import Column, Entity, SchemaEvolution
+
+FrameT = TypeVar("FrameT")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceFile:
+    """A raw file selected for ingestion.
+
+    Attributes:
+        key: key relative to the lake root, e.g. ``raw-data/orders/orders_1.csv``.
+        uri: absolute URI the engine reads.
+        entity: the entity the file feeds.
+        size_bytes: size when discovered.
+        checksum: SHA-256 of the content when discovered.
+        ordinal: position of the file, by name, within its entity's batch (ties in dedup go
+            to the higher ordinal, then to the higher line number).
+    """
+
+    key: str
+    uri: str
+    entity: Entity
+    size_bytes: int
+    checksum: str
+    ordinal: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableRef:
+    """Where a Delta table lives."""
+
+    name: str
+    uri: str
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """What an engine needs to know about the run it works for."""
+
+    run_id: str
+    started_at: datetime
+    evolution: SchemaEvolution = SchemaEvolution.RESCUE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StagedBatch(Generic[FrameT]):
+    """One entity's batch after rules and in-batch dedup.
+
+    Attributes:
+        survivors: valid, typed, deduplicated rows with business, rescued and lineage
+            columns plus any evolved columns.
+        quarantine: rejected rows in the ``quarantine`` audit table's columns.
+        counts: per source key, ``rows_read``, ``quarantined`` and ``duplicates_in_batch``.
+        extra_columns: evolved (string) columns present in ``survivors`` under
+            ``add_new_columns``.
+    """
+
+    survivors: FrameT
+    quarantine: FrameT
+    counts: Mapping[str, RowCounts]
+    extra_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeOutcome:
+    """What a MERGE did.
+
+    Attributes:
+        counts: per source key, ``inserted``, ``updated`` and ``unchanged``.
+        version: the table version after the commit (unchanged when nothing was written).
+        touched_partitions: partition values the MERGE was allowed to read and rewrite.
+        metrics: the engine's own operation metrics (e.g. ``num_target_files_removed``).
+    """
+
+    counts: Mapping[str, RowCounts]
+    version: int
+    touched_partitions: tuple[str | None, ...]
+    metrics: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitRecord:
+    """One entry of a Delta table's history."""
+
+    version: int
+    timestamp: datetime | None
+    operation: str
+    metadata: Mapping[str, str]
+    metrics: Mapping[str, int]
+
+
+class TableEngine(Protocol[FrameT]):
+    """Compiles the domain to one engine and owns every Delta read and write."""
+
+    @property
+    def name(self) -> str:
+        """Short engine name, e.g. ``polars``."""
+        ...
+
+    def read_source(
+        self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
+    ) -> FrameT:
+        """Read one CSV as text with line numbers, raw record and rescued/evolved columns.
+
+        Raises:
+            FileRejected: the file cannot be read at all (PRODUCT §4.1).
+        """
+        ...
+
+    def stage(
+        self, frames: Sequence[FrameT], schema: TableSchema, run: RunContext
+    ) -> StagedBatch[FrameT]:
+        """Apply the schema's rules (quarantine), cast, derive dates and dedup the batch."""
+        ...
+
+    def ensure_table(
+        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+    ) -> None:
+        """Create an empty Delta table with this schema when none exists at ``table.uri``."""
+        ...
+
+    def merge(
+        self,
+        table: TableRef,
+        batch: StagedBatch[FrameT],
+        schema: TableSchema,
+        run: RunContext,
+        commit_metadata: Mapping[str, str],
+    ) -> MergeOutcome:
+        """MERGE the survivors on the primary key, touching only the partitions involved.
+
+        ``commit_metadata`` is stored in the Delta commit so a crashed run can be reconciled.
+        """
+        ...
+
+    def append_frame(self, table: TableRef, audit: AuditTable, frame: FrameT) -> None:
+        """Append a frame (in ``audit``'s columns) to an audit table."""
+        ...
+
+    def append_records(
+        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Append plain records (``audit``'s column names) to an audit table."""
+        ...
+
+    def columns(self, table: TableRef) -> tuple[Column, ...]:
+        """The stored columns of a table (empty when it does not exist)."""
+        ...
+
+    def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
+        """Commits of a table, newest first (empty when it does not exist)."""
+        ...

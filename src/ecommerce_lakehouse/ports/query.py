@@ -1,0 +1,36 @@
+"""Query port: SQL over the lake's tables (DuckDB, Spark SQL, Athena)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+
+class TabularResult(Protocol):
+    """The part of a result the core uses; a ``pyarrow.Table`` satisfies it."""
+
+    @property
+    def column_names(self) -> list[str]:
+        """Result column names."""
+        ...
+
+    @property
+    def num_rows(self) -> int:
+        """Number of rows."""
+        ...
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        """Rows as dicts."""
+        ...
+
+
+class QueryService(Protocol):
+    """Runs SQL over ``products``, ``orders``, ``order_items`` and the audit tables."""
+
+    def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> TabularResult:
+        """Run one query; ``as_of`` pins tables to Delta versions (time travel).
+
+        Raises:
+            LakehouseError: the query failed; the message is the engine's reason.
+        """
+        ...
