@@ -47,7 +47,7 @@ def _load(group: str, name: str) -> Any:
         raise ConfigurationError(f"unknown {kind} '{name}' (available: {available})")
     try:
         return found[name].load()
-    except ImportError as error:
+    except (ImportError, AttributeError) as error:
         raise ConfigurationError(
             f"the '{name}' adapter is installed but cannot be imported: {error}"
         ) from error

@@ -1,0 +1,294 @@
+"""The ``lakehouse`` command (PRODUCT §8): the composition root of the local profiles.
+
+Exit codes: 0 success, 1 a failed run or failing error-severity check, 2 bad usage or
+configuration. Every error is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from typer.exceptions import TyperException
+
+from ecommerce_lakehouse.application.lake import Lake, open_lake
+from ecommerce_lakehouse.application.run import ProgressCallback, RunOptions
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
+from ecommerce_lakehouse.domain.types import SchemaEvolution, Severity
+from ecommerce_lakehouse.domain.validation import ValidationPolicy
+from ecommerce_lakehouse_cli import report
+
+app = typer.Typer(
+    name="lakehouse",
+    help="Raw e-commerce CSV drops to validated, deduplicated Delta Lake tables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _fail(message: str, code: int) -> _Exit:
+    err.print(f"[red]error:[/] {message}", markup=True, highlight=False)
+    return _Exit(code)
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn every error into one line on stderr and the contract's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ConfigurationError as error:
+            raise _fail(str(error), 2) from None
+        except LakehouseError as error:
+            raise _fail(str(error), 1) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+        except (typer.Exit, TyperException, _Exit):
+            raise
+        except Exception as error:
+            first_line = (str(error).splitlines() or [""])[0]
+            raise _fail(f"unexpected {type(error).__name__}: {first_line}", 1) from None
+
+    return wrapper
+
+
+@contextmanager
+def _progress() -> Iterator[ProgressCallback]:
+    with err.status("starting", spinner="dots") as status:
+
+        def show(step: str, message: str) -> None:
+            status.update(f"[bold]{step}[/]: {message}")
+            if not err.is_terminal:
+                err.print(f"{step}: {message}", markup=False)
+
+        yield show
+
+
+def _open(lake: str, engine: str = "polars") -> Lake:
+    if not lake.startswith("s3://") and not Path(lake).is_dir():
+        raise ConfigurationError(f"lake root '{lake}' is not a directory")
+    return open_lake(lake, engine=engine)
+
+
+LakeOption = Annotated[
+    str, typer.Option("--lake", help="Lake root: a directory or s3://bucket[/prefix].")
+]
+
+
+def _check_format(output: str, allowed: tuple[str, ...]) -> None:
+    if output not in allowed:
+        raise ConfigurationError(f"invalid --format '{output}': expected {', '.join(allowed)}")
+
+
+@app.command()
+@handle_errors
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Lake root to write raw-data/ into.")],
+    scale: Annotated[
+        float, typer.Option(help="1.0 ≈ 50k products, 3.4M orders, 33M items.")
+    ] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 42,
+    dirty: Annotated[
+        float, typer.Option(help="Fraction of rows with injected faults (0-1).")
+    ] = 0.0,
+    start: Annotated[str, typer.Option(help="First order date (YYYY-MM-DD).")] = "2024-01-01",
+    end: Annotated[str, typer.Option(help="Last order date (YYYY-MM-DD).")] = "2024-03-31",
+) -> None:
+    """Write Instacart-shaped CSVs into LAKE/raw-data/."""
+    from ecommerce_lakehouse_cli.generator import generate as run_generate
+
+    summary = run_generate(
+        out_dir, scale=scale, seed=seed, dirty=dirty, start=_date(start), end=_date(end)
+    )
+    for entity, rows in summary.rows.items():
+        out.print(f"{entity:<12} {rows:>12,} rows in {len(summary.files[entity])} file(s)")
+    out.print(f"raw files written under {out_dir / 'raw-data'}")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"invalid date '{text}': expected YYYY-MM-DD") from None
+
+
+def _run_options(schema_evolution: str, fk_severity: str, lock_timeout: float) -> RunOptions:
+    if lock_timeout < 0:
+        raise ConfigurationError("--lock-timeout must not be negative")
+    return RunOptions(
+        evolution=SchemaEvolution.parse(schema_evolution),
+        policy=ValidationPolicy(foreign_key_severity=Severity.parse(fk_severity)),
+        lock_timeout_seconds=lock_timeout,
+    )
+
+
+@app.command("run")
+@handle_errors
+def run_command(
+    lake: LakeOption,
+    engine: Annotated[str, typer.Option(help="Table engine: polars or spark.")] = "polars",
+    schema_evolution: Annotated[
+        str, typer.Option(help="Unknown CSV columns: rescue, add_new_columns or fail.")
+    ] = "rescue",
+    fk_severity: Annotated[
+        str, typer.Option(help="Severity of foreign-key checks: warn or error.")
+    ] = "warn",
+    lock_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for another run to release the lake.")
+    ] = 60.0,
+    output: Annotated[
+        str, typer.Option("--format", help="Report format: table or json.")
+    ] = "table",
+) -> None:
+    """Run the whole pipeline: ingest, archive, catalogue, validate, report."""
+    _check_format(output, ("table", "json"))
+    options = _run_options(schema_evolution, fk_severity, lock_timeout)
+    opened = _open(lake, engine)
+    with _progress() as progress:
+        result = opened.run(options, progress=progress)
+    if output == "json":
+        out.print_json(report.to_json(result.as_dict()))
+    else:
+        report.print_run(out, result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@handle_errors
+def validate(
+    lake: LakeOption,
+    fk_severity: Annotated[
+        str, typer.Option(help="Severity of foreign-key checks: warn or error.")
+    ] = "warn",
+) -> None:
+    """Run the table validation checks only."""
+    policy = ValidationPolicy(foreign_key_severity=Severity.parse(fk_severity))
+    checks = _open(lake).validate(policy)
+    out.print(report.checks_table(checks))
+    failing = [c for c in checks if c.fails_run]
+    raise typer.Exit(1 if failing else 0)
+
+
+@app.command()
+@handle_errors
+def sql(
+    query: Annotated[str, typer.Argument(help="The SELECT to run.")],
+    lake: LakeOption,
+    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option("--as-of", help="Pin a table to a Delta version: TABLE=VERSION."),
+    ] = None,
+) -> None:
+    """Query products, orders, order_items, ingest_log, quarantine, validation_results."""
+    _check_format(output, ("table", "json", "csv"))
+    versions: dict[str, int] = {}
+    for item in as_of or []:
+        name, sep, version = item.partition("=")
+        if not sep or not version.strip().isdigit():
+            raise ConfigurationError(f"invalid --as-of '{item}': expected TABLE=VERSION")
+        versions[name.strip()] = int(version)
+    result = _open(lake).sql(query, as_of=versions or None)
+    report.format_result(result, output, out)
+
+
+@app.command()
+@handle_errors
+def history(
+    table: Annotated[str, typer.Argument(help="Table name, e.g. orders or ingest_log.")],
+    lake: LakeOption,
+    limit: Annotated[int | None, typer.Option(help="Newest N commits only.")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Show a table's Delta history (versions usable with `sql --as-of`)."""
+    _check_format(output, ("table", "json"))
+    commits = _open(lake).history(table, limit)
+    if output == "json":
+        out.print_json(
+            report.to_json(
+                [
+                    {
+                        "version": c.version,
+                        "timestamp": c.timestamp,
+                        "operation": c.operation,
+                        "metadata": dict(c.metadata),
+                        "metrics": dict(c.metrics),
+                    }
+                    for c in commits
+                ]
+            )
+        )
+    else:
+        out.print(report.history_table(table, commits))
+
+
+@app.command()
+@handle_errors
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Empty or new directory for the demo lake.")] = Path(
+        "lakehouse-demo"
+    ),
+    scale: Annotated[float, typer.Option(help="Data scale (1.0 ≈ 33M order items).")] = 0.002,
+) -> None:
+    """Generate sample data with some dirt in it, run the pipeline locally, print the report."""
+    from ecommerce_lakehouse_cli.generator import generate as run_generate
+
+    if workdir.exists() and any(workdir.iterdir()):
+        raise ConfigurationError(
+            f"demo workdir '{workdir}' is not empty: remove it or pick another"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _progress() as progress:
+        progress("generate", f"writing sample CSVs at scale {scale}")
+        run_generate(workdir, scale=scale, seed=42, dirty=0.02)
+        result = _open(str(workdir)).run(RunOptions(), progress=progress)
+    report.print_run(out, result)
+    out.print(
+        f"\nTry: lakehouse sql --lake {workdir} "
+        '"SELECT rule, COUNT(*) AS n FROM quarantine GROUP BY rule ORDER BY n DESC"'
+    )
+    raise typer.Exit(result.exit_code)
+
+
+def run() -> None:
+    """Console-script entry point: usage errors are one line and exit 2."""
+    try:
+        code = app(standalone_mode=False)
+    except _Exit as stop:
+        sys.exit(stop.code)
+    except typer.Exit as stop:
+        sys.exit(stop.exit_code)
+    except typer.Abort:
+        err.print("[red]error:[/] aborted")
+        sys.exit(130)
+    except TyperException as error:
+        # Typer's own parsing errors (it vendors click): usage problems and --help on no args.
+        ctx = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help(), markup=False)
+            sys.exit(2)
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        err.print(f"[red]error:[/] {message}")
+        if ctx is not None:
+            err.print(f"{ctx.get_usage()}  (--help for more)", markup=False)
+        sys.exit(int(getattr(error, "exit_code", 2)))
+    sys.exit(code if isinstance(code, int) else 0)

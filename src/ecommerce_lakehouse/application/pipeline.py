@@ -1,0 +1,193 @@
+"""The pipeline (PRODUCT §7): one step definition, and the in-process runner that executes it.
+
+``PIPELINE`` is the single source of truth for the steps and their order; the in-process
+runner below and the Step Functions builder both walk it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic
+
+from ecommerce_lakehouse.application.archive import ArchiveFiles
+from ecommerce_lakehouse.application.discover import DiscoverFiles
+from ecommerce_lakehouse.application.ingest import IngestEntity
+from ecommerce_lakehouse.application.platform import Platform
+from ecommerce_lakehouse.application.register import RegisterTables
+from ecommerce_lakehouse.application.run import (
+    Clock,
+    DiscoveredFile,
+    FileOutcome,
+    ProgressCallback,
+    RunOptions,
+    RunResult,
+    new_run_id,
+    no_progress,
+    utc_now,
+)
+from ecommerce_lakehouse.application.tables import EnsureTables, audit_ref, curated_ref
+from ecommerce_lakehouse.application.validate import ValidateTables
+from ecommerce_lakehouse.domain.audit import INGEST_LOG, RowCounts
+from ecommerce_lakehouse.domain.schemas import SCHEMAS
+from ecommerce_lakehouse.domain.types import FileStatus
+from ecommerce_lakehouse.domain.validation import CheckResult
+from ecommerce_lakehouse.domain.zones import ZonePaths
+from ecommerce_lakehouse.ports.engine import FrameT, RunContext, TableEngine
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One pipeline step.
+
+    Attributes:
+        name: stable identifier (also the Step Functions state name stem).
+        summary: what the step does, for progress displays and state comments.
+    """
+
+    name: str
+    summary: str
+
+
+PIPELINE: tuple[Step, ...] = (
+    Step(name="discover", summary="list raw CSV drops with entity, size and checksum"),
+    Step(name="ingest", summary="read, quarantine, dedup and MERGE products, orders, order_items"),
+    Step(name="archive", summary="move committed files to archive/ and rejected ones to rejected/"),
+    Step(name="catalogue", summary="register the tables in the catalogue"),
+    Step(name="validate", summary="run the SQL integrity checks"),
+    Step(name="report", summary="summarise files, row counts and checks"),
+)
+
+
+@dataclass(slots=True)
+class _RunState:
+    run_id: str
+    started_at: datetime
+    files: list[DiscoveredFile] = field(default_factory=list)
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    failed_step: str | None = None
+    error: str | None = None
+
+
+class RunPipeline(Generic[FrameT]):
+    """Run every step of ``PIPELINE`` in process, holding the lake lock throughout."""
+
+    def __init__(
+        self,
+        *,
+        engine: TableEngine[FrameT],
+        platform: Platform,
+        clock: Clock = utc_now,
+        progress: ProgressCallback = no_progress,
+    ) -> None:
+        self._engine = engine
+        self._platform = platform
+        self._clock = clock
+        self._progress = progress
+
+    def __call__(self, options: RunOptions | None = None) -> RunResult:
+        """Run the pipeline once.
+
+        Raises:
+            LockTimeout: another run held the lake for longer than the timeout.
+        """
+        options = options or RunOptions()
+        started = self._clock()
+        state = _RunState(run_id=options.run_id or new_run_id(started), started_at=started)
+        handlers: Mapping[str, Callable[[_RunState, RunOptions], None]] = {
+            "discover": self._discover,
+            "ingest": self._ingest,
+            "archive": self._archive,
+            "catalogue": self._catalogue,
+            "validate": self._validate,
+            "report": self._report,
+        }
+        with self._platform.lock.acquire(
+            owner=state.run_id, timeout_seconds=options.lock_timeout_seconds
+        ):
+            for step in PIPELINE:
+                self._progress(step.name, step.summary)
+                try:
+                    handlers[step.name](state, options)
+                except Exception as error:  # reported in the result: exit 1
+                    state.failed_step = step.name
+                    state.error = f"{type(error).__name__}: {error}".splitlines()[0]
+                    self._progress(step.name, f"failed: {state.error}")
+                    break
+        return RunResult(
+            run_id=state.run_id,
+            lake_root=self._platform.storage.root_uri,
+            engine=self._engine.name,
+            started_at=started,
+            finished_at=self._clock(),
+            files=tuple(state.outcomes),
+            checks=tuple(state.checks),
+            tables={s.name: curated_ref(self._platform.storage, s).uri for s in SCHEMAS},
+            failed_step=state.failed_step,
+            error=state.error,
+        )
+
+    def _discover(self, state: _RunState, options: RunOptions) -> None:
+        state.files = DiscoverFiles(self._platform.storage)()
+        self._progress("discover", f"{len(state.files)} raw file(s)")
+
+    def _ingest(self, state: _RunState, options: RunOptions) -> None:
+        EnsureTables(self._engine, self._platform.storage)()
+        run = RunContext(
+            run_id=state.run_id, started_at=state.started_at, evolution=options.evolution
+        )
+        unknown = [f for f in state.files if f.entity is None]
+        state.outcomes.extend(
+            FileOutcome(
+                file=f,
+                status=FileStatus.REJECTED,
+                counts=RowCounts(),
+                started_at=self._clock(),
+                finished_at=self._clock(),
+                error="unknown_entity: the folder or file name names no entity "
+                "(products, orders, order_items)",
+            )
+            for f in unknown
+        )
+        loaded = self._loaded_checksums()
+        ingest = IngestEntity(self._engine, self._platform.storage, self._clock, self._progress)
+        for schema in SCHEMAS:
+            files = [f for f in state.files if f.entity is schema.entity]
+            if files:
+                self._progress("ingest", f"{schema.name}: {len(files)} file(s)")
+                state.outcomes.extend(ingest(schema, files, run, loaded))
+        if unknown:
+            self._engine.append_records(
+                audit_ref(self._platform.storage, INGEST_LOG),
+                INGEST_LOG,
+                [o.log_entry(state.run_id).as_record() for o in state.outcomes[: len(unknown)]],
+            )
+
+    def _loaded_checksums(self) -> set[str]:
+        rows = self._platform.query.sql(
+            f"SELECT DISTINCT checksum FROM ingest_log WHERE status = '{FileStatus.LOADED.value}'"
+        ).to_pylist()
+        return {str(row["checksum"]) for row in rows}
+
+    def _archive(self, state: _RunState, options: RunOptions) -> None:
+        paths = ZonePaths(run_id=state.run_id, started_at=state.started_at)
+        state.outcomes = ArchiveFiles(self._platform.storage, self._progress)(state.outcomes, paths)
+
+    def _catalogue(self, state: _RunState, options: RunOptions) -> None:
+        RegisterTables(self._engine, self._platform.storage, self._platform.catalogue)()
+
+    def _validate(self, state: _RunState, options: RunOptions) -> None:
+        validate = ValidateTables(
+            self._platform.query, self._engine, self._platform.storage, self._clock
+        )
+        state.checks = validate(state.run_id, options.policy)
+
+    def _report(self, state: _RunState, options: RunOptions) -> None:
+        failed = [c for c in state.checks if c.fails_run]
+        loaded = sum(1 for o in state.outcomes if o.status is FileStatus.LOADED)
+        self._progress(
+            "report",
+            f"{loaded}/{len(state.outcomes)} file(s) loaded, {len(failed)} failing error check(s)",
+        )

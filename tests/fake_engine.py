@@ -1,0 +1,265 @@
+"""A pure-Python TableEngine over lists of dicts: the reference the unit tests run on.
+
+It compiles nothing: it evaluates the domain's reference functions (rules, casts, dedup and
+MERGE decisions) row by row, so the application layer can be tested without Polars or Spark.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecommerce_lakehouse.domain.audit import AuditTable, RowCounts
+from ecommerce_lakehouse.domain.decisions import MergeAction, deduplicate, merge_action
+from ecommerce_lakehouse.domain.errors import FileRejected
+from ecommerce_lakehouse.domain.rules import cast_value, first_violation
+from ecommerce_lakehouse.domain.schemas import (
+    FILE_ORDINAL,
+    INGESTED_AT,
+    LINE_NUMBER,
+    RAW_RECORD,
+    RESCUED_DATA,
+    RUN_ID,
+    SOURCE_FILE,
+    TableSchema,
+)
+from ecommerce_lakehouse.domain.types import Column, ColumnType, SchemaEvolution
+from ecommerce_lakehouse.ports.engine import (
+    CommitRecord,
+    MergeOutcome,
+    RunContext,
+    SourceFile,
+    StagedBatch,
+    TableRef,
+)
+from ecommerce_lakehouse.ports.storage import ObjectStorage
+
+Frame = list[dict[str, Any]]
+
+
+@dataclass
+class _Table:
+    columns: list[Column]
+    partition_by: str | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    history: list[CommitRecord] = field(default_factory=list)
+
+    def commit(self, operation: str, metadata: Mapping[str, str] | None = None) -> None:
+        self.history.insert(
+            0,
+            CommitRecord(
+                version=len(self.history),
+                timestamp=None,
+                operation=operation,
+                metadata=dict(metadata or {}),
+                metrics={},
+            ),
+        )
+
+
+class InMemoryTableEngine:
+    """Reference engine; ``fail_merge_of`` names tables whose MERGE raises (failure injection)."""
+
+    def __init__(self, storage: ObjectStorage) -> None:
+        self._storage = storage
+        self.tables: dict[str, _Table] = {}
+        self.fail_merge_of: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return "memory"
+
+    def read_source(
+        self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
+    ) -> Frame:
+        try:
+            text = self._storage.read_bytes(source.key).decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise FileRejected("not_utf8", f"{source.key} is not UTF-8 ({error.reason})") from None
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        except csv.Error as error:
+            raise FileRejected("malformed_csv", f"{source.key}: {error}") from None
+        if not rows:
+            return []
+        header = [h.strip().lower() for h in rows[0]]
+        if len(set(header)) != len(header):
+            raise FileRejected("duplicate_columns", f"{source.key} repeats a column")
+        missing = [c for c in schema.source_columns if c not in header]
+        if missing:
+            raise FileRejected("missing_columns", f"{source.key} lacks {', '.join(missing)}")
+        extra = [h for h in header if h not in schema.column_names]
+        if extra and evolution is SchemaEvolution.FAIL:
+            raise FileRejected("unexpected_columns", f"{source.key} has {', '.join(extra)}")
+        frame: Frame = []
+        for index, values in enumerate(rows[1:]):
+            if len(values) > len(header):
+                raise FileRejected("malformed_csv", f"{source.key} line {index + 2} is ragged")
+            values = values + [""] * (len(header) - len(values))
+            raw = dict(zip(rows[0], values, strict=True))
+            by_name = dict(zip(header, values, strict=True))
+            record: dict[str, Any] = {c: by_name.get(c) for c in schema.column_names}
+            rescued = {o: v for o, h, v in zip(rows[0], header, values, strict=True) if h in extra}
+            record[RESCUED_DATA] = (
+                json.dumps(rescued) if rescued and evolution is SchemaEvolution.RESCUE else None
+            )
+            if evolution is SchemaEvolution.ADD_NEW_COLUMNS:
+                record.update({h: by_name[h] for h in extra})
+            record.update(
+                {
+                    SOURCE_FILE: source.key,
+                    FILE_ORDINAL: source.ordinal,
+                    LINE_NUMBER: index + 2,
+                    RAW_RECORD: json.dumps(raw),
+                }
+            )
+            frame.append(record)
+        return frame
+
+    def stage(
+        self, frames: Sequence[Frame], schema: TableSchema, run: RunContext
+    ) -> StagedBatch[Frame]:
+        counts: dict[str, dict[str, int]] = {}
+        valid: Frame = []
+        quarantine: Frame = []
+        extra: list[str] = []
+        for record in (r for frame in frames for r in frame):
+            tally = counts.setdefault(record[SOURCE_FILE], {"read": 0, "q": 0, "d": 0})
+            tally["read"] += 1
+            text = {
+                c: (v.strip() or None) if isinstance(v, str) else v
+                for c, v in record.items()
+                if c in schema.column_names
+            }
+            violation = first_violation(text, schema.rules, schema.types)
+            if violation is not None:
+                tally["q"] += 1
+                quarantine.append(
+                    {
+                        "run_id": run.run_id,
+                        "entity": schema.name,
+                        "source_file": record[SOURCE_FILE],
+                        "line_number": record[LINE_NUMBER],
+                        "rule": violation.rule,
+                        "column_name": violation.column,
+                        "reason": violation.reason,
+                        "raw_record": record[RAW_RECORD],
+                        "quarantined_at": run.started_at,
+                    }
+                )
+                continue
+            typed = {c.name: cast_value(text[c.name], c.type) for c in schema.columns}
+            if schema.derived_date is not None:
+                date_column, ts_column = schema.derived_date
+                if typed[date_column] is None:
+                    typed[date_column] = typed[ts_column].date()
+            others = {k: v for k, v in record.items() if k not in schema.column_names}
+            for name in others:
+                if not name.startswith("_") and name not in extra:
+                    extra.append(name)
+            valid.append({**others, **typed})
+        survivors, dropped = deduplicate(valid, schema.dedup)
+        for loser in dropped:
+            counts[loser[SOURCE_FILE]]["d"] += 1
+        finished = [
+            {
+                **{k: v for k, v in s.items() if k not in (FILE_ORDINAL, LINE_NUMBER, RAW_RECORD)},
+                INGESTED_AT: run.started_at,
+                RUN_ID: run.run_id,
+            }
+            for s in survivors
+        ]
+        return StagedBatch(
+            survivors=finished,
+            quarantine=quarantine,
+            counts={
+                k: RowCounts(rows_read=t["read"], quarantined=t["q"], duplicates_in_batch=t["d"])
+                for k, t in counts.items()
+            },
+            extra_columns=tuple(extra),
+        )
+
+    def ensure_table(
+        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+    ) -> None:
+        if table.uri not in self.tables:
+            created = _Table(columns=list(columns), partition_by=partition_by)
+            created.commit("CREATE TABLE")
+            self.tables[table.uri] = created
+
+    def merge(
+        self,
+        table: TableRef,
+        batch: StagedBatch[Frame],
+        schema: TableSchema,
+        run: RunContext,
+        commit_metadata: Mapping[str, str],
+    ) -> MergeOutcome:
+        if table.name in self.fail_merge_of:
+            raise RuntimeError(f"injected failure merging {table.name}")
+        stored = self.tables[table.uri]
+        for name in batch.extra_columns:
+            if name not in [c.name for c in stored.columns]:
+                stored.columns.append(Column(name=name, type=ColumnType.STRING))
+        index = {tuple(r[k] for k in schema.primary_key): i for i, r in enumerate(stored.rows)}
+        counts: dict[str, dict[str, int]] = {}
+        touched: set[Any] = set()
+        for row in batch.survivors:
+            key = tuple(row[k] for k in schema.primary_key)
+            position = index.get(key)
+            current = stored.rows[position] if position is not None else None
+            action = merge_action(current, row, schema.merge)
+            tally = counts.setdefault(row[SOURCE_FILE], {"i": 0, "u": 0, "n": 0})
+            if action is MergeAction.INSERT:
+                tally["i"] += 1
+                index[key] = len(stored.rows)
+                stored.rows.append(dict(row))
+            elif action is MergeAction.UPDATE:
+                assert position is not None
+                assert current is not None
+                tally["u"] += 1
+                touched.add(current[schema.partition_column])
+                stored.rows[position] = dict(row)
+            else:
+                tally["n"] += 1
+                continue
+            touched.add(row[schema.partition_column])
+        if batch.survivors:
+            stored.commit("MERGE", commit_metadata)
+        return MergeOutcome(
+            counts={
+                k: RowCounts(inserted=t["i"], updated=t["u"], unchanged=t["n"])
+                for k, t in counts.items()
+            },
+            version=len(stored.history) - 1,
+            touched_partitions=tuple(sorted((None if v is None else str(v)) for v in touched)),
+            metrics={},
+        )
+
+    def append_frame(self, table: TableRef, audit: AuditTable, frame: Frame) -> None:
+        self.append_records(table, audit, frame)
+
+    def append_records(
+        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+    ) -> None:
+        self.ensure_table(table, audit.columns, None)
+        stored = self.tables[table.uri]
+        stored.rows.extend({c: r.get(c) for c in audit.column_names} for r in records)
+        stored.commit("WRITE")
+
+    def columns(self, table: TableRef) -> tuple[Column, ...]:
+        stored = self.tables.get(table.uri)
+        return tuple(stored.columns) if stored else ()
+
+    def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
+        stored = self.tables.get(table.uri)
+        records = stored.history if stored else []
+        return records[:limit] if limit is not None else list(records)
+
+    def rows(self, table: TableRef) -> list[dict[str, Any]]:
+        """Stored rows of a table (test helper)."""
+        return list(self.tables[table.uri].rows)

@@ -1,0 +1,136 @@
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ecommerce_lakehouse.domain.audit import RowCounts
+from ecommerce_lakehouse.domain.decisions import MergeAction, deduplicate, merge_action
+from ecommerce_lakehouse.domain.errors import IntegrityError, PathOutsideLake
+from ecommerce_lakehouse.domain.schemas import ORDERS, PRODUCTS
+from ecommerce_lakehouse.domain.types import Entity
+from ecommerce_lakehouse.domain.zones import ZonePaths, clean_key, entity_of, is_raw_csv
+
+T1 = datetime(2024, 1, 1, tzinfo=UTC)
+T2 = datetime(2024, 1, 2, tzinfo=UTC)
+
+
+def _row(key: str, ts: datetime, ordinal: int, line: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "order_id": key,
+        "order_timestamp": ts,
+        "_file_ordinal": ordinal,
+        "_line_number": line,
+        **extra,
+    }
+
+
+def test_dedup_keeps_greatest_timestamp_even_when_it_comes_first() -> None:
+    rows = [_row("o1", T2, 0, 2, v="new"), _row("o1", T1, 1, 2, v="old")]
+    survivors, dropped = deduplicate(rows, ORDERS.dedup)
+    assert [s["v"] for s in survivors] == ["new"]
+    assert [d["v"] for d in dropped] == ["old"]
+
+
+def test_dedup_timestamp_ties_go_to_the_last_file_then_last_line() -> None:
+    rows = [_row("o1", T1, 1, 3, v="b"), _row("o1", T1, 1, 2, v="a"), _row("o1", T1, 0, 9, v="c")]
+    survivors, dropped = deduplicate(rows, ORDERS.dedup)
+    assert [s["v"] for s in survivors] == ["b"]
+    assert sorted(d["v"] for d in dropped) == ["a", "c"]
+
+
+def test_products_dedup_by_last_occurrence() -> None:
+    rows = [
+        {"product_id": "p", "_file_ordinal": 0, "_line_number": 5, "v": 1},
+        {"product_id": "p", "_file_ordinal": 1, "_line_number": 2, "v": 2},
+        {"product_id": "q", "_file_ordinal": 0, "_line_number": 2, "v": 3},
+    ]
+    survivors, _ = deduplicate(rows, PRODUCTS.dedup)
+    assert sorted(s["v"] for s in survivors) == [2, 3]
+
+
+def _order(ts: datetime, amount: float, date: str = "2024-01-01") -> dict[str, Any]:
+    return {
+        "order_id": "o1",
+        "order_num": "1",
+        "user_id": "u",
+        "order_timestamp": ts,
+        "total_amount": amount,
+        "date": date,
+    }
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming", "action"),
+    [
+        (None, _order(T1, 1.0), MergeAction.INSERT),
+        (_order(T1, 1.0), _order(T2, 2.0), MergeAction.UPDATE),
+        (_order(T1, 1.0), _order(T1, 2.0), MergeAction.UPDATE),  # equal timestamp, new value
+        (_order(T2, 1.0), _order(T1, 2.0), MergeAction.UNCHANGED),  # older never overwrites
+        (_order(T1, 1.0), _order(T2, 1.0), MergeAction.UPDATE),  # timestamp itself changed
+        (_order(T1, 1.0), _order(T1, 1.0), MergeAction.UNCHANGED),  # identical
+        (_order(T1, 1.0, "2024-01-01"), _order(T1, 1.0, "2024-01-02"), MergeAction.UPDATE),
+    ],
+)
+def test_merge_decisions(
+    stored: dict[str, Any] | None, incoming: dict[str, Any], action: MergeAction
+) -> None:
+    assert merge_action(stored, incoming, ORDERS.merge) is action
+
+
+def test_product_update_is_null_safe() -> None:
+    stored = {"product_id": "p", "department_id": "1", "department": None, "product_name": "x"}
+    same = dict(stored)
+    moved = {**stored, "department": "frozen"}
+    assert merge_action(stored, same, PRODUCTS.merge) is MergeAction.UNCHANGED
+    assert merge_action(stored, moved, PRODUCTS.merge) is MergeAction.UPDATE
+
+
+def test_row_accounting_identity() -> None:
+    counts = RowCounts(
+        rows_read=5, inserted=1, updated=1, unchanged=1, duplicates_in_batch=1, quarantined=1
+    )
+    assert counts.verify("f") is counts
+    with pytest.raises(IntegrityError, match="row accounting broken for f"):
+        RowCounts(rows_read=5, inserted=1).verify("f")
+    with pytest.raises(ValueError, match="negative"):
+        RowCounts(rows_read=-1)
+
+
+@pytest.mark.parametrize(
+    ("key", "entity"),
+    [
+        ("raw-data/orders/anything.csv", Entity.ORDERS),
+        ("raw-data/Order_Items/x.csv", Entity.ORDER_ITEMS),
+        ("raw-data/order_items_2024.csv", Entity.ORDER_ITEMS),
+        ("raw-data/orders_2024.csv", Entity.ORDERS),
+        ("raw-data/PRODUCTS-1.csv", Entity.PRODUCTS),
+        ("raw-data/customers.csv", None),
+        ("raw-data/misc/products_1.csv", Entity.PRODUCTS),
+    ],
+)
+def test_entity_from_folder_else_file_prefix(key: str, entity: Entity | None) -> None:
+    assert entity_of(key) is entity
+
+
+def test_raw_csv_keys() -> None:
+    assert is_raw_csv("raw-data/orders.csv")
+    assert is_raw_csv("raw-data/orders/a.CSV")
+    assert not is_raw_csv("raw-data/orders/a.json")
+    assert not is_raw_csv("raw-data/a/b/c.csv")
+    assert not is_raw_csv("archive/orders/a.csv")
+
+
+@pytest.mark.parametrize("key", ["../x", "/etc/passwd", "a/../../x", "", "a\\b", "."])
+def test_keys_cannot_escape_the_lake(key: str) -> None:
+    with pytest.raises(PathOutsideLake):
+        clean_key(key)
+
+
+def test_zone_paths() -> None:
+    paths = ZonePaths(run_id="r1", started_at=datetime(2024, 3, 9, tzinfo=UTC))
+    assert (
+        paths.archive(Entity.ORDERS, "raw-data/orders/a.csv")
+        == "archive/orders/2024/03/09/r1/a.csv"
+    )
+    assert paths.rejected("raw-data/x.csv") == "rejected/r1/x.csv"
+    assert paths.rejected_error("raw-data/x.csv") == "rejected/r1/x.csv.error.json"
