@@ -263,3 +263,42 @@ class InMemoryTableEngine:
     def rows(self, table: TableRef) -> list[dict[str, Any]]:
         """Stored rows of a table (test helper)."""
         return list(self.tables[table.uri].rows)
+
+
+def _arrow_type(column_type: ColumnType) -> Any:
+    import pyarrow as pa
+
+    return {
+        ColumnType.STRING: pa.string(),
+        ColumnType.INT: pa.int32(),
+        ColumnType.BIGINT: pa.int64(),
+        ColumnType.DOUBLE: pa.float64(),
+        ColumnType.BOOLEAN: pa.bool_(),
+        ColumnType.DATE: pa.date32(),
+        ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    }[column_type]
+
+
+class InMemoryQueryService:
+    """Runs SQL with DuckDB over the fake engine's tables (no Delta, no files)."""
+
+    def __init__(self, engine: InMemoryTableEngine, storage: ObjectStorage) -> None:
+        self._engine = engine
+        self._storage = storage
+
+    def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> Any:
+        import duckdb
+        import pyarrow as pa
+
+        from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
+
+        connection = duckdb.connect()
+        connection.execute("SET TimeZone = 'UTC'")
+        for name in TABLE_NAMES:
+            stored = self._engine.tables.get(table_ref(self._storage, name).uri)
+            if stored is None:
+                continue
+            schema = pa.schema([pa.field(c.name, _arrow_type(c.type)) for c in stored.columns])
+            rows = [{c.name: r.get(c.name) for c in stored.columns} for r in stored.rows]
+            connection.register(name, pa.Table.from_pylist(rows, schema=schema))
+        return connection.sql(query).to_arrow_table()

@@ -12,6 +12,8 @@ class Lock(Protocol):
     def acquire(self, *, owner: str, timeout_seconds: float) -> AbstractContextManager[None]:
         """Hold the lock for the ``with`` block.
 
+        The lock is not re-entrant; a negative ``timeout_seconds`` waits forever.
+
         Raises:
             LockTimeout: another owner held it for longer than ``timeout_seconds``.
         """

@@ -36,7 +36,11 @@ class ObjectStorage(Protocol):
         ...
 
     def list(self, prefix: str) -> list[ObjectInfo]:
-        """Every object under ``prefix`` (recursively), sorted by key."""
+        """Every object under the folder ``prefix``, recursively, sorted by key.
+
+        A trailing ``/`` is optional and ``""`` is the whole lake; ``raw-data`` does not match
+        ``raw-data-old/``.
+        """
         ...
 
     def exists(self, key: str) -> bool:
@@ -44,7 +48,11 @@ class ObjectStorage(Protocol):
         ...
 
     def read_bytes(self, key: str) -> bytes:
-        """The whole content of an object."""
+        """The whole content of an object.
+
+        Raises:
+            FileNotFoundError: the object does not exist.
+        """
         ...
 
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -52,15 +60,23 @@ class ObjectStorage(Protocol):
         ...
 
     def checksum(self, key: str) -> str:
-        """SHA-256 hex digest of an object's content."""
+        """SHA-256 hex digest of an object's content.
+
+        Raises:
+            FileNotFoundError: the object does not exist.
+        """
         ...
 
     def move(self, source: str, destination: str) -> None:
         """Copy, verify (same size and checksum) and only then delete the source.
 
         Idempotent: when the source is gone and the destination exists (a retried move),
-        it returns without error. Raises IntegrityError when verification fails; the source
-        is then left untouched.
+        it returns without error.
+
+        Raises:
+            IntegrityError: verification failed (the source is left untouched), or a different
+                object already exists at the destination.
+            FileNotFoundError: neither source nor destination exists.
         """
         ...
 

@@ -159,8 +159,8 @@ class LocalObjectStorage:
         return path
 
     def _walk(self, folder: Path) -> Iterator[Path]:
-        for directory, subdirectories, files in os.walk(folder):
-            subdirectories.sort()
+        # Links to folders are not followed (os.walk's default); ``list`` sorts the result.
+        for directory, _, files in os.walk(folder):
             for name in files:
                 path = Path(directory, name)
                 if name.startswith(TEMP_PREFIX) or not path.resolve().is_relative_to(self._root):

@@ -1,0 +1,208 @@
+"""Fixtures of the port contract suites: one parameter per adapter of each port.
+
+To run a suite against a new adapter (S3ObjectStorage, GlueCatalogue, AthenaQueryService, an
+S3 lock, ...), add a parameter to the port's fixture that builds the adapter and its harness
+hooks; the tests themselves do not change.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from ecommerce_lakehouse.application.platform import Platform, load_platform_factory
+from ecommerce_lakehouse.ports.catalogue import Catalogue
+from ecommerce_lakehouse.ports.lock import Lock
+from ecommerce_lakehouse.ports.query import QueryService
+from ecommerce_lakehouse.ports.storage import ObjectStorage
+from tests.fakes import InMemoryCatalogue, InMemoryLock, InMemoryObjectStorage
+
+Mutation = Callable[[bytes], bytes]
+
+
+def local_platform(root: Path) -> Platform:
+    """The local adapters of a lake directory, built the way the product finds them."""
+    return load_platform_factory("local")(str(root), {})
+
+
+@dataclass(frozen=True)
+class StorageCase:
+    """An ObjectStorage under test, with the hooks its suite needs.
+
+    Attributes:
+        storage: the adapter.
+        corrupt_copies: make every later copy inside ``move`` apply a mutation, to prove
+            that verification catches it.
+        link_outside: create ``key`` as a symbolic link to a file outside the lake; None for
+            stores without links (in memory, S3).
+    """
+
+    storage: ObjectStorage
+    corrupt_copies: Callable[[Mutation], None]
+    link_outside: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class CatalogueCase:
+    """A Catalogue under test and a way to open the same catalogue afresh."""
+
+    catalogue: Catalogue
+    reopen: Callable[[], Catalogue]
+
+
+@dataclass(frozen=True)
+class LockCase:
+    """A Lock under test and a way to get another handle on the same lake's lock.
+
+    ``other()`` is what a second, concurrent run of the same lake would hold.
+    """
+
+    lock: Lock
+    other: Callable[[], Lock]
+
+
+@dataclass(frozen=True)
+class QueryCase:
+    """A QueryService under test and the storage its tables live in."""
+
+    query: QueryService
+    storage: ObjectStorage
+
+    def write(
+        self, key: str, data: pa.Table, mode: Literal["append", "overwrite"] = "append"
+    ) -> None:
+        """Commit ``data`` to the Delta table at ``key`` (one new version)."""
+        write_deltalake(
+            self.storage.uri(key),
+            data,
+            mode=mode,
+            storage_options=dict(self.storage.storage_options) or None,
+        )
+
+
+# ---------------------------------------------------------------- storage
+
+
+def _in_memory_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StorageCase:
+    storage = InMemoryObjectStorage()
+
+    def corrupt(mutate: Mutation) -> None:
+        monkeypatch.setattr(storage, "_copy", mutate)
+
+    return StorageCase(storage=storage, corrupt_copies=corrupt)
+
+
+def _local_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StorageCase:
+    root = tmp_path / "lake"
+    root.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"secret")
+
+    def corrupt(mutate: Mutation) -> None:
+        def copy(reader: IO[bytes], writer: IO[bytes], length: int = 0) -> None:
+            writer.write(mutate(reader.read()))
+
+        monkeypatch.setattr(shutil, "copyfileobj", copy)
+
+    def link_outside(key: str) -> None:
+        link = root / key
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(outside)
+
+    return StorageCase(
+        storage=local_platform(root).storage, corrupt_copies=corrupt, link_outside=link_outside
+    )
+
+
+_STORAGES: dict[str, Callable[[pytest.MonkeyPatch, Path], StorageCase]] = {
+    "in-memory": _in_memory_storage,
+    "local": _local_storage,
+}
+
+
+@pytest.fixture(params=sorted(_STORAGES))
+def storage_case(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> StorageCase:
+    """Every ObjectStorage adapter in turn."""
+    return _STORAGES[request.param](monkeypatch, tmp_path)
+
+
+# ---------------------------------------------------------------- catalogue
+
+
+def _in_memory_catalogue(tmp_path: Path) -> CatalogueCase:
+    catalogue = InMemoryCatalogue()
+    return CatalogueCase(
+        catalogue=catalogue, reopen=lambda: InMemoryCatalogue(tables=catalogue.tables)
+    )
+
+
+def _sqlite_catalogue(tmp_path: Path) -> CatalogueCase:
+    root = tmp_path / "lake"
+    return CatalogueCase(
+        catalogue=local_platform(root).catalogue, reopen=lambda: local_platform(root).catalogue
+    )
+
+
+_CATALOGUES: dict[str, Callable[[Path], CatalogueCase]] = {
+    "in-memory": _in_memory_catalogue,
+    "sqlite": _sqlite_catalogue,
+}
+
+
+@pytest.fixture(params=sorted(_CATALOGUES))
+def catalogue_case(request: pytest.FixtureRequest, tmp_path: Path) -> CatalogueCase:
+    """Every Catalogue adapter in turn."""
+    return _CATALOGUES[request.param](tmp_path)
+
+
+# ---------------------------------------------------------------- lock
+
+
+def _in_memory_lock(tmp_path: Path) -> LockCase:
+    lock = InMemoryLock()
+    # One process, one lake: every run shares the same in-memory lock.
+    return LockCase(lock=lock, other=lambda: lock)
+
+
+def _file_lock(tmp_path: Path) -> LockCase:
+    root = tmp_path / "lake"
+    # A second run builds its own platform; both lock the same <lake>/_lakehouse.lock file.
+    return LockCase(lock=local_platform(root).lock, other=lambda: local_platform(root).lock)
+
+
+_LOCKS: dict[str, Callable[[Path], LockCase]] = {
+    "in-memory": _in_memory_lock,
+    "file": _file_lock,
+}
+
+
+@pytest.fixture(params=sorted(_LOCKS))
+def lock_case(request: pytest.FixtureRequest, tmp_path: Path) -> LockCase:
+    """Every Lock adapter in turn."""
+    return _LOCKS[request.param](tmp_path)
+
+
+# ---------------------------------------------------------------- query
+
+
+def _duckdb_query(tmp_path: Path) -> QueryCase:
+    platform = local_platform(tmp_path / "lake")
+    return QueryCase(query=platform.query, storage=platform.storage)
+
+
+_QUERIES: dict[str, Callable[[Path], QueryCase]] = {"duckdb": _duckdb_query}
+
+
+@pytest.fixture(params=sorted(_QUERIES))
+def query_case(request: pytest.FixtureRequest, tmp_path: Path) -> QueryCase:
+    """Every QueryService adapter in turn, over an empty lake."""
+    return _QUERIES[request.param](tmp_path)

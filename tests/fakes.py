@@ -1,0 +1,171 @@
+"""In-memory fakes of the platform ports, for unit tests of the application layer.
+
+They pass the same contract suites as the real adapters (tests/contract/), so a use case
+tested against them behaves the same against the local or AWS adapters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+
+from ecommerce_lakehouse.domain.errors import IntegrityError, LockTimeout
+from ecommerce_lakehouse.domain.zones import clean_key
+from ecommerce_lakehouse.ports.catalogue import TableDefinition
+from ecommerce_lakehouse.ports.storage import ObjectInfo
+
+
+class InMemoryObjectStorage:
+    """An object store in a dict of key to bytes (thread-safe)."""
+
+    def __init__(self, root_uri: str = "memory://lake") -> None:
+        self._root_uri = root_uri.rstrip("/")
+        self._objects: dict[str, bytes] = {}
+        self._guard = threading.RLock()
+
+    @property
+    def root_uri(self) -> str:
+        """``memory://lake`` unless told otherwise."""
+        return self._root_uri
+
+    @property
+    def storage_options(self) -> Mapping[str, str]:
+        """No options."""
+        return {}
+
+    def uri(self, key: str) -> str:
+        """``<root_uri>/<key>``."""
+        return f"{self._root_uri}/{clean_key(key)}"
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Objects under the folder ``prefix`` (``""`` is everything), sorted by key."""
+        folder = clean_key(prefix.rstrip("/")) + "/" if prefix.strip("/") else ""
+        with self._guard:
+            return [
+                ObjectInfo(key=key, size_bytes=len(data))
+                for key, data in sorted(self._objects.items())
+                if key.startswith(folder)
+            ]
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is stored."""
+        with self._guard:
+            return clean_key(key) in self._objects
+
+    def read_bytes(self, key: str) -> bytes:
+        """The stored bytes; FileNotFoundError when absent, like a file."""
+        with self._guard:
+            try:
+                return self._objects[clean_key(key)]
+            except KeyError:
+                raise FileNotFoundError(f"no object at {key!r}") from None
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``."""
+        with self._guard:
+            self._objects[clean_key(key)] = bytes(data)
+
+    def checksum(self, key: str) -> str:
+        """SHA-256 hex digest of the stored bytes."""
+        return hashlib.sha256(self.read_bytes(key)).hexdigest()
+
+    def move(self, source: str, destination: str) -> None:
+        """Copy, verify, then delete, with the local adapter's rules.
+
+        Raises:
+            IntegrityError: the copy differs from the source, or a different object
+                already exists at ``destination``.
+            FileNotFoundError: neither the source nor the destination exists.
+        """
+        src, dst = clean_key(source), clean_key(destination)
+        with self._guard:
+            if src not in self._objects:
+                if dst in self._objects:
+                    return
+                raise FileNotFoundError(f"cannot move {source!r}: it does not exist")
+            if src == dst:
+                return
+            data = self._objects[src]
+            if dst in self._objects:
+                if self._objects[dst] != data:
+                    raise IntegrityError(
+                        f"cannot move {source!r}: a different file already exists at "
+                        f"{destination!r}"
+                    )
+                del self._objects[src]
+                return
+            copy = self._copy(data)
+            if len(copy) != len(data) or _sha256(copy) != _sha256(data):
+                raise IntegrityError(
+                    f"copy of {source!r} to {destination!r} failed verification; "
+                    "the source was kept"
+                )
+            self._objects[dst] = copy
+            del self._objects[src]
+
+    def delete(self, key: str) -> None:
+        """Forget ``key``; nothing happens when it is absent."""
+        with self._guard:
+            self._objects.pop(clean_key(key), None)
+
+    @staticmethod
+    def _copy(data: bytes) -> bytes:
+        # The copy step of move(); tests replace it to simulate a corrupted copy.
+        return bytes(data)
+
+
+class InMemoryCatalogue:
+    """A catalogue in a dict; pass ``tables`` to share it between instances ("reopen")."""
+
+    def __init__(self, tables: dict[str, TableDefinition] | None = None) -> None:
+        self.tables: dict[str, TableDefinition] = {} if tables is None else tables
+
+    def register(self, table: TableDefinition) -> None:
+        """Create or replace a registration."""
+        self.tables[table.name] = table
+
+    def get(self, name: str) -> TableDefinition | None:
+        """A registered table, or None."""
+        return self.tables.get(name)
+
+    def list(self) -> list[TableDefinition]:
+        """Every registered table, sorted by name."""
+        return [self.tables[name] for name in sorted(self.tables)]
+
+
+class InMemoryLock:
+    """A non-re-entrant lake lock for threads of one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: tuple[str, str] | None = None
+
+    def acquire(self, *, owner: str, timeout_seconds: float) -> AbstractContextManager[None]:
+        """Hold the lock for the ``with`` block (a negative timeout waits forever).
+
+        Raises:
+            LockTimeout: another owner held it for longer than ``timeout_seconds``.
+        """
+        return self._held(owner, timeout_seconds)
+
+    @contextmanager
+    def _held(self, owner: str, timeout_seconds: float) -> Iterator[None]:
+        if not self._lock.acquire(timeout=timeout_seconds if timeout_seconds >= 0 else -1):
+            holder, since = self._holder or ("another run", "an unknown time")
+            raise LockTimeout(
+                f"lake is locked by run {holder} since {since}; gave up after {timeout_seconds:g}s"
+            )
+        try:
+            since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            self._holder = (owner, since)
+            yield
+        finally:
+            self._holder = None
+            self._lock.release()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
