@@ -116,11 +116,25 @@ def generate(
     """Write Instacart-shaped CSVs into LAKE/raw-data/."""
     from ecommerce_lakehouse_cli.generator import generate as run_generate
 
-    summary = run_generate(
-        out_dir, scale=scale, seed=seed, dirty=dirty, start=_date(start), end=_date(end)
-    )
-    for entity, rows in summary.rows.items():
-        out.print(f"{entity:<12} {rows:>12,} rows in {len(summary.files[entity])} file(s)")
+    with _progress() as progress:
+        summary = run_generate(
+            out_dir,
+            scale=scale,
+            seed=seed,
+            dirty=dirty,
+            start=_date(start),
+            end=_date(end),
+            progress=lambda entity, rows: progress("generate", f"{entity}: {rows:,} rows"),
+        )
+    for output in summary.entities:
+        out.print(
+            f"{output.entity.value:<12} {output.rows:>12,} rows in {len(output.files)} file(s)"
+        )
+    if dirty > 0:
+        out.print(
+            f"faults injected: {summary.faults.invalid_rows:,} invalid rows, plus duplicates, "
+            "late corrections, orphans and extra columns"
+        )
     out.print(f"raw files written under {out_dir / 'raw-data'}")
 
 
