@@ -29,12 +29,14 @@ from ecommerce_lakehouse.domain.schemas import (
 )
 from ecommerce_lakehouse.domain.types import Column, ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import (
+    MERGE_COUNTS_KEY,
     CommitRecord,
     MergeOutcome,
     RunContext,
     SourceFile,
     StagedBatch,
     TableRef,
+    encode_merge_counts,
 )
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 
@@ -228,13 +230,16 @@ class InMemoryTableEngine:
                 tally["n"] += 1
                 continue
             touched.add(row[schema.partition_column])
+        per_file = {
+            k: RowCounts(inserted=t["i"], updated=t["u"], unchanged=t["n"])
+            for k, t in counts.items()
+        }
         if batch.survivors:
-            stored.commit("MERGE", commit_metadata)
+            stored.commit(
+                "MERGE", {**commit_metadata, MERGE_COUNTS_KEY: encode_merge_counts(per_file)}
+            )
         return MergeOutcome(
-            counts={
-                k: RowCounts(inserted=t["i"], updated=t["u"], unchanged=t["n"])
-                for k, t in counts.items()
-            },
+            counts=per_file,
             version=len(stored.history) - 1,
             touched_partitions=tuple(sorted((None if v is None else str(v)) for v in touched)),
             metrics={},

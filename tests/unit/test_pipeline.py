@@ -255,3 +255,33 @@ def test_archive_leaves_a_file_that_changed_since_it_was_read() -> None:
     (after,) = ArchiveFiles(storage)([outcome], ZonePaths(run_id="r", started_at=NOW))
     assert after.destination is None
     assert storage.exists("raw-data/orders_1.csv")
+
+
+def test_a_crash_between_merge_and_ingest_log_is_reconciled(
+    world: World, monkeypatch: Any
+) -> None:
+    original = world.engine.append_records
+
+    def lose_the_log(table: Any, audit: Any, records: Any) -> None:
+        if audit.name == "ingest_log":
+            raise OSError("process killed")
+        original(table, audit, records)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(world.engine, "append_records", lose_the_log)
+        crashed = world.run(run_id="r1")
+    assert crashed.failed_step == "ingest"
+    assert len(world.rows("products")) == 2  # committed, but not logged
+    assert world.rows("ingest_log") == []
+
+    recovered = world.run(run_id="r2")
+
+    assert recovered.ok, recovered.failed_checks
+    log = world.rows("ingest_log")
+    products = [r for r in log if r["entity"] == "products"]
+    assert [(r["run_id"], r["status"], r["inserted"]) for r in products] == [
+        ("r1", "loaded", 2),
+        ("r2", "skipped", 0),
+    ]
+    assert products[0]["error"].startswith("recovered by run r2")
+    assert world.keys("raw-data") == []

@@ -37,6 +37,14 @@ class _Readable(Generic[FrameT]):
     started_at: datetime
 
 
+def _staged(counts: RowCounts) -> dict[str, int]:
+    return {
+        "rows_read": counts.rows_read,
+        "duplicates_in_batch": counts.duplicates_in_batch,
+        "quarantined": counts.quarantined,
+    }
+
+
 class IngestEntity(Generic[FrameT]):
     """Ingest the raw files of one entity into its curated table (PRODUCT §4).
 
@@ -133,7 +141,12 @@ class IngestEntity(Generic[FrameT]):
             META_ENTITY: schema.name,
             META_FILES: json.dumps(
                 [
-                    {"key": r.file.key, "checksum": r.file.checksum, "size": r.file.size_bytes}
+                    {
+                        "key": r.file.key,
+                        "checksum": r.file.checksum,
+                        "size_bytes": r.file.size_bytes,
+                        **_staged(staged.counts.get(r.file.key, RowCounts())),
+                    }
                     for r in readable
                 ]
             ),

@@ -15,6 +15,7 @@ from ecommerce_lakehouse.application.archive import ArchiveFiles
 from ecommerce_lakehouse.application.discover import DiscoverFiles
 from ecommerce_lakehouse.application.ingest import IngestEntity
 from ecommerce_lakehouse.application.platform import Platform
+from ecommerce_lakehouse.application.reconcile import ReconcileInterruptedRuns
 from ecommerce_lakehouse.application.register import RegisterTables
 from ecommerce_lakehouse.application.run import (
     Clock,
@@ -151,6 +152,12 @@ class RunPipeline(Generic[FrameT]):
             )
             for f in unknown
         )
+        recovered = ReconcileInterruptedRuns(
+            self._engine, self._platform.storage, self._platform.query, self._clock
+        )(state.run_id)
+        if recovered:
+            runs = ", ".join(sorted({e.run_id for e in recovered}))
+            self._progress("ingest", f"logged {len(recovered)} file(s) committed by run {runs}")
         loaded = self._loaded_checksums()
         ingest = IngestEntity(self._engine, self._platform.storage, self._clock, self._progress)
         for schema in SCHEMAS:

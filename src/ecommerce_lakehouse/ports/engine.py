@@ -7,6 +7,7 @@ the same domain objects (rules, dedup and MERGE specs) to its own expressions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,24 @@ from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import Column, Entity, SchemaEvolution
 
 FrameT = TypeVar("FrameT")
+
+#: Commit-metadata key under which ``merge`` records its per-file counts (see ``merge``).
+MERGE_COUNTS_KEY = "lakehouse.merge_counts"
+
+
+def encode_merge_counts(counts: Mapping[str, RowCounts]) -> str:
+    """JSON of per-file MERGE counts, as engines store it under ``MERGE_COUNTS_KEY``."""
+    return json.dumps(
+        {
+            key: {"inserted": c.inserted, "updated": c.updated, "unchanged": c.unchanged}
+            for key, c in sorted(counts.items())
+        }
+    )
+
+
+def decode_merge_counts(text: str) -> dict[str, RowCounts]:
+    """Inverse of :func:`encode_merge_counts`."""
+    return {key: RowCounts(**value) for key, value in json.loads(text).items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,7 +165,9 @@ class TableEngine(Protocol[FrameT]):
     ) -> MergeOutcome:
         """MERGE the survivors on the primary key, touching only the partitions involved.
 
-        ``commit_metadata`` is stored in the Delta commit so a crashed run can be reconciled.
+        ``commit_metadata`` is stored as custom metadata of the Delta commit, together with
+        ``MERGE_COUNTS_KEY`` (:func:`encode_merge_counts` of the returned counts), so a run
+        that stops after this commit but before its ``ingest_log`` rows can be reconciled.
         """
         ...
 
