@@ -86,6 +86,8 @@ class InMemoryTableEngine:
             rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
         except csv.Error as error:
             raise FileRejected("malformed_csv", f"{source.key}: {error}") from None
+        # Like the engines: blank records are not rows, and a blank file has no header.
+        rows = [r for r in rows if any(v.strip() for v in r)]
         if not rows:
             return []
         header = [h.strip().lower() for h in rows[0]]

@@ -257,9 +257,7 @@ def test_archive_leaves_a_file_that_changed_since_it_was_read() -> None:
     assert storage.exists("raw-data/orders_1.csv")
 
 
-def test_a_crash_between_merge_and_ingest_log_is_reconciled(
-    world: World, monkeypatch: Any
-) -> None:
+def test_a_crash_between_merge_and_ingest_log_is_reconciled(world: World, monkeypatch: Any) -> None:
     original = world.engine.append_records
 
     def lose_the_log(table: Any, audit: Any, records: Any) -> None:

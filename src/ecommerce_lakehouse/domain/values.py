@@ -108,4 +108,7 @@ def parse_timestamp(text: str) -> datetime | None:
             return None
         delta = timedelta(hours=hours, minutes=minutes)
         tz = timezone(delta if offset[0] == "+" else -delta)
-    return moment.replace(tzinfo=tz).astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=tz).astimezone(UTC)
+    except OverflowError:  # the UTC instant falls outside years 1-9999
+        return None

@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +30,9 @@ _COUNT_HEADERS = ("read", "inserted", "updated", "unchanged", "duplicates", "qua
 
 
 def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        # DuckDB sums integers into HUGEINT, which Arrow hands over as a decimal.
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes):

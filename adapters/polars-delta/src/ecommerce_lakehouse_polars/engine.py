@@ -1,0 +1,112 @@
+"""The Polars + delta-rs implementation of the ``TableEngine`` port."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from ecommerce_lakehouse.domain.audit import AuditTable
+from ecommerce_lakehouse.domain.schemas import TableSchema
+from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
+from ecommerce_lakehouse.ports.engine import (
+    CommitRecord,
+    MergeOutcome,
+    RunContext,
+    SourceFile,
+    StagedBatch,
+    TableRef,
+)
+from ecommerce_lakehouse_polars.delta import (
+    append,
+    create_table,
+    records_frame,
+    table_columns,
+    table_history,
+)
+from ecommerce_lakehouse_polars.merge import merge_batch
+from ecommerce_lakehouse_polars.reader import read_source_frame
+from ecommerce_lakehouse_polars.staging import stage_frames
+
+
+class PolarsDeltaTableEngine:
+    """Compiles the domain to Polars expressions and owns every Delta read and write.
+
+    Args:
+        storage_options: object-store options (credentials, endpoint, region) passed to the
+            Polars CSV reader and to delta-rs; empty for local paths. A table's own
+            ``TableRef.storage_options`` take precedence for that table.
+    """
+
+    def __init__(self, storage_options: Mapping[str, str] | None = None) -> None:
+        self._storage_options = dict(storage_options or {})
+
+    @property
+    def name(self) -> str:
+        """Short engine name: ``polars``."""
+        return "polars"
+
+    @property
+    def storage_options(self) -> Mapping[str, str]:
+        """The object-store options the engine was built with."""
+        return dict(self._storage_options)
+
+    def read_source(
+        self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
+    ) -> pl.DataFrame:
+        """Read one CSV as text with line numbers, raw record and rescued/evolved columns.
+
+        Raises:
+            FileRejected: the file cannot be read at all (PRODUCT §4.1).
+        """
+        return read_source_frame(source, schema, evolution, self._storage_options)
+
+    def stage(
+        self, frames: Sequence[pl.DataFrame], schema: TableSchema, run: RunContext
+    ) -> StagedBatch[pl.DataFrame]:
+        """Apply the schema's rules (quarantine), cast, derive dates and dedup the batch."""
+        return stage_frames(frames, schema, run)
+
+    def ensure_table(
+        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+    ) -> None:
+        """Create an empty Delta table with this schema when none exists at ``table.uri``."""
+        create_table(table.uri, columns, partition_by, self._options(table), table.name)
+
+    def merge(
+        self,
+        table: TableRef,
+        batch: StagedBatch[pl.DataFrame],
+        schema: TableSchema,
+        run: RunContext,
+        commit_metadata: Mapping[str, str],
+    ) -> MergeOutcome:
+        """MERGE the survivors on the primary key, touching only the partitions involved.
+
+        Raises:
+            IntegrityError: delta-rs's metrics disagree with the rows classified.
+        """
+        return merge_batch(table.uri, self._options(table), batch, schema, commit_metadata)
+
+    def append_frame(self, table: TableRef, audit: AuditTable, frame: pl.DataFrame) -> None:
+        """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing."""
+        append(table.uri, frame, audit.columns, self._options(table))
+
+    def append_records(
+        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Append plain records (``audit``'s column names) to an audit table."""
+        append(
+            table.uri, records_frame(records, audit.columns), audit.columns, self._options(table)
+        )
+
+    def columns(self, table: TableRef) -> tuple[Column, ...]:
+        """The stored columns of a table (empty when it does not exist)."""
+        return table_columns(table.uri, self._options(table))
+
+    def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
+        """Commits of a table, newest first (empty when it does not exist)."""
+        return table_history(table.uri, self._options(table), limit)
+
+    def _options(self, table: TableRef) -> dict[str, str]:
+        return {**self._storage_options, **table.storage_options}

@@ -1,0 +1,216 @@
+"""The domain's text normalisation, casts and row rules compiled to Polars expressions.
+
+Every expression here reproduces a reference function of ``ecommerce_lakehouse.domain``
+(``values.normalize_text``, ``rules.cast_value``, ``rules.first_violation``) value for value;
+the contract tests hold them to it. Patterns and bounds are imported from the domain, never
+copied, so both sides change together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import assert_never
+
+import polars as pl
+
+from ecommerce_lakehouse.domain import values
+from ecommerce_lakehouse.domain.rules import (
+    DateMatchesTimestamp,
+    InRange,
+    NotNull,
+    ParsesAs,
+    RowRule,
+    rule_name,
+)
+from ecommerce_lakehouse.domain.types import ColumnType
+from ecommerce_lakehouse_polars.dtypes import UTC_TIMESTAMP
+
+#: Exactly the characters Python's ``str.strip()`` removes (``str.isspace``), which include
+#: the ASCII separators U+001C..U+001F that Rust's ``char::is_whitespace`` does not.
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+_NUMERIC = (ColumnType.INT, ColumnType.BIGINT, ColumnType.DOUBLE, ColumnType.BOOLEAN)
+
+
+def normalized(text: pl.Expr) -> pl.Expr:
+    """Trim a raw text value; an empty string becomes null (``values.normalize_text``)."""
+    trimmed = text.str.strip_chars(PYTHON_WHITESPACE)
+    return pl.when(trimmed.str.len_bytes() > 0).then(trimmed)
+
+
+def cast_text(text: pl.Expr, column_type: ColumnType) -> pl.Expr:
+    """Cast normalised text to ``column_type``; null when it does not parse (``cast_value``)."""
+    match column_type:
+        case ColumnType.STRING:
+            return text
+        case ColumnType.INT:
+            # Gate on the pattern first: Polars' own parser accepts other spellings.
+            return pl.when(text.str.contains(values.INTEGER_PATTERN)).then(
+                text.cast(pl.Int32, strict=False)
+            )
+        case ColumnType.BIGINT:
+            return pl.when(text.str.contains(values.INTEGER_PATTERN)).then(
+                text.cast(pl.Int64, strict=False)
+            )
+        case ColumnType.DOUBLE:
+            number = pl.when(text.str.contains(values.DOUBLE_PATTERN)).then(
+                text.cast(pl.Float64, strict=False)
+            )
+            return pl.when(number.is_finite()).then(number)
+        case ColumnType.BOOLEAN:
+            lowered = text.str.to_lowercase()
+            return (
+                pl.when(lowered.is_in(list(values.TRUE_TOKENS)))
+                .then(pl.lit(True))
+                .when(lowered.is_in(list(values.FALSE_TOKENS)))
+                .then(pl.lit(False))
+                .otherwise(pl.lit(None, dtype=pl.Boolean))
+            )
+        case ColumnType.DATE:
+            return _parse_date(text, values.DATE_PATTERN)
+        case ColumnType.TIMESTAMP:
+            return _parse_timestamp(text)
+
+
+def _parse_date(text: pl.Expr, pattern: str) -> pl.Expr:
+    # chrono accepts year 0, Python's date does not.
+    shaped = text.str.contains(pattern) & ~text.str.starts_with("0000")
+    return pl.when(shaped).then(text.str.to_date("%Y-%m-%d", strict=False))
+
+
+def _parse_timestamp(text: pl.Expr) -> pl.Expr:
+    # Built from the regex groups rather than strptime: chrono accepts leap second 60 and
+    # year 0, and offsets must be range-checked exactly as ``values.parse_timestamp`` does.
+    parts = text.str.extract_groups(values.TIMESTAMP_PATTERN)
+    day = _parse_date(parts.struct.field("1"), values.DATE_PATTERN)
+    hour = parts.struct.field("2").cast(pl.Int64)
+    minute = parts.struct.field("3").cast(pl.Int64)
+    second = parts.struct.field("5").cast(pl.Int64).fill_null(0)
+    # Truncate (never round) the fraction to microseconds.
+    micros = parts.struct.field("7").str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64)
+    offset = parts.struct.field("8")
+    utc_offset = offset.is_null() | offset.is_in(["Z", "z"])
+    offset_digits = offset.str.replace(":", "", literal=True).str.slice(1)
+    offset_hours = (
+        pl.when(utc_offset).then(0).otherwise(offset_digits.str.slice(0, 2).cast(pl.Int64))
+    )
+    offset_minutes = (
+        pl.when(utc_offset).then(0).otherwise(offset_digits.str.slice(2, 2).cast(pl.Int64))
+    )
+    sign = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
+    local = day.cast(pl.Datetime("us")) + pl.duration(
+        hours=hour, minutes=minute, seconds=second, microseconds=micros.fill_null(0)
+    )
+    moment = (
+        local - pl.duration(minutes=sign * (offset_hours * 60 + offset_minutes))
+    ).dt.replace_time_zone("UTC")
+    valid = (
+        day.is_not_null()
+        & (hour <= 23)
+        & (minute <= 59)
+        & (second <= 59)
+        & (offset_hours <= 23)
+        & (offset_minutes <= 59)
+        # A UTC instant outside years 1..9999 is not a Python datetime.
+        & moment.dt.year().is_between(1, 9999)
+    )
+    return pl.when(valid.fill_null(False)).then(moment).otherwise(pl.lit(None, UTC_TIMESTAMP))
+
+
+#: How a rule obtains a column cast to a type (inline, or a column computed beforehand).
+Cast = Callable[[str, ColumnType], pl.Expr]
+
+
+def inline_cast(column: str, column_type: ColumnType) -> pl.Expr:
+    """The cast of a normalised text column, computed where it is used."""
+    return cast_text(pl.col(column), column_type)
+
+
+def cast_column_name(column: str, column_type: ColumnType) -> str:
+    """The name of a precomputed cast column (see :func:`casts_needed`)."""
+    return f"__{column_type.value}__{column}"
+
+
+def casts_needed(
+    rules: Sequence[RowRule], types: Mapping[str, ColumnType]
+) -> list[tuple[str, ColumnType]]:
+    """Every ``(column, type)`` cast the rules and the typed output use, once each.
+
+    Computing these once as columns (rather than inline in each rule) keeps the costly
+    timestamp parse from running once per rule that reads the timestamp.
+    """
+    needed: list[tuple[str, ColumnType]] = [
+        (c, t) for c, t in types.items() if t is not ColumnType.STRING
+    ]
+    for rule in rules:
+        match rule:
+            case ParsesAs(column=column, type=column_type):
+                needed.append((column, column_type))
+            case InRange(column=column) if types[column] in _NUMERIC:
+                needed.append((column, types[column]))
+            case DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column):
+                needed += [(date_column, ColumnType.DATE), (ts_column, ColumnType.TIMESTAMP)]
+            case _:
+                pass
+    return list(dict.fromkeys(needed))
+
+
+def rule_broken(
+    rule: RowRule, types: Mapping[str, ColumnType], cast: Cast = inline_cast
+) -> pl.Expr:
+    """A never-null boolean expression: whether a row of normalised text breaks ``rule``.
+
+    Args:
+        rule: the rule.
+        types: column name to logical type (range checks cast with the column's type).
+        cast: how to obtain a cast column; inline by default.
+    """
+    match rule:
+        case NotNull(column=column):
+            broken = pl.col(column).is_null()
+        case ParsesAs(column=column, type=column_type):
+            broken = pl.col(column).is_not_null() & cast(column, column_type).is_null()
+        case InRange(column=column, minimum=minimum, maximum=maximum):
+            column_type = types[column]
+            if column_type not in _NUMERIC:
+                return pl.lit(False)
+            number = cast(column, column_type).cast(pl.Float64)
+            bounds = [number < minimum] if minimum is not None else []
+            bounds += [number > maximum] if maximum is not None else []
+            broken = pl.any_horizontal(bounds)
+        case DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column):
+            day = cast(date_column, ColumnType.DATE)
+            moment = cast(ts_column, ColumnType.TIMESTAMP)
+            broken = moment.dt.date() != day
+        case _:
+            assert_never(rule)
+    return broken.fill_null(False)
+
+
+def first_violation_index(
+    rules: Sequence[RowRule], types: Mapping[str, ColumnType], cast: Cast = inline_cast
+) -> pl.Expr:
+    """Index in ``rules`` of the first rule a row breaks, null when the row is valid."""
+    index: pl.Expr = pl.lit(None, dtype=pl.Int32)
+    for position in reversed(range(len(rules))):
+        index = (
+            pl.when(rule_broken(rules[position], types, cast))
+            .then(pl.lit(position, dtype=pl.Int32))
+            .otherwise(index)
+        )
+    return index
+
+
+def violation_label(index: pl.Expr, rules: Sequence[RowRule], label: str) -> pl.Expr:
+    """Map a violation index to the rule's ``rule``, ``column`` or ``reason`` text."""
+    texts = {
+        "rule": [rule_name(r) for r in rules],
+        "column": [r.column for r in rules],
+        "reason": [r.reason() for r in rules],
+    }[label]
+    return index.replace_strict(
+        old=list(range(len(rules))), new=texts, default=None, return_dtype=pl.String
+    )

@@ -1,0 +1,180 @@
+"""Delta tables the Polars engine creates and appends to: schema, protocol, audit, history."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, VALIDATION_RESULTS
+from ecommerce_lakehouse.domain.schemas import ORDER_ITEMS, ORDERS
+from ecommerce_lakehouse.domain.types import SchemaEvolution
+from ecommerce_lakehouse.ports.engine import TableRef
+from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
+from tests.integration.polars.conftest import Lake, csv_text
+
+STARTED = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def ref(tmp_path: Path, name: str) -> TableRef:
+    return TableRef(name=name, uri=str(tmp_path / name))
+
+
+def schema_json(table: DeltaTable) -> dict[str, str]:
+    fields = json.loads(table.schema().to_json())["fields"]
+    return {f["name"]: f["type"] for f in fields}
+
+
+def test_curated_table_types_partitioning_and_protocol(
+    engine: PolarsDeltaTableEngine, tmp_path: Path
+) -> None:
+    table = ref(tmp_path, "order_items")
+    engine.ensure_table(table, ORDER_ITEMS.stored_columns, "date")
+    delta = DeltaTable(table.uri)
+    assert schema_json(delta) == {
+        "id": "string",
+        "order_id": "string",
+        "user_id": "string",
+        "days_since_prior_order": "integer",
+        "product_id": "string",
+        "add_to_cart_order": "integer",
+        "reordered": "boolean",
+        # UTC-adjusted timestamps, never timestamp_ntz (which needs reader 3 / writer 7).
+        "order_timestamp": "timestamp",
+        "date": "date",
+        "_rescued_data": "string",
+        "_source_file": "string",
+        "_ingested_at": "timestamp",
+        "_run_id": "string",
+    }
+    assert delta.metadata().partition_columns == ["date"]
+    protocol = delta.protocol()
+    # Readable and writable by Delta Lake 3.3 (Glue 5.1) and Athena engine v3.
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+    assert not protocol.reader_features
+    assert not protocol.writer_features
+    configuration = delta.metadata().configuration
+    assert "delta.enableDeletionVectors" not in configuration
+    assert "delta.columnMapping.mode" not in configuration
+    assert engine.columns(table) == ORDER_ITEMS.stored_columns
+
+
+def test_ensure_table_leaves_an_existing_table_alone(
+    engine: PolarsDeltaTableEngine, tmp_path: Path
+) -> None:
+    table = ref(tmp_path, "orders")
+    engine.ensure_table(table, ORDERS.stored_columns, "date")
+    engine.ensure_table(table, ORDERS.stored_columns, "date")
+    assert DeltaTable(table.uri).version() == 0
+
+
+def test_protocol_stays_compatible_after_merges_and_evolution(lake: Lake) -> None:
+    header = "order_num,order_id,user_id,order_timestamp,total_amount,date"
+    lake.ingest(ORDERS, [("a.csv", csv_text(header, "1,A,u,2024-01-01T10:00Z,1,"))])
+    lake.ingest(
+        ORDERS,
+        [("b.csv", csv_text(f"{header},x", "1,A,u,2024-01-02T10:00Z,1,,y"))],
+        SchemaEvolution.ADD_NEW_COLUMNS,
+    )
+    delta = lake.table(ORDERS)
+    protocol = delta.protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+    assert schema_json(delta)["x"] == "string"
+    assert schema_json(delta)["order_timestamp"] == "timestamp"
+
+
+def test_append_records_creates_the_audit_table_with_its_types(
+    engine: PolarsDeltaTableEngine, tmp_path: Path
+) -> None:
+    table = ref(tmp_path, "ingest_log")
+    record = {
+        "run_id": "r1",
+        "entity": "orders",
+        "source_path": "raw-data/orders/a.csv",
+        "size_bytes": 12,
+        "checksum": "ab",
+        "status": "loaded",
+        "rows_read": 3,
+        "inserted": 1,
+        "updated": 1,
+        "unchanged": 0,
+        "duplicates_in_batch": 1,
+        "quarantined": 0,
+        "started_at": STARTED,
+        "finished_at": STARTED,
+        "error": None,
+    }
+    engine.append_records(table, INGEST_LOG, [record])
+    engine.append_records(table, INGEST_LOG, [{**record, "run_id": "r2", "status": "failed"}])
+    delta = DeltaTable(table.uri)
+    assert engine.columns(table) == INGEST_LOG.columns
+    assert schema_json(delta)["size_bytes"] == "long"
+    assert schema_json(delta)["started_at"] == "timestamp"
+    rows = pl.DataFrame(pl.from_arrow(delta.to_pyarrow_table())).sort("run_id").to_dicts()
+    assert rows[0] == record
+    assert rows[1]["status"] == "failed"
+
+
+def test_append_frame_and_empty_appends(engine: PolarsDeltaTableEngine, tmp_path: Path) -> None:
+    table = ref(tmp_path, "quarantine")
+    empty = pl.DataFrame(schema={c.name: pl.String for c in QUARANTINE.columns})
+    engine.append_frame(table, QUARANTINE, empty.head(0))
+    # The table exists (queries can run) but nothing was committed beyond its creation.
+    assert DeltaTable(table.uri).version() == 0
+    frame = pl.DataFrame(
+        {
+            "run_id": ["r1"],
+            "entity": ["orders"],
+            "source_file": ["a.csv"],
+            "line_number": [7],
+            "rule": ["not_null"],
+            "column_name": ["order_id"],
+            "reason": ["order_id is required but is empty"],
+            "raw_record": ['{"order_id": ""}'],
+            "quarantined_at": [STARTED],
+        }
+    )
+    engine.append_frame(table, QUARANTINE, frame)
+    stored = pl.DataFrame(pl.from_arrow(DeltaTable(table.uri).to_pyarrow_table()))
+    assert stored.schema["line_number"] == pl.Int64
+    assert stored.schema["quarantined_at"] == pl.Datetime("us", "UTC")
+    assert stored.to_dicts() == frame.to_dicts()
+
+
+def test_absent_tables_have_no_columns_and_no_history(
+    engine: PolarsDeltaTableEngine, tmp_path: Path
+) -> None:
+    missing = ref(tmp_path, "validation_results")
+    assert engine.columns(missing) == ()
+    assert engine.history(missing) == []
+    engine.append_records(missing, VALIDATION_RESULTS, [])
+    assert engine.columns(missing) == VALIDATION_RESULTS.columns
+
+
+def test_history_is_newest_first_with_metadata_and_metrics(
+    engine: PolarsDeltaTableEngine, tmp_path: Path
+) -> None:
+    table = ref(tmp_path, "t")
+    engine.ensure_table(table, INGEST_LOG.columns, None)
+    engine.append_records(table, INGEST_LOG, [{"run_id": "r1"}])
+    # A Spark-style commit: metadata as one userMetadata JSON string.
+    write_deltalake(
+        table.uri,
+        pa.table({"run_id": pa.array(["r2"], pa.string())}),
+        mode="append",
+        schema_mode="merge",
+        commit_properties=CommitProperties(
+            custom_metadata={"userMetadata": json.dumps({"lakehouse.run_id": "r2"})}
+        ),
+    )
+    history = engine.history(table)
+    assert [c.version for c in history] == [2, 1, 0]
+    assert [c.operation for c in history] == ["WRITE", "WRITE", "CREATE TABLE"]
+    assert history[0].metadata == {"lakehouse.run_id": "r2"}
+    assert history[1].metrics["num_added_rows"] == 1
+    assert all(c.timestamp is not None and c.timestamp.tzinfo is UTC for c in history)
+    assert [c.version for c in engine.history(table, limit=1)] == [2]

@@ -1,0 +1,210 @@
+"""PolarsDeltaTableEngine.stage: quarantine, casts, derived dates, in-batch dedup, counts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+
+import polars as pl
+
+from ecommerce_lakehouse.domain.audit import QUARANTINE, RowCounts
+from ecommerce_lakehouse.domain.schemas import (
+    INGESTED_AT,
+    ORDER_ITEMS,
+    ORDERS,
+    PRODUCTS,
+    RESCUED_DATA,
+    RUN_ID,
+    SOURCE_FILE,
+    TableSchema,
+)
+from ecommerce_lakehouse.domain.types import SchemaEvolution
+from ecommerce_lakehouse.ports.engine import SourceFile, StagedBatch
+from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
+from tests.integration.polars.conftest import csv_text, make_run
+
+WriteSource = Callable[..., SourceFile]
+ORDERS_HEADER = "order_num,order_id,user_id,order_timestamp,total_amount,date"
+ITEMS_HEADER = (
+    "id,order_id,user_id,days_since_prior_order,product_id,add_to_cart_order,reordered,"
+    "order_timestamp,date"
+)
+PRODUCTS_HEADER = "product_id,department_id,department,product_name"
+
+
+def stage(
+    engine: PolarsDeltaTableEngine,
+    write_source: WriteSource,
+    schema: TableSchema,
+    files: Sequence[str],
+    evolution: SchemaEvolution = SchemaEvolution.RESCUE,
+) -> StagedBatch[pl.DataFrame]:
+    frames = [
+        engine.read_source(write_source(f"f{i}.csv", content, schema, i), schema, evolution)
+        for i, content in enumerate(files)
+    ]
+    return engine.stage(frames, schema, make_run(evolution=evolution))
+
+
+def key(index: int, schema: TableSchema) -> str:
+    return f"raw-data/{schema.name}/f{index}.csv"
+
+
+def test_quarantine_names_the_first_broken_rule_with_line_numbers(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    content = csv_text(
+        ORDERS_HEADER,
+        "1,A,u1,2024-01-01T10:00:00Z,5,2024-01-01",  # valid
+        "2,,u1,not a time,-1,x",  # not_null(order_id) comes first
+        "3,C,u1,2024-02-30T10:00,5,",  # impossible date
+        "4,D,u1,2024-01-01T10:00,-0.5,",  # in_range
+        "5,E,u1,2024-01-01T23:30:00-05:00,5,2024-01-01",  # UTC date is 2024-01-02
+        "6,F,u1,2024-01-01T10:00,1e999,",  # not finite
+        '7,G,u1,2024-01-01T10:00,5,"2024-1-1"',  # not a date
+    )
+    staged = stage(engine, write_source, ORDERS, [content])
+    quarantine = staged.quarantine
+    assert tuple(quarantine.columns) == QUARANTINE.column_names
+    assert quarantine.schema["line_number"] == pl.Int64
+    assert quarantine.schema["quarantined_at"] == pl.Datetime("us", "UTC")
+    assert quarantine.select("line_number", "rule", "column_name").rows() == [
+        (3, "not_null", "order_id"),
+        (4, "parses_as_timestamp", "order_timestamp"),
+        (5, "in_range", "total_amount"),
+        (6, "date_matches_timestamp", "date"),
+        (7, "parses_as_double", "total_amount"),
+        (8, "parses_as_date", "date"),
+    ]
+    first = quarantine.row(0, named=True)
+    assert first["run_id"] == "run-1"
+    assert first["entity"] == "orders"
+    assert first["source_file"] == key(0, ORDERS)
+    assert first["reason"] == "order_id is required but is empty"
+    assert first["quarantined_at"] == datetime(2024, 6, 1, 12, tzinfo=UTC)
+    assert json.loads(first["raw_record"])["order_timestamp"] == "not a time"
+    assert staged.survivors["order_id"].to_list() == ["A"]
+    assert staged.counts == {key(0, ORDERS): RowCounts(rows_read=7, quarantined=6)}
+
+
+def test_valid_rows_are_cast_and_dates_derived_in_utc(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    content = csv_text(
+        ITEMS_HEADER,
+        "i1,o1,u1,,p1,1,TRUE,2024-03-01 23:30-02:00,",
+        "i2,o1,u1,365,p2,2147483647,0,2024-03-01T10:00:00.123456789Z,2024-03-01",
+    )
+    staged = stage(engine, write_source, ORDER_ITEMS, [content])
+    survivors = staged.survivors
+    assert staged.quarantine.height == 0
+    assert survivors.columns == [
+        *ORDER_ITEMS.column_names,
+        RESCUED_DATA,
+        SOURCE_FILE,
+        INGESTED_AT,
+        RUN_ID,
+    ]
+    assert survivors.schema["days_since_prior_order"] == pl.Int32
+    assert survivors.schema["add_to_cart_order"] == pl.Int32
+    assert survivors.schema["reordered"] == pl.Boolean
+    assert survivors.schema["order_timestamp"] == pl.Datetime("us", "UTC")
+    assert survivors.schema["date"] == pl.Date
+    assert survivors.schema[INGESTED_AT] == pl.Datetime("us", "UTC")
+    first, second = survivors.to_dicts()
+    assert first["days_since_prior_order"] is None
+    assert first["reordered"] is True
+    assert first["order_timestamp"] == datetime(2024, 3, 2, 1, 30, tzinfo=UTC)
+    assert first["date"] == date(2024, 3, 2)
+    assert second["add_to_cart_order"] == 2_147_483_647
+    assert second["reordered"] is False
+    # Fractions are truncated to microseconds, not rounded.
+    assert second["order_timestamp"] == datetime(2024, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert second[INGESTED_AT] == datetime(2024, 6, 1, 12, tzinfo=UTC)
+    assert second[RUN_ID] == "run-1"
+
+
+def test_dedup_keeps_the_greatest_timestamp_then_the_last_occurrence(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    first_file = csv_text(
+        ORDERS_HEADER,
+        "1,A,u1,2024-01-01T12:00:00Z,1,",  # A: greatest timestamp wins, though earliest
+        "2,B,u1,2024-01-01T10:00:00Z,1,",  # B: tie with f1, f1 is later
+        "3,C,u1,2024-01-01T10:00:00Z,1,",
+        "4,C,u1,2024-01-01T10:00:00Z,2,",  # C: tie within the file, the later line wins
+    )
+    second_file = csv_text(
+        ORDERS_HEADER,
+        "5,A,u1,2024-01-01T11:00:00Z,2,",
+        "6,B,u1,2024-01-01T10:00:00Z,2,",
+    )
+    staged = stage(engine, write_source, ORDERS, [first_file, second_file])
+    survivors = {r["order_id"]: r for r in staged.survivors.to_dicts()}
+    assert {k: r["order_num"] for k, r in survivors.items()} == {"A": "1", "B": "6", "C": "4"}
+    assert survivors["B"][SOURCE_FILE] == key(1, ORDERS)
+    # Duplicates are charged to the file of each dropped row.
+    assert staged.counts == {
+        key(0, ORDERS): RowCounts(rows_read=4, duplicates_in_batch=2),
+        key(1, ORDERS): RowCounts(rows_read=2, duplicates_in_batch=1),
+    }
+
+
+def test_products_dedup_to_the_last_occurrence_across_files(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    files = [
+        csv_text(PRODUCTS_HEADER, "1,1,dairy,milk", "1,1,dairy,whole milk", "2,1,dairy,cream"),
+        csv_text(PRODUCTS_HEADER, "1,2,bakery,bread"),
+    ]
+    staged = stage(engine, write_source, PRODUCTS, files)
+    assert staged.survivors.select("product_id", "product_name").rows() == [
+        ("2", "cream"),
+        ("1", "bread"),
+    ]
+    assert staged.counts[key(0, PRODUCTS)].duplicates_in_batch == 2
+    assert staged.counts[key(1, PRODUCTS)].duplicates_in_batch == 0
+
+
+def test_evolved_columns_are_concatenated_across_files(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    files = [
+        csv_text(f"{PRODUCTS_HEADER},colour", "1,1,dairy,milk,white"),
+        csv_text(f"{PRODUCTS_HEADER},size", "2,1,dairy,cream,S"),
+        csv_text(PRODUCTS_HEADER),
+    ]
+    staged = stage(engine, write_source, PRODUCTS, files, SchemaEvolution.ADD_NEW_COLUMNS)
+    assert staged.extra_columns == ("colour", "size")
+    assert staged.survivors.select("product_id", "colour", "size").rows() == [
+        ("1", "white", None),
+        ("2", None, "S"),
+    ]
+    assert staged.survivors.columns[-3:] == [SOURCE_FILE, INGESTED_AT, RUN_ID]
+
+
+def test_timestamps_outside_years_1_to_9999_in_utc_are_invalid(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    # The domain reference raises OverflowError here; the engine quarantines the row.
+    content = csv_text(
+        ORDERS_HEADER,
+        "1,A,u1,0001-01-01T00:30+01:00,1,",
+        "2,B,u1,9999-12-31T23:30-01:00,1,",
+        "3,C,u1,0001-01-01T00:30-01:00,1,",
+    )
+    staged = stage(engine, write_source, ORDERS, [content])
+    assert staged.quarantine.select("line_number", "rule").rows() == [
+        (2, "parses_as_timestamp"),
+        (3, "parses_as_timestamp"),
+    ]
+    assert staged.survivors["order_timestamp"].to_list() == [datetime(1, 1, 1, 1, 30, tzinfo=UTC)]
+
+
+def test_an_empty_batch_stages_to_empty_frames(engine: PolarsDeltaTableEngine) -> None:
+    staged = engine.stage([], ORDERS, make_run())
+    assert staged.survivors.height == 0
+    assert staged.survivors.schema["order_timestamp"] == pl.Datetime("us", "UTC")
+    assert tuple(staged.quarantine.columns) == QUARANTINE.column_names
+    assert staged.counts == {}
