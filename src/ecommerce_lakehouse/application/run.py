@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
-from ecommerce_lakehouse.domain.audit import IngestLogEntry, RowCounts
+from ecommerce_lakehouse.domain.audit import COUNT_FIELDS, IngestLogEntry, RowCounts
 from ecommerce_lakehouse.domain.types import Entity, FileStatus, SchemaEvolution
 from ecommerce_lakehouse.domain.validation import CheckResult, ValidationPolicy
 
@@ -169,6 +169,6 @@ class RunResult:
 
     def totals(self) -> RowCounts:
         """Row counts summed over every file."""
-        fields = ("rows_read", "inserted", "updated", "unchanged", "duplicates_in_batch")
-        sums = {name: sum(getattr(f.counts, name) for f in self.files) for name in fields}
-        return RowCounts(**sums, quarantined=sum(f.counts.quarantined for f in self.files))
+        return RowCounts(
+            **{name: sum(getattr(f.counts, name) for f in self.files) for name in COUNT_FIELDS}
+        )

@@ -5,7 +5,7 @@ Column names here are part of the product's contract.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 from ecommerce_lakehouse.domain.errors import IntegrityError
@@ -98,14 +98,7 @@ class RowCounts:
     quarantined: int = 0
 
     def __post_init__(self) -> None:
-        for name in (
-            "rows_read",
-            "inserted",
-            "updated",
-            "unchanged",
-            "duplicates_in_batch",
-            "quarantined",
-        ):
+        for name in COUNT_FIELDS:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
@@ -128,6 +121,10 @@ class RowCounts:
                 f"accounted {self.accounted} ({self})"
             )
         return self
+
+
+#: The accounting columns, in ``ingest_log`` order.
+COUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RowCounts))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,12 +151,7 @@ class IngestLogEntry:
             "size_bytes": self.size_bytes,
             "checksum": self.checksum,
             "status": self.status.value,
-            "rows_read": self.counts.rows_read,
-            "inserted": self.counts.inserted,
-            "updated": self.counts.updated,
-            "unchanged": self.counts.unchanged,
-            "duplicates_in_batch": self.counts.duplicates_in_batch,
-            "quarantined": self.counts.quarantined,
+            **asdict(self.counts),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Self
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
 
 
 class _ParsableEnum(enum.Enum):
     @classmethod
-    def from_str(cls, value: str) -> _ParsableEnum:
+    def from_str(cls, value: str) -> Self:
         """Parse a value case-insensitively; the error lists the valid values."""
         wanted = value.strip().lower()
         for member in cls:
@@ -39,13 +40,6 @@ class Entity(_ParsableEnum):
     ORDERS = "orders"
     ORDER_ITEMS = "order_items"
 
-    @classmethod
-    def parse(cls, value: str) -> Entity:
-        """Typed variant of :meth:`from_str`."""
-        member = cls.from_str(value)
-        assert isinstance(member, Entity)
-        return member
-
 
 class SchemaEvolution(_ParsableEnum):
     """What happens to CSV columns that are not in the table schema (PRODUCT §4.1)."""
@@ -54,26 +48,12 @@ class SchemaEvolution(_ParsableEnum):
     ADD_NEW_COLUMNS = "add_new_columns"
     FAIL = "fail"
 
-    @classmethod
-    def parse(cls, value: str) -> SchemaEvolution:
-        """Typed variant of :meth:`from_str`."""
-        member = cls.from_str(value)
-        assert isinstance(member, SchemaEvolution)
-        return member
-
 
 class Severity(_ParsableEnum):
     """Validation severity: ``error`` fails the run, ``warn`` is reported only."""
 
     ERROR = "error"
     WARN = "warn"
-
-    @classmethod
-    def parse(cls, value: str) -> Severity:
-        """Typed variant of :meth:`from_str`."""
-        member = cls.from_str(value)
-        assert isinstance(member, Severity)
-        return member
 
 
 class FileStatus(_ParsableEnum):

@@ -150,8 +150,8 @@ def _run_options(schema_evolution: str, fk_severity: str, lock_timeout: float) -
     if lock_timeout < 0:
         raise ConfigurationError("--lock-timeout must not be negative")
     return RunOptions(
-        evolution=SchemaEvolution.parse(schema_evolution),
-        policy=ValidationPolicy(foreign_key_severity=Severity.parse(fk_severity)),
+        evolution=SchemaEvolution.from_str(schema_evolution),
+        policy=ValidationPolicy(foreign_key_severity=Severity.from_str(fk_severity)),
         lock_timeout_seconds=lock_timeout,
     )
 
@@ -196,7 +196,7 @@ def validate(
     ] = "warn",
 ) -> None:
     """Run the table validation checks only."""
-    policy = ValidationPolicy(foreign_key_severity=Severity.parse(fk_severity))
+    policy = ValidationPolicy(foreign_key_severity=Severity.from_str(fk_severity))
     checks = _open(lake).validate(policy)
     out.print(report.checks_table(checks))
     failing = [c for c in checks if c.fails_run]

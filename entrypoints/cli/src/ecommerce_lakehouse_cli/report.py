@@ -14,18 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ecommerce_lakehouse.application.run import RunResult
+from ecommerce_lakehouse.domain.audit import COUNT_FIELDS
 from ecommerce_lakehouse.domain.validation import CheckResult
 from ecommerce_lakehouse.ports.engine import CommitRecord
 from ecommerce_lakehouse.ports.query import TabularResult
 
-_COUNT_COLUMNS = (
-    "rows_read",
-    "inserted",
-    "updated",
-    "unchanged",
-    "duplicates_in_batch",
-    "quarantined",
-)
 _COUNT_HEADERS = ("read", "inserted", "updated", "unchanged", "duplicates", "quarantined")
 
 
@@ -76,7 +69,7 @@ def print_run(console: Console, result: RunResult) -> None:
         files.add_column(header, justify="right")
     files.add_column("moved to / error")
     for outcome in result.files:
-        counts = [str(getattr(outcome.counts, c)) for c in _COUNT_COLUMNS]
+        counts = [str(getattr(outcome.counts, c)) for c in COUNT_FIELDS]
         files.add_row(
             outcome.file.key,
             outcome.status.value,
@@ -85,7 +78,7 @@ def print_run(console: Console, result: RunResult) -> None:
         )
     totals = result.totals()
     files.add_section()
-    files.add_row("total", "", *[str(getattr(totals, c)) for c in _COUNT_COLUMNS], "")
+    files.add_row("total", "", *[str(getattr(totals, c)) for c in COUNT_FIELDS], "")
     console.print(files)
     if result.checks:
         console.print(checks_table(result.checks))
