@@ -22,7 +22,9 @@ $(STAMP): $(MANIFESTS)
 
 install: $(STAMP)
 
+# A fresh demo lake every time (the demo refuses to reuse a non-empty directory).
 demo: install
+	rm -rf build/demo
 	$(BIN)/lakehouse demo --workdir build/demo
 
 lint: install
