@@ -41,8 +41,23 @@ def normalized(text: pl.Expr) -> pl.Expr:
     return pl.when(trimmed.str.len_bytes() > 0).then(trimmed)
 
 
-def cast_text(text: pl.Expr, column_type: ColumnType) -> pl.Expr:
-    """Cast normalised text to ``column_type``; null when it does not parse (``cast_value``)."""
+def timestamp_parts(text: pl.Expr) -> pl.Expr:
+    """The regex groups of ``values.TIMESTAMP_PATTERN`` as a struct (null fields when absent).
+
+    Materialise this once as a column and pass it to :func:`cast_text`: the timestamp parse
+    reads the groups many times, and Polars does not share the extraction between them.
+    """
+    return text.str.extract_groups(values.TIMESTAMP_PATTERN)
+
+
+def cast_text(text: pl.Expr, column_type: ColumnType, parts: pl.Expr | None = None) -> pl.Expr:
+    """Cast normalised text to ``column_type``; null when it does not parse (``cast_value``).
+
+    Args:
+        text: normalised text.
+        column_type: the target type.
+        parts: for timestamps, a precomputed :func:`timestamp_parts` of ``text``.
+    """
     match column_type:
         case ColumnType.STRING:
             return text
@@ -72,7 +87,7 @@ def cast_text(text: pl.Expr, column_type: ColumnType) -> pl.Expr:
         case ColumnType.DATE:
             return _parse_date(text, values.DATE_PATTERN)
         case ColumnType.TIMESTAMP:
-            return _parse_timestamp(text)
+            return _parse_timestamp(timestamp_parts(text) if parts is None else parts)
 
 
 def _parse_date(text: pl.Expr, pattern: str) -> pl.Expr:
@@ -81,10 +96,9 @@ def _parse_date(text: pl.Expr, pattern: str) -> pl.Expr:
     return pl.when(shaped).then(text.str.to_date("%Y-%m-%d", strict=False))
 
 
-def _parse_timestamp(text: pl.Expr) -> pl.Expr:
+def _parse_timestamp(parts: pl.Expr) -> pl.Expr:
     # Built from the regex groups rather than strptime: chrono accepts leap second 60 and
     # year 0, and offsets must be range-checked exactly as ``values.parse_timestamp`` does.
-    parts = text.str.extract_groups(values.TIMESTAMP_PATTERN)
     day = _parse_date(parts.struct.field("1"), values.DATE_PATTERN)
     hour = parts.struct.field("2").cast(pl.Int64)
     minute = parts.struct.field("3").cast(pl.Int64)

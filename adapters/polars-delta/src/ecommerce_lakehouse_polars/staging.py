@@ -26,6 +26,7 @@ from ecommerce_lakehouse_polars.expressions import (
     cast_text,
     casts_needed,
     first_violation_index,
+    timestamp_parts,
     violation_label,
 )
 from ecommerce_lakehouse_polars.reader import source_frame_schema
@@ -65,9 +66,20 @@ def stage_frames(
     def cast(column: str, column_type: ColumnType) -> pl.Expr:
         return pl.col(cast_column_name(column, column_type))
 
+    def parts_name(column: str) -> str:
+        return f"__parts__{column}"
+
+    timestamps = [c for c, t in casts if t is ColumnType.TIMESTAMP]
     checked = (
         batch.lazy()
-        .with_columns(cast_text(pl.col(c), t).alias(cast_column_name(c, t)) for c, t in casts)
+        .with_columns(timestamp_parts(pl.col(c)).alias(parts_name(c)) for c in timestamps)
+        .with_columns(
+            cast_text(
+                pl.col(c), t, pl.col(parts_name(c)) if t is ColumnType.TIMESTAMP else None
+            ).alias(cast_column_name(c, t))
+            for c, t in casts
+        )
+        .drop(parts_name(c) for c in timestamps)
         .with_columns(first_violation_index(schema.rules, schema.types, cast).alias(_VIOLATION))
         .collect()
     )
