@@ -28,27 +28,20 @@ class RegisterTables:
 
     def __call__(self) -> list[TableDefinition]:
         """Register the tables; returns what was registered."""
-        definitions: list[TableDefinition] = []
-        for schema in SCHEMAS:
-            ref = curated_ref(self._storage, schema)
-            definitions.append(
-                TableDefinition(
-                    name=schema.name,
-                    location=ref.uri,
-                    columns=self._engine.columns(ref) or schema.stored_columns,
-                    partition_columns=(schema.partition_column,),
-                )
+        tables = [
+            (curated_ref(self._storage, s), s.stored_columns, (s.partition_column,), "curated")
+            for s in SCHEMAS
+        ] + [(audit_ref(self._storage, a), a.columns, (), "audit") for a in AUDIT_TABLES]
+        definitions = [
+            TableDefinition(
+                name=ref.name,
+                location=ref.uri,
+                columns=self._engine.columns(ref) or declared,
+                partition_columns=partitions,
+                kind=kind,
             )
-        for audit in AUDIT_TABLES:
-            ref = audit_ref(self._storage, audit)
-            definitions.append(
-                TableDefinition(
-                    name=audit.name,
-                    location=ref.uri,
-                    columns=self._engine.columns(ref) or audit.columns,
-                    kind="audit",
-                )
-            )
+            for ref, declared, partitions, kind in tables
+        ]
         for definition in definitions:
             self._catalogue.register(definition)
         return definitions
