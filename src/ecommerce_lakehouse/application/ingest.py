@@ -31,9 +31,8 @@ META_FILES = "lakehouse.files"
 
 
 @dataclass(frozen=True, slots=True)
-class _Readable(Generic[FrameT]):
+class _Readable:
     file: DiscoveredFile
-    frame: FrameT
     started_at: datetime
 
 
@@ -85,7 +84,8 @@ class IngestEntity(Generic[FrameT]):
             One outcome per file, in the order given.
         """
         outcomes: dict[str, FileOutcome] = {}
-        readable: list[_Readable[FrameT]] = []
+        readable: list[_Readable] = []
+        frames: list[FrameT] = []
         seen = set(loaded_checksums)
         for ordinal, file in enumerate(files):
             started = self._clock()
@@ -109,11 +109,12 @@ class IngestEntity(Generic[FrameT]):
                 )
                 continue
             seen.add(file.checksum)
-            readable.append(_Readable(file, frame, started))
+            readable.append(_Readable(file, started))
+            frames.append(frame)
         if readable:
             self._progress("ingest", f"{schema.name}: merging {len(readable)} file(s)")
             try:
-                outcomes.update(self._commit(schema, readable, run))
+                outcomes.update(self._commit(schema, readable, frames, run))
             except Exception as error:  # every failure is logged per file
                 message = f"{type(error).__name__}: {error}".splitlines()[0]
                 for item in readable:
@@ -130,9 +131,15 @@ class IngestEntity(Generic[FrameT]):
         return ordered
 
     def _commit(
-        self, schema: TableSchema, readable: Sequence[_Readable[FrameT]], run: RunContext
+        self,
+        schema: TableSchema,
+        readable: Sequence[_Readable],
+        frames: list[FrameT],
+        run: RunContext,
     ) -> dict[str, FileOutcome]:
-        staged = self._engine.stage([r.frame for r in readable], schema, run)
+        staged = self._engine.stage(frames, schema, run)
+        # The staged batch holds what is still needed: free the read frames before the MERGE.
+        frames.clear()
         self._engine.append_frame(
             audit_ref(self._storage, QUARANTINE), QUARANTINE, staged.quarantine
         )

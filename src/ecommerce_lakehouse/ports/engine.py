@@ -136,7 +136,12 @@ class TableEngine(Protocol[FrameT]):
     def read_source(
         self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
     ) -> FrameT:
-        """Read one CSV as text with line numbers, raw record and rescued/evolved columns.
+        """Read one CSV: every value as text, cast by the domain's rules, never inferred.
+
+        The frame carries line numbers, the source key, rescued/evolved columns and, for
+        every row that breaks a rule, its raw record. An engine may already cast the values
+        and evaluate the schema's rules here (file by file, to bound memory), as long as
+        :meth:`stage` then yields the same batch.
 
         Raises:
             FileRejected: the file cannot be read at all (PRODUCT §4.1).
@@ -146,7 +151,11 @@ class TableEngine(Protocol[FrameT]):
     def stage(
         self, frames: Sequence[FrameT], schema: TableSchema, run: RunContext
     ) -> StagedBatch[FrameT]:
-        """Apply the schema's rules (quarantine), cast, derive dates and dedup the batch."""
+        """Quarantine rows that break a rule, cast, derive dates and dedup the batch.
+
+        Survivors keep ``_source_file`` as the engine's string type of choice (Polars uses a
+        categorical); the Delta table stores a string.
+        """
         ...
 
     def ensure_table(

@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import date
 
 import polars as pl
 import pytest
 
 from ecommerce_lakehouse.domain.errors import FileRejected
+from ecommerce_lakehouse.domain.rules import rule_name
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
     LINE_NUMBER,
@@ -23,6 +25,7 @@ from ecommerce_lakehouse.domain.schemas import (
 from ecommerce_lakehouse.domain.types import SchemaEvolution
 from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
+from ecommerce_lakehouse_polars.reader import VIOLATION
 from tests.integration.polars.conftest import csv_text
 
 RESCUE = SchemaEvolution.RESCUE
@@ -33,6 +36,7 @@ SOURCE_COLUMNS = [
     SOURCE_FILE,
     FILE_ORDINAL,
     LINE_NUMBER,
+    VIOLATION,
     RAW_RECORD,
 ]
 
@@ -98,14 +102,19 @@ def test_reads_every_value_as_trimmed_text_with_lineage(
     engine: PolarsDeltaTableEngine, write_source: WriteSource
 ) -> None:
     frame = read(
-        engine, write_source, csv_text(PRODUCTS_HEADER, " 1 ,007,  , Milk ", "2,1.50,dairy,")
+        engine,
+        write_source,
+        csv_text(PRODUCTS_HEADER, " 1 ,007,  , Milk ", "2,1.50,dairy,", "  ,3, x ,y"),
     )
     assert frame.columns == SOURCE_COLUMNS
     assert all(dtype == pl.String for dtype in frame.select(PRODUCTS.column_names).dtypes)
+    assert frame.schema[SOURCE_FILE] == pl.Categorical
     assert frame.schema[LINE_NUMBER] == pl.Int64
     assert frame.schema[FILE_ORDINAL] == pl.Int64
-    first, second = frame.to_dicts()
-    # No type inference: "007" and "1.50" keep their spelling; blanks become null.
+    assert frame.schema[VIOLATION] == pl.Int32
+    first, second, third = frame.to_dicts()
+    # No type inference: "007" and "1.50" keep their spelling; blanks become null. Valid
+    # rows carry no raw record.
     assert first == {
         "product_id": "1",
         "department_id": "007",
@@ -115,24 +124,64 @@ def test_reads_every_value_as_trimmed_text_with_lineage(
         SOURCE_FILE: "raw-data/products/f.csv",
         FILE_ORDINAL: 3,
         LINE_NUMBER: 2,
-        RAW_RECORD: first[RAW_RECORD],
-    }
-    assert json.loads(first[RAW_RECORD]) == {
-        "product_id": " 1 ",
-        "department_id": "007",
-        "department": "  ",
-        "product_name": " Milk ",
+        VIOLATION: None,
+        RAW_RECORD: None,
     }
     assert second["department_id"] == "1.50"
     assert second["product_name"] is None
     assert second[LINE_NUMBER] == 3
+    # A row breaking a rule keeps its raw, untrimmed values under the original headers.
+    assert third[VIOLATION] == 0  # not_null(product_id), the first rule
+    assert third[LINE_NUMBER] == 4
+    assert json.loads(third[RAW_RECORD]) == {
+        "product_id": "  ",
+        "department_id": "3",
+        "department": " x ",
+        "product_name": "y",
+    }
+
+
+def test_rows_are_typed_and_checked_against_the_rules(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    content = csv_text(
+        "order_num,order_id,user_id,order_timestamp,total_amount,date",
+        "1,A,u1,2024-01-01T23:30:00-05:00, 5.5 ,",
+        "2,B,u1,2024-01-01T10:00,-1,2024-01-01",
+        '3,C,u1,later,5,"2024-01-01"',
+    )
+    frame = read(engine, write_source, content, schema=ORDERS)
+    assert frame.schema["order_timestamp"] == pl.Datetime("us", "UTC")
+    assert frame.schema["total_amount"] == pl.Float64
+    assert frame.schema["date"] == pl.Date
+    first, second, third = frame.to_dicts()
+    # The date is derived from the UTC timestamp when absent.
+    assert (first["total_amount"], first["date"], first[VIOLATION]) == (
+        5.5,
+        date(2024, 1, 2),
+        None,
+    )
+    assert first[RAW_RECORD] is None
+    rules = [rule_name(r) for r in ORDERS.rules]
+    assert rules[second[VIOLATION]] == "in_range"
+    assert rules[third[VIOLATION]] == "parses_as_timestamp"
+    assert json.loads(third[RAW_RECORD])["date"] == "2024-01-01"
 
 
 def test_bom_and_crlf(engine: PolarsDeltaTableEngine, write_source: WriteSource) -> None:
-    content = b"\xef\xbb\xbf" + csv_text(PRODUCTS_HEADER, "1,2,dairy,milk", eol="\r\n").encode()
+    rows = ("1,2,dairy,milk", ",2,dairy,cream")
+    content = b"\xef\xbb\xbf" + csv_text(PRODUCTS_HEADER, *rows, eol="\r\n").encode()
     frame = read(engine, write_source, content)
-    assert frame.select(PRODUCTS.column_names).rows() == [("1", "2", "dairy", "milk")]
-    assert json.loads(frame[RAW_RECORD][0])["product_id"] == "1"
+    assert frame.select(PRODUCTS.column_names).rows() == [
+        ("1", "2", "dairy", "milk"),
+        (None, "2", "dairy", "cream"),
+    ]
+    assert json.loads(frame[RAW_RECORD][1]) == {
+        "product_id": "",
+        "department_id": "2",
+        "department": "dairy",
+        "product_name": "cream",
+    }
 
 
 def test_rfc4180_quoting_and_physical_line_numbers(
@@ -154,10 +203,15 @@ def test_rfc4180_quoting_and_physical_line_numbers(
 def test_headers_match_case_insensitively_trimmed_in_any_order(
     engine: PolarsDeltaTableEngine, write_source: WriteSource
 ) -> None:
-    content = csv_text(" Product_Name ,DEPARTMENT,product_id , Department_ID", "milk,dairy,1,2")
+    content = csv_text(
+        " Product_Name ,DEPARTMENT,product_id , Department_ID", "milk,dairy,1,2", "x,y,,z"
+    )
     frame = read(engine, write_source, content)
-    assert frame.select(PRODUCTS.column_names).rows() == [("1", "2", "dairy", "milk")]
-    assert list(json.loads(frame[RAW_RECORD][0])) == [
+    assert frame.select(PRODUCTS.column_names).rows() == [
+        ("1", "2", "dairy", "milk"),
+        (None, "z", "y", "x"),
+    ]
+    assert list(json.loads(frame[RAW_RECORD][1])) == [
         " Product_Name ",
         "DEPARTMENT",
         "product_id ",
@@ -206,7 +260,7 @@ def test_orders_date_may_be_absent(
     content = csv_text("order_num,order_id,user_id,order_timestamp,total_amount", "1,A,u,x,1")
     frame = read(engine, write_source, content, schema=ORDERS)
     assert frame["date"].to_list() == [None]
-    assert frame.schema["date"] == pl.String
+    assert frame.schema["date"] == pl.Date
 
 
 @pytest.mark.parametrize(
@@ -284,6 +338,7 @@ def test_add_new_columns_keeps_sanitised_text_columns(
         SOURCE_FILE,
         FILE_ORDINAL,
         LINE_NUMBER,
+        VIOLATION,
         RAW_RECORD,
     ]
     assert frame.row(0, named=True)["gift_wrap"] == "yes"

@@ -208,3 +208,41 @@ def test_an_empty_batch_stages_to_empty_frames(engine: PolarsDeltaTableEngine) -
     assert staged.survivors.schema["order_timestamp"] == pl.Datetime("us", "UTC")
     assert tuple(staged.quarantine.columns) == QUARANTINE.column_names
     assert staged.counts == {}
+
+
+def test_a_key_repeated_only_by_a_quarantined_row_is_no_duplicate(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    content = csv_text(
+        ORDERS_HEADER,
+        "1,A,u1,2024-01-01T10:00:00Z,1,",
+        "2,A,u1,2024-01-01T11:00:00Z,-1,",  # newer, but quarantined (in_range)
+        "3,B,u1,2024-01-01T10:00:00Z,1,",
+    )
+    staged = stage(engine, write_source, ORDERS, [content])
+    assert staged.survivors.select("order_num", "order_id").rows() == [("1", "A"), ("3", "B")]
+    assert staged.counts == {key(0, ORDERS): RowCounts(rows_read=3, quarantined=1)}
+
+
+def test_frames_given_out_of_file_order_stage_as_in_order(
+    engine: PolarsDeltaTableEngine, write_source: WriteSource
+) -> None:
+    files = [
+        csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,1,", "2,B,u1,x,1,"),
+        csv_text(ORDERS_HEADER, "3,A,u1,2024-01-01T10:00:00Z,2,", "4,C,u1,y,1,"),
+        csv_text(ORDERS_HEADER, "5,D,u1,2024-01-01T10:00:00Z,2,"),
+    ]
+    frames = [
+        engine.read_source(
+            write_source(f"f{i}.csv", content, ORDERS, i), ORDERS, SchemaEvolution.RESCUE
+        )
+        for i, content in enumerate(files)
+    ]
+    in_order = engine.stage(frames, ORDERS, make_run())
+    shuffled = engine.stage([frames[2], frames[0], frames[1]], ORDERS, make_run())
+    # Ties go to the later file whatever the order the frames come in.
+    assert shuffled.survivors.select("order_num", "order_id").rows() == [("3", "A"), ("5", "D")]
+    assert shuffled.survivors.equals(in_order.survivors)
+    assert shuffled.quarantine.equals(in_order.quarantine)
+    assert shuffled.counts == in_order.counts
+    assert shuffled.survivors.schema[SOURCE_FILE] == pl.Categorical

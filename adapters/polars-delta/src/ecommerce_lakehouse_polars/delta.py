@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +100,23 @@ def to_delta_arrow(frame: pl.DataFrame, columns: Sequence[Column]) -> Any:
     datasets) cannot compare with plain ``string`` literals, so data is cast first.
     """
     return conform(frame, columns).to_arrow().cast(arrow_schema(columns))
+
+
+def delta_arrow_stream(
+    frame: pl.DataFrame, columns: Sequence[Column], rows_per_batch: int = 256 * 1024
+) -> Any:
+    """``frame`` as :func:`to_delta_arrow` gives it, but as a stream of record batches.
+
+    Each slice is converted only when the reader pulls it, so the Arrow copy of a large
+    frame never exists whole (delta-rs streams a MERGE source).
+    """
+    import pyarrow as pa
+
+    def batches() -> Iterator[Any]:
+        for offset in range(0, frame.height, rows_per_batch):
+            yield from to_delta_arrow(frame.slice(offset, rows_per_batch), columns).to_batches()
+
+    return pa.RecordBatchReader.from_batches(arrow_schema(columns), batches())
 
 
 def append(

@@ -9,6 +9,7 @@ clause repeats the classification's condition so the commit metrics can be check
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -24,13 +25,19 @@ from ecommerce_lakehouse.ports.engine import (
     StagedBatch,
     encode_merge_counts,
 )
-from ecommerce_lakehouse_polars.delta import create_table, integer_metrics, to_delta_arrow
+from ecommerce_lakehouse_polars.delta import create_table, delta_arrow_stream, integer_metrics
 from ecommerce_lakehouse_polars.dtypes import delta_columns
 
-_STORED = "__stored"
-_EXISTS = "__exists"
-_ACTION = "__action"
+# Suffix of the stored values' columns; engine-internal names hold a capital letter, so no
+# evolved column (always ``[a-z0-9_]``) can take them.
+_STORED = "_Stored"
+_ACTION = "_Action"
+_ROW = "_Row"
+_ROW_INDEX = pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)
 INSERT, UPDATE, UNCHANGED = "insert", "update", "unchanged"
+#: Actions as one-byte codes (a column of the action names would cost 16 bytes a row).
+_ACTIONS = (INSERT, UPDATE, UNCHANGED)
+_CODES = {action: code for code, action in enumerate(_ACTIONS)}
 
 
 def merge_batch(
@@ -70,19 +77,29 @@ def merge_batch(
         return MergeOutcome(counts={}, version=table.version(), touched_partitions=(), metrics={})
 
     classified = classify(survivors, stored_rows(table, survivors, spec), spec)
-    counts = _counts_by_file(classified)
-    changed = classified.filter(pl.col(_ACTION) != UNCHANGED)
-    if changed.height == 0:
+    actions = classified.actions
+    counts = _counts_by_file(survivors.get_column(SOURCE_FILE), actions)
+    expected = {
+        "num_target_rows_inserted": int((actions == _CODES[INSERT]).sum()),
+        "num_target_rows_updated": int((actions == _CODES[UPDATE]).sum()),
+    }
+    if not any(expected.values()):
         return MergeOutcome(
             counts=counts, version=table.version(), touched_partitions=(), metrics={}
         )
+    unchanged = actions == _CODES[UNCHANGED]
+    # The survivors themselves when every row changes (a first load): no copy.
+    changed = survivors.filter(~unchanged) if unchanged.any() else survivors
 
     partition_type = schema.types.get(spec.partition_column, ColumnType.STRING)
-    touched = touched_partition_values(changed, spec.partition_column)
+    touched = touched_partition_values(
+        changed.get_column(spec.partition_column), classified.moved_from
+    )
     target_columns = delta_columns(table.schema())
     known = {c.name for c in target_columns}
     evolved = [c for c in batch.extra_columns if c not in known]
-    source = to_delta_arrow(
+    # Streamed in slices: only one slice at a time is converted to Arrow.
+    source = delta_arrow_stream(
         changed,
         [*target_columns, *(Column(name=c, type=ColumnType.STRING) for c in evolved)],
     )
@@ -104,10 +121,6 @@ def merge_batch(
     )
     metrics = integer_metrics(raw_metrics)
     version = int(table.version())
-    expected = {
-        "num_target_rows_inserted": changed.filter(pl.col(_ACTION) == INSERT).height,
-        "num_target_rows_updated": changed.filter(pl.col(_ACTION) == UPDATE).height,
-    }
     for metric, rows in expected.items():
         if metrics.get(metric) != rows:
             raise IntegrityError(
@@ -128,22 +141,18 @@ def stored_rows(table: Any, survivors: pl.DataFrame, spec: MergeSpec) -> pl.Data
     Raises:
         IntegrityError: a key is stored more than once.
     """
-    wanted = list(
-        dict.fromkeys(
-            [
-                *spec.key,
-                spec.partition_column,
-                *([spec.ordering_column] if spec.ordering_column else []),
-                *spec.business_columns,
-            ]
+    wanted = _compared(spec)
+    if not table.file_uris():
+        # A new (or emptied) table: nothing to look up.
+        frame = pl.DataFrame(schema={c: survivors.schema[c] for c in wanted})
+    else:
+        # Polars' Delta scan prunes partitions and row groups with this filter and reads
+        # only the wanted columns, whatever Arrow string flavour the Parquet files hold.
+        # The survivors hold each key once, so no ``unique`` is needed.
+        condition = pl.all_horizontal(
+            pl.col(k).is_in(survivors.get_column(k).drop_nulls().implode()) for k in spec.key
         )
-    )
-    # Polars' Delta scan prunes partitions and row groups with this filter and reads only
-    # the wanted columns, whatever Arrow string flavour the Parquet files were written in.
-    condition = pl.all_horizontal(
-        pl.col(k).is_in(survivors.get_column(k).drop_nulls().unique().implode()) for k in spec.key
-    )
-    frame = pl.scan_delta(table).filter(condition).select(wanted).collect()
+        frame = pl.scan_delta(table).filter(condition).select(wanted).collect()
     # Compare like with like: the stored types may be wider than the batch's.
     stored = frame.with_columns(pl.col(c).cast(survivors.schema[c]) for c in wanted)
     if len(spec.key) > 1:
@@ -155,20 +164,33 @@ def stored_rows(table: Any, survivors: pl.DataFrame, spec: MergeSpec) -> pl.Data
     return stored
 
 
-def classify(survivors: pl.DataFrame, stored: pl.DataFrame, spec: MergeSpec) -> pl.DataFrame:
-    """``survivors`` with an action column and the stored partition value of their key.
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What the MERGE will do with each survivor.
+
+    Attributes:
+        actions: one code of :data:`_CODES` per survivor, in the survivors' order.
+        moved_from: the stored partition values of the keys to update.
+    """
+
+    actions: pl.Series
+    moved_from: pl.Series
+
+
+def classify(survivors: pl.DataFrame, stored: pl.DataFrame, spec: MergeSpec) -> Classification:
+    """The action of every survivor and the stored partition values of updated keys.
 
     Inserted when the key is new; updated when some business column differs (null-safe)
     and, with an ordering column, the incoming value is greater or equal to the stored one;
     unchanged otherwise (``domain.decisions.merge_action``).
     """
+    partition = spec.partition_column + _STORED
+    actions = pl.repeat(_CODES[INSERT], survivors.height, dtype=pl.UInt8, eager=True)
+    if stored.height == 0:
+        return Classification(
+            actions, pl.Series(partition, [], dtype=stored.schema[spec.partition_column])
+        )
     renamed = stored.rename({c: c + _STORED for c in stored.columns if c not in spec.key})
-    joined = survivors.join(
-        renamed.with_columns(pl.lit(True).alias(_EXISTS)),
-        on=list(spec.key),
-        how="left",
-        maintain_order="left",
-    )
     differs = pl.any_horizontal(
         [pl.col(c).ne_missing(pl.col(c + _STORED)) for c in spec.business_columns]
         or [pl.lit(False)]
@@ -179,23 +201,30 @@ def classify(survivors: pl.DataFrame, stored: pl.DataFrame, spec: MergeSpec) -> 
         else pl.lit(True)
     )
     action = (
-        pl.when(pl.col(_EXISTS).is_null())
-        .then(pl.lit(INSERT))
-        .when((differs & newer).fill_null(False))
-        .then(pl.lit(UPDATE))
-        .otherwise(pl.lit(UNCHANGED))
+        pl.when((differs & newer).fill_null(False))
+        .then(pl.lit(_CODES[UPDATE], pl.UInt8))
+        .otherwise(pl.lit(_CODES[UNCHANGED], pl.UInt8))
     )
-    return joined.with_columns(action.alias(_ACTION))
+    # Only the survivors whose key is stored are joined; the others stay inserts.
+    matched = (
+        survivors.lazy()
+        .select(_ROW_INDEX, *_compared(spec))
+        .join(renamed.lazy(), on=list(spec.key), how="inner")
+        .select(_ROW, action.alias(_ACTION), partition)
+        .collect()
+    )
+    actions = actions.scatter(matched.get_column(_ROW), matched.get_column(_ACTION))
+    moved_from = matched.filter(pl.col(_ACTION) == _CODES[UPDATE]).get_column(partition)
+    return Classification(actions, moved_from)
 
 
-def touched_partition_values(changed: pl.DataFrame, partition_column: str) -> list[Any]:
+def touched_partition_values(changed: pl.Series, moved_from: pl.Series) -> list[Any]:
     """Partition values of the changed rows plus those their keys are stored in.
 
     A row whose partition value changed must be matched (and so replaced) in its old
     partition, so that partition is read and rewritten too.
     """
-    stored = changed.filter(pl.col(_ACTION) == UPDATE).get_column(partition_column + _STORED)
-    values = set(changed.get_column(partition_column).to_list()) | set(stored.to_list())
+    values = set(changed.unique().to_list()) | set(moved_from.unique().to_list())
     return sorted(values, key=lambda v: (v is not None, "" if v is None else _partition_text(v)))
 
 
@@ -222,17 +251,31 @@ def update_condition(spec: MergeSpec) -> str:
     return " AND ".join(clauses)
 
 
-def _counts_by_file(classified: pl.DataFrame) -> dict[str, RowCounts]:
+def _counts_by_file(files: pl.Series, actions: pl.Series) -> dict[str, RowCounts]:
     tallies: dict[str, dict[str, int]] = {}
-    grouped = classified.group_by(SOURCE_FILE, _ACTION).len()
-    for file, action, rows in grouped.iter_rows():
-        tallies.setdefault(str(file), {})[str(action)] = int(rows)
+    grouped = pl.DataFrame([files.alias(SOURCE_FILE), actions.alias(_ACTION)])
+    for file, code, rows in grouped.group_by(SOURCE_FILE, _ACTION).len().iter_rows():
+        tallies.setdefault(str(file), {})[_ACTIONS[code]] = int(rows)
     return {
         file: RowCounts(
             inserted=t.get(INSERT, 0), updated=t.get(UPDATE, 0), unchanged=t.get(UNCHANGED, 0)
         )
         for file, t in tallies.items()
     }
+
+
+def _compared(spec: MergeSpec) -> list[str]:
+    """The columns the classification reads (what :func:`stored_rows` returns)."""
+    return list(
+        dict.fromkeys(
+            [
+                *spec.key,
+                spec.partition_column,
+                *([spec.ordering_column] if spec.ordering_column else []),
+                *spec.business_columns,
+            ]
+        )
+    )
 
 
 def _quote(identifier: str) -> str:

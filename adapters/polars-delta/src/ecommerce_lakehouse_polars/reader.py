@@ -1,10 +1,14 @@
-"""Reading one raw CSV file as text, with lineage columns (PRODUCT §4.1).
+"""Reading one raw CSV file and checking its rows against the schema (PRODUCT §4.1, §4.2).
 
 Polars parses the file with no header and no type inference, so the header row arrives
 verbatim (duplicate names are not silently renamed) and every value is text. Line numbers
 are physical: the header is line 1 and a record spanning lines (a quoted newline) is
 numbered by the line it starts on; records whose every field is blank (blank lines) are
 skipped, not counted as rows.
+
+The rules and casts run here, one file at a time, rather than on the whole batch in
+``stage``: a source frame then holds typed values (far smaller than text) and builds the
+raw record (a JSON object of the row) only for the rows that break a rule.
 """
 
 from __future__ import annotations
@@ -27,9 +31,21 @@ from ecommerce_lakehouse.domain.schemas import (
     SOURCE_FILE,
     TableSchema,
 )
-from ecommerce_lakehouse.domain.types import SchemaEvolution
+from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import SourceFile
-from ecommerce_lakehouse_polars.expressions import normalized
+from ecommerce_lakehouse_polars.dtypes import polars_dtype, polars_schema
+from ecommerce_lakehouse_polars.expressions import (
+    cast_text,
+    casts_needed,
+    first_violation_index,
+    normalized,
+    timestamp_parts,
+)
+
+#: Index in ``schema.rules`` of the first rule a row breaks (null when the row is valid).
+#: Engine-internal names hold a capital letter, so no evolved column (``[a-z0-9_]``) can
+#: take them.
+VIOLATION = "_Violation"
 
 #: Columns an engine adds to every source frame; an evolved column may not take these names.
 RESERVED_COLUMNS: frozenset[str] = frozenset(
@@ -37,6 +53,7 @@ RESERVED_COLUMNS: frozenset[str] = frozenset(
 )
 
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]")
+_LINE = "_Line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +67,13 @@ def source_frame_schema(schema: TableSchema) -> pl.Schema:
     """The columns of a source frame without evolved columns."""
     return pl.Schema(
         {
-            **{name: pl.String() for name in schema.column_names},
+            **polars_schema(schema.columns),
             RESCUED_DATA: pl.String(),
-            SOURCE_FILE: pl.String(),
+            # One key per file: categorical codes, not the key text on every row.
+            SOURCE_FILE: pl.Categorical(),
             FILE_ORDINAL: pl.Int64(),
             LINE_NUMBER: pl.Int64(),
+            VIOLATION: pl.Int32(),
             RAW_RECORD: pl.String(),
         }
     )
@@ -76,7 +95,7 @@ def read_source_frame(
     evolution: SchemaEvolution,
     storage_options: Mapping[str, str],
 ) -> pl.DataFrame:
-    """Read one CSV into a frame of normalised text plus rescued and lineage columns.
+    """Read one CSV and check every row against ``schema``'s rules.
 
     Args:
         source: the raw file.
@@ -85,9 +104,12 @@ def read_source_frame(
         storage_options: object-store options for non-local URIs.
 
     Returns:
-        Business columns (trimmed text, null when empty), ``_rescued_data``, evolved columns
-        (``add_new_columns`` only), ``_source_file``, ``_file_ordinal``, ``_line_number`` and
-        ``_raw_record``.
+        One row per record: the business columns typed (null where the text does not
+        parse; a derivable date derived from the UTC timestamp), ``_rescued_data``, evolved
+        text columns (``add_new_columns`` only), ``_source_file`` (categorical),
+        ``_file_ordinal``, ``_line_number``, :data:`VIOLATION` and ``_raw_record``, the JSON
+        object ``{original header: raw value}`` of the rows that break a rule (null for
+        valid rows).
 
     Raises:
         FileRejected: the file is not UTF-8, not parseable CSV, or its header does not fit.
@@ -95,39 +117,127 @@ def read_source_frame(
     grid = _read_grid(source, storage_options)
     if grid.width == 0:
         return _empty(schema)
-    cells = grid.columns
-    blank = pl.all_horizontal([normalized(pl.col(c)).is_null() for c in cells])
-    grid = grid.with_columns(_line_numbers(cells).alias(LINE_NUMBER), blank.alias("__blank"))
-    header = ["" if v is None else str(v) for v in grid.row(0)[: len(cells)]]
-    records = grid.slice(1).filter(~pl.col("__blank"))
-    if all(not h.strip() for h in header) and records.height == 0:
+    # Internal names cannot clash with business or evolved names (see VIOLATION).
+    grid = grid.rename({c: _cell(i) for i, c in enumerate(grid.columns)})
+    width = grid.width
+    header = ["" if v is None else str(v) for v in grid.row(0)]
+    if all(not h.strip() for h in header) and not _has_records(grid.slice(1), width):
         # A whitespace-only file: no header and no data.
         return _empty(schema)
     columns = _check_header(source, schema, evolution, header)
     in_schema = {c.name: c for c in columns if c.name in schema.column_names}
     extras = [c for c in columns if c.name not in schema.column_names]
 
-    selected: list[pl.Expr] = []
+    text: list[pl.Expr] = []
     for name in schema.column_names:
         found = in_schema.get(name)
-        value = normalized(pl.col(cells[found.position])) if found else pl.lit(None, pl.String)
-        selected.append(value.alias(name))
+        value = pl.col(_norm(found.position)) if found else pl.lit(None, pl.String)
+        text.append(value.alias(name))
     if extras and evolution is SchemaEvolution.RESCUE:
-        selected.append(_json_object(cells, extras).alias(RESCUED_DATA))
+        text.append(_json_object(extras).alias(RESCUED_DATA))
     else:
-        selected.append(pl.lit(None, pl.String).alias(RESCUED_DATA))
-    if evolution is SchemaEvolution.ADD_NEW_COLUMNS:
-        selected += [
-            normalized(pl.col(cells[c.position])).alias(evolved_name(c.original, c.position + 1))
-            for c in extras
-        ]
-    selected += [
-        pl.lit(source.key, pl.String).alias(SOURCE_FILE),
+        text.append(pl.lit(None, pl.String).alias(RESCUED_DATA))
+    evolved = (
+        [evolved_name(c.original, c.position + 1) for c in extras]
+        if evolution is SchemaEvolution.ADD_NEW_COLUMNS
+        else []
+    )
+    text += [pl.col(_norm(c.position)).alias(n) for c, n in zip(extras, evolved, strict=False)]
+    text += [pl.col(_LINE).alias(LINE_NUMBER), *(pl.col(_cell(i)) for i in range(width))]
+
+    records = (
+        grid.lazy()
+        .with_columns(_line_numbers(width).alias(_LINE))
+        .slice(1)
+        .with_columns(normalized(pl.col(_cell(i))).alias(_norm(i)) for i in range(width))
+        .filter(~_blank(width))
+        .select(text)
+    )
+    checked = _typed_and_checked(records, schema).select(
+        *schema.column_names,
+        RESCUED_DATA,
+        *evolved,
+        pl.lit(source.key, pl.Categorical).alias(SOURCE_FILE),
         pl.lit(source.ordinal, pl.Int64).alias(FILE_ORDINAL),
-        pl.col(LINE_NUMBER),
-        _json_object(cells, columns).alias(RAW_RECORD),
-    ]
-    return records.select(selected)
+        LINE_NUMBER,
+        VIOLATION,
+        *(_cell(i) for i in range(width)),
+    )
+    frame = checked.collect()
+    # One chunk per column: the batch then has one per file in every column, and filters
+    # on it need not realign (copy) columns of different chunkings.
+    return frame.select(
+        pl.exclude([_cell(i) for i in range(width)]),
+        _raw_records(frame, columns).alias(RAW_RECORD),
+    ).rechunk()
+
+
+def _typed_and_checked(records: pl.LazyFrame, schema: TableSchema) -> pl.LazyFrame:
+    """``records`` (normalised text) with typed business columns and :data:`VIOLATION`."""
+    casts = casts_needed(schema.rules, schema.types)
+    timestamps = [c for c, t in casts if t is ColumnType.TIMESTAMP]
+
+    def cast(column: str, column_type: ColumnType) -> pl.Expr:
+        return pl.col(_cast(column, column_type))
+
+    checked = (
+        records.with_columns(timestamp_parts(pl.col(c)).alias(_parts(c)) for c in timestamps)
+        .with_columns(
+            cast_text(pl.col(c), t, pl.col(_parts(c)) if t is ColumnType.TIMESTAMP else None).alias(
+                _cast(c, t)
+            )
+            for c, t in casts
+        )
+        .with_columns(first_violation_index(schema.rules, schema.types, cast).alias(VIOLATION))
+    )
+    typed = {
+        c.name: cast(c.name, c.type).cast(polars_dtype(c.type))
+        for c in schema.columns
+        if c.type is not ColumnType.STRING
+    }
+    if schema.derived_date is not None:
+        # Derived on every row; only valid rows survive, and their values are the same.
+        date_column, ts_column = schema.derived_date
+        typed[date_column] = pl.coalesce(
+            typed[date_column], cast(ts_column, ColumnType.TIMESTAMP).dt.date()
+        )
+    return checked.with_columns(value.alias(name) for name, value in typed.items())
+
+
+def _raw_records(frame: pl.DataFrame, columns: Sequence[_HeaderColumn]) -> pl.Series:
+    # Only the rows that break a rule need their raw record, and they are few: encode
+    # those, and leave every other row null.
+    broken = frame.get_column(VIOLATION).is_not_null()
+    cells = frame.select(_cell(c.position) for c in columns).filter(broken)
+    raw = cells.select(_json_object(columns)).to_series()
+    return pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(
+        broken.arg_true(), raw
+    )
+
+
+def _cell(position: int) -> str:
+    return f"_Cell{position}"
+
+
+def _norm(position: int) -> str:
+    return f"_Norm{position}"
+
+
+def _cast(column: str, column_type: ColumnType) -> str:
+    return f"_Cast{column_type.value}_{column}"
+
+
+def _parts(column: str) -> str:
+    return f"_Parts_{column}"
+
+
+def _blank(width: int) -> pl.Expr:
+    return pl.all_horizontal(pl.col(_norm(i)).is_null() for i in range(width))
+
+
+def _has_records(rows: pl.DataFrame, width: int) -> bool:
+    blank = pl.all_horizontal(normalized(pl.col(_cell(i))).is_null() for i in range(width))
+    return bool(rows.select((~blank).any()).item())
 
 
 def _read_grid(source: SourceFile, storage_options: Mapping[str, str]) -> pl.DataFrame:
@@ -170,11 +280,11 @@ def _rejection(source: SourceFile, error: pl.exceptions.ComputeError) -> FileRej
     return None
 
 
-def _line_numbers(cells: Sequence[str]) -> pl.Expr:
+def _line_numbers(width: int) -> pl.Expr:
     # A record spans 1 + (newlines inside its quoted fields) physical lines; blank lines
     # are records of empty fields, so they are counted too.
     embedded = pl.sum_horizontal(
-        [pl.col(c).str.count_matches("\n", literal=True).cast(pl.Int64) for c in cells]
+        pl.col(_cell(i)).str.count_matches("\n", literal=True).cast(pl.Int64) for i in range(width)
     )
     span = embedded + 1
     return (span.cum_sum() - span + 1).cast(pl.Int64)
@@ -221,10 +331,10 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in names)
 
 
-def _json_object(cells: Sequence[str], columns: Sequence[_HeaderColumn]) -> pl.Expr:
+def _json_object(columns: Sequence[_HeaderColumn]) -> pl.Expr:
     """A JSON object ``{original header: raw value}`` of the given columns."""
     return pl.struct(
-        [pl.col(cells[c.position]).alias(c.original) for c in columns]
+        [pl.col(_cell(c.position)).alias(c.original) for c in columns]
     ).struct.json_encode()
 
 

@@ -1,4 +1,8 @@
-"""Staging one entity's batch: rules and quarantine, casts, derived dates, in-batch dedup."""
+"""Staging one entity's batch: quarantine, in-batch dedup and per-file counts.
+
+The rules and casts already ran per file in :func:`reader.read_source_frame`; staging
+splits the checked rows into quarantine and valid rows and keeps one valid row per key.
+"""
 
 from __future__ import annotations
 
@@ -18,21 +22,14 @@ from ecommerce_lakehouse.domain.schemas import (
     SOURCE_FILE,
     TableSchema,
 )
-from ecommerce_lakehouse.domain.types import ColumnType
 from ecommerce_lakehouse.ports.engine import RunContext, StagedBatch
-from ecommerce_lakehouse_polars.dtypes import UTC_TIMESTAMP, polars_dtype
-from ecommerce_lakehouse_polars.expressions import (
-    cast_column_name,
-    cast_text,
-    casts_needed,
-    first_violation_index,
-    timestamp_parts,
-    violation_label,
-)
-from ecommerce_lakehouse_polars.reader import source_frame_schema
+from ecommerce_lakehouse_polars.dtypes import UTC_TIMESTAMP
+from ecommerce_lakehouse_polars.expressions import violation_label
+from ecommerce_lakehouse_polars.reader import VIOLATION, source_frame_schema
 
-_VIOLATION = "__violation"
-_KEEP = "__keep"
+# Capitalised like the reader's internal names, so no evolved column can clash.
+_ROW = "_Row"
+_ROW_INDEX = pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)
 
 
 def utc_literal(moment: datetime) -> pl.Expr:
@@ -44,7 +41,7 @@ def utc_literal(moment: datetime) -> pl.Expr:
 def stage_frames(
     frames: Sequence[pl.DataFrame], schema: TableSchema, run: RunContext
 ) -> StagedBatch[pl.DataFrame]:
-    """Apply ``schema``'s rules, cast, derive dates and deduplicate the batch.
+    """Quarantine the rows that break a rule and deduplicate the batch.
 
     Args:
         frames: source frames as :func:`reader.read_source_frame` returns them.
@@ -52,45 +49,31 @@ def stage_frames(
         run: the run the batch belongs to.
 
     Returns:
-        The survivors (typed, one row per key), the quarantined rows in the ``quarantine``
-        audit table's columns and the per-file counts of rows read, quarantined and dropped
-        as in-batch duplicates.
+        The survivors (typed, one row per key, in file and line order; ``_source_file`` is
+        categorical), the quarantined rows in the ``quarantine`` audit table's columns and
+        the per-file counts of rows read, quarantined and dropped as in-batch duplicates.
     """
     base = source_frame_schema(schema)
+    # Without rechunking, the batch shares the source frames' memory.
     batch = pl.concat(list(frames), how="diagonal") if frames else pl.DataFrame(schema=base)
+    # Each frame is one file in line order: given in file order, so is the batch.
+    ordinals = [int(f.item(0, FILE_ORDINAL)) for f in frames if f.height]
+    in_order = ordinals == sorted(ordinals)
     extras = tuple(c for c in batch.columns if c not in base)
     position = [FILE_ORDINAL, LINE_NUMBER]
+    violation = pl.col(VIOLATION)
+    # Masks are Series taken from the batch, so they share its chunks: an expression filter
+    # would rechunk (copy) every column first.
+    broken = batch.get_column(VIOLATION).is_not_null()
 
-    casts = casts_needed(schema.rules, schema.types)
-
-    def cast(column: str, column_type: ColumnType) -> pl.Expr:
-        return pl.col(cast_column_name(column, column_type))
-
-    def parts_name(column: str) -> str:
-        return f"__parts__{column}"
-
-    timestamps = [c for c, t in casts if t is ColumnType.TIMESTAMP]
-    checked = (
-        batch.lazy()
-        .with_columns(timestamp_parts(pl.col(c)).alias(parts_name(c)) for c in timestamps)
-        .with_columns(
-            cast_text(
-                pl.col(c), t, pl.col(parts_name(c)) if t is ColumnType.TIMESTAMP else None
-            ).alias(cast_column_name(c, t))
-            for c, t in casts
-        )
-        .drop(parts_name(c) for c in timestamps)
-        .with_columns(first_violation_index(schema.rules, schema.types, cast).alias(_VIOLATION))
-        .collect()
-    )
-    violation = pl.col(_VIOLATION)
     quarantine = (
-        checked.filter(violation.is_not_null())
+        batch.select(SOURCE_FILE, *position, VIOLATION, RAW_RECORD)
+        .filter(broken)
         .sort(position)
         .select(
             pl.lit(run.run_id, pl.String).alias("run_id"),
             pl.lit(schema.name, pl.String).alias("entity"),
-            pl.col(SOURCE_FILE).alias("source_file"),
+            pl.col(SOURCE_FILE).cast(pl.String).alias("source_file"),
             pl.col(LINE_NUMBER).alias("line_number"),
             violation_label(violation, schema.rules, "rule").alias("rule"),
             violation_label(violation, schema.rules, "column").alias("column_name"),
@@ -100,40 +83,35 @@ def stage_frames(
         )
     )
 
-    valid = checked.filter(violation.is_null()).with_columns(
-        cast(c.name, c.type).cast(polars_dtype(c.type)).alias(c.name)
-        for c in schema.columns
-        if c.type is not ColumnType.STRING
-    )
-    if schema.derived_date is not None:
-        date_column, ts_column = schema.derived_date
-        valid = valid.with_columns(
-            pl.coalesce(pl.col(date_column), pl.col(ts_column).dt.date()).alias(date_column)
-        )
-
-    # The survivor of a key is the last row once sorted by (ordering, file, line).
+    # The survivor of a key is the last valid row once sorted by (ordering, file, line).
+    # Only rows whose key may occur more than once in the batch can lose: a superset (key
+    # hashes repeated among valid and invalid rows alike) is enough, since just those few
+    # rows are then ranked exactly, sorting only their key and sort columns.
     ordering = [schema.ordering_column] if schema.ordering_column else []
     key = schema.dedup.key
     key_expr = pl.col(key[0]) if len(key) == 1 else pl.struct(list(key))
-    ranked = valid.sort([*ordering, *position], maintain_order=True).with_columns(
-        key_expr.is_last_distinct().alias(_KEEP)
+    repeated = _maybe_repeated(batch.select(key_expr.hash()).to_series())
+    dropped = (
+        batch.select(_ROW_INDEX, SOURCE_FILE, *key, *ordering, *position)
+        .filter(repeated & ~broken)
+        .sort([*ordering, *position], maintain_order=True)
+        .filter(~key_expr.is_last_distinct())
+        .select(_ROW, SOURCE_FILE)
     )
-    survivors = (
-        ranked.filter(pl.col(_KEEP))
-        .sort(position)
-        .select(
-            *schema.column_names,
-            RESCUED_DATA,
-            *extras,
-            SOURCE_FILE,
-            utc_literal(run.started_at).alias(INGESTED_AT),
-            pl.lit(run.run_id, pl.String).alias(RUN_ID),
-        )
+    keep = (~broken).scatter(dropped.get_column(_ROW), False)
+    valid = batch.filter(keep)
+    survivors = (valid if in_order else valid.sort(position)).select(
+        *schema.column_names,
+        RESCUED_DATA,
+        *extras,
+        SOURCE_FILE,
+        utc_literal(run.started_at).alias(INGESTED_AT),
+        pl.lit(run.run_id, pl.String).alias(RUN_ID),
     )
 
     read = _count_by_file(batch)
     quarantined = _count_by_file(quarantine, "source_file")
-    duplicates = _count_by_file(ranked.filter(~pl.col(_KEEP)))
+    duplicates = _count_by_file(dropped)
     counts = {
         file: RowCounts(
             rows_read=rows,
@@ -145,6 +123,13 @@ def stage_frames(
     return StagedBatch(
         survivors=survivors, quarantine=quarantine, counts=counts, extra_columns=extras
     )
+
+
+def _maybe_repeated(hashes: pl.Series) -> pl.Series:
+    """Whether each hash occurs more than once (sorting beats hashing strings here)."""
+    ordered = hashes.sort()
+    twice = ordered.filter(ordered == ordered.shift(1))
+    return hashes.is_in(twice.implode())
 
 
 def _count_by_file(frame: pl.DataFrame, column: str = SOURCE_FILE) -> dict[str, int]:
