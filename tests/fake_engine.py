@@ -267,6 +267,21 @@ class InMemoryTableEngine:
         records = stored.history if stored else []
         return records[:limit] if limit is not None else list(records)
 
+    def compact(self, table: TableRef, *, min_files: int) -> int:
+        # One commit stands for one data file here; compaction keeps the rows.
+        stored = self.tables.get(table.uri)
+        if stored is None:
+            return 0
+        writes = 0
+        for commit in stored.history:  # newest first, back to the last compaction
+            if commit.operation == "OPTIMIZE":
+                break
+            writes += commit.operation == "WRITE"
+        if writes < min_files:
+            return 0
+        stored.commit("OPTIMIZE")
+        return writes
+
     def rows(self, table: TableRef) -> list[dict[str, Any]]:
         """Stored rows of a table (test helper)."""
         return list(self.tables[table.uri].rows)

@@ -283,3 +283,18 @@ def test_a_crash_between_merge_and_ingest_log_is_reconciled(world: World, monkey
     ]
     assert products[0]["error"].startswith("recovered by run r2")
     assert world.keys("raw-data") == []
+
+
+def test_audit_tables_are_compacted_once_they_hold_many_files(world: World) -> None:
+    world.run(compact_audit_min_files=3)
+    world.drop("raw-data/orders_2.csv", ORDERS.replace("o1,", "o9,"))
+    world.run(compact_audit_min_files=3)
+    world.drop("raw-data/orders_3.csv", ORDERS.replace("o1,", "o8,"))
+    world.run(compact_audit_min_files=3)
+
+    ref = table_ref(world.storage, "ingest_log")
+    operations = [c.operation for c in world.engine.history(ref)]
+    assert "OPTIMIZE" in operations
+    assert len(world.rows("ingest_log")) == 5  # compaction keeps every row
+    with pytest.raises(ValueError, match="at least 2"):
+        RunOptions(compact_audit_min_files=1)

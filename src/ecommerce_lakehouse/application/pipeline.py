@@ -28,7 +28,12 @@ from ecommerce_lakehouse.application.run import (
     no_progress,
     utc_now,
 )
-from ecommerce_lakehouse.application.tables import EnsureTables, audit_ref, curated_ref
+from ecommerce_lakehouse.application.tables import (
+    CompactAuditTables,
+    EnsureTables,
+    audit_ref,
+    curated_ref,
+)
 from ecommerce_lakehouse.application.validate import ValidateTables
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, RowCounts
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
@@ -171,6 +176,11 @@ class RunPipeline(Generic[FrameT]):
                 INGEST_LOG,
                 [o.log_entry(state.run_id).as_record() for o in state.outcomes[: len(unknown)]],
             )
+        compacted = CompactAuditTables(self._engine, self._platform.storage)(
+            options.compact_audit_min_files
+        )
+        for name, removed in compacted.items():
+            self._progress("ingest", f"compacted {name}: {removed} small file(s) rewritten")
 
     def _loaded_checksums(self) -> set[str]:
         rows = self._platform.query.sql(

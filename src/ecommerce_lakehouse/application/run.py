@@ -39,16 +39,20 @@ class RunOptions:
         policy: validation severities.
         lock_timeout_seconds: how long to wait for another run to release the lake.
         run_id: a fixed run id (orchestrators pass theirs); generated when None.
+        compact_audit_min_files: compact an audit table once it has this many files.
     """
 
     evolution: SchemaEvolution = SchemaEvolution.RESCUE
     policy: ValidationPolicy = field(default_factory=ValidationPolicy)
     lock_timeout_seconds: float = 60.0
     run_id: str | None = None
+    compact_audit_min_files: int = 32
 
     def __post_init__(self) -> None:
         if self.lock_timeout_seconds < 0:
             raise ValueError("lock_timeout_seconds must not be negative")
+        if self.compact_audit_min_files < 2:
+            raise ValueError("compact_audit_min_files must be at least 2")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

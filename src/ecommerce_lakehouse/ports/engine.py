@@ -197,3 +197,12 @@ class TableEngine(Protocol[FrameT]):
     def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
         """Commits of a table, newest first (empty when it does not exist)."""
         ...
+
+    def compact(self, table: TableRef, *, min_files: int) -> int:
+        """Rewrite a table's data files into fewer, larger ones (Delta OPTIMIZE compaction).
+
+        Only when the table has at least ``min_files`` data files; older versions stay
+        readable (nothing is vacuumed). Returns the number of files removed, 0 when the table
+        was left alone or does not exist.
+        """
+        ...

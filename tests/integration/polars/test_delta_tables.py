@@ -178,3 +178,40 @@ def test_history_is_newest_first_with_metadata_and_metrics(
     assert history[1].metrics["num_added_rows"] == 1
     assert all(c.timestamp is not None and c.timestamp.tzinfo is UTC for c in history)
     assert [c.version for c in engine.history(table, limit=1)] == [2]
+
+
+def test_compaction_rewrites_small_files_and_keeps_rows_and_history(tmp_path: Path) -> None:
+    engine = PolarsDeltaTableEngine()
+    ref = TableRef(name="ingest_log", uri=str(tmp_path / "ingest_log"))
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    record = {
+        "run_id": "r",
+        "entity": "orders",
+        "source_path": "raw-data/a.csv",
+        "size_bytes": 1,
+        "checksum": "c",
+        "status": "loaded",
+        "rows_read": 1,
+        "inserted": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "duplicates_in_batch": 0,
+        "quarantined": 0,
+        "started_at": moment,
+        "finished_at": moment,
+        "error": None,
+    }
+    for _ in range(4):
+        engine.append_records(ref, INGEST_LOG, [record])
+    version = engine.history(ref, 1)[0].version
+
+    assert engine.compact(ref, min_files=5) == 0  # below the threshold: left alone
+    assert engine.compact(ref, min_files=4) == 4
+
+    table = DeltaTable(ref.uri)
+    assert len(table.file_uris()) == 1
+    assert table.to_pyarrow_table().num_rows == 4
+    assert engine.history(ref, 1)[0].operation == "OPTIMIZE"
+    table.load_as_version(version)
+    assert table.to_pyarrow_table().num_rows == 4  # time travel still works
+    assert engine.compact(TableRef(name="x", uri=str(tmp_path / "none")), min_files=1) == 0

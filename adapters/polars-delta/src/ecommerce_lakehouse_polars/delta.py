@@ -210,3 +210,16 @@ def integer_metrics(metrics: Mapping[str, Any]) -> dict[str, int]:
         elif isinstance(value, str) and _INTEGER.fullmatch(value):
             result[key] = int(value)
     return result
+
+
+def compact_table(uri: str, storage_options: Mapping[str, str], min_files: int) -> int:
+    """OPTIMIZE-compact the table at ``uri`` when it has at least ``min_files`` data files.
+
+    Returns:
+        The number of files removed (0 when the table was left alone or does not exist).
+    """
+    table = open_table(uri, storage_options)
+    if table is None or len(table.file_uris()) < min_files:
+        return 0
+    metrics = table.optimize.compact()
+    return int(metrics.get("numFilesRemoved", 0))

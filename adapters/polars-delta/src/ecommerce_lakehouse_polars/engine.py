@@ -19,6 +19,7 @@ from ecommerce_lakehouse.ports.engine import (
 )
 from ecommerce_lakehouse_polars.delta import (
     append,
+    compact_table,
     create_table,
     records_frame,
     table_columns,
@@ -107,6 +108,10 @@ class PolarsDeltaTableEngine:
     def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
         """Commits of a table, newest first (empty when it does not exist)."""
         return table_history(table.uri, self._options(table), limit)
+
+    def compact(self, table: TableRef, *, min_files: int) -> int:
+        """OPTIMIZE-compact a table with at least ``min_files`` data files; files removed."""
+        return compact_table(table.uri, self._options(table), min_files)
 
     def _options(self, table: TableRef) -> dict[str, str]:
         return {**self._storage_options, **table.storage_options}
