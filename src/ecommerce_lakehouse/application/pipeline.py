@@ -144,19 +144,21 @@ class RunPipeline(Generic[FrameT]):
         run = RunContext(
             run_id=state.run_id, started_at=state.started_at, evolution=options.evolution
         )
-        unknown = [f for f in state.files if f.entity is None]
-        state.outcomes.extend(
+        now = self._clock()
+        unknown = [
             FileOutcome(
                 file=f,
                 status=FileStatus.REJECTED,
                 counts=RowCounts(),
-                started_at=self._clock(),
-                finished_at=self._clock(),
+                started_at=now,
+                finished_at=now,
                 error="unknown_entity: the folder or file name names no entity "
                 "(products, orders, order_items)",
             )
-            for f in unknown
-        )
+            for f in state.files
+            if f.entity is None
+        ]
+        state.outcomes.extend(unknown)
         recovered = ReconcileInterruptedRuns(
             self._engine, self._platform.storage, self._platform.query, self._clock
         )(state.run_id)
@@ -174,7 +176,7 @@ class RunPipeline(Generic[FrameT]):
             self._engine.append_records(
                 audit_ref(self._platform.storage, INGEST_LOG),
                 INGEST_LOG,
-                [o.log_entry(state.run_id).as_record() for o in state.outcomes[: len(unknown)]],
+                [o.log_entry(state.run_id).as_record() for o in unknown],
             )
         compacted = CompactAuditTables(self._engine, self._platform.storage)(
             options.compact_audit_min_files

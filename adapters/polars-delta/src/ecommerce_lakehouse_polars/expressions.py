@@ -143,11 +143,6 @@ def inline_cast(column: str, column_type: ColumnType) -> pl.Expr:
     return cast_text(pl.col(column), column_type)
 
 
-def cast_column_name(column: str, column_type: ColumnType) -> str:
-    """The name of a precomputed cast column (see :func:`casts_needed`)."""
-    return f"__{column_type.value}__{column}"
-
-
 def casts_needed(
     rules: Sequence[RowRule], types: Mapping[str, ColumnType]
 ) -> list[tuple[str, ColumnType]]:
