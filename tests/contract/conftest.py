@@ -22,6 +22,7 @@ from ecommerce_lakehouse.ports.catalogue import Catalogue
 from ecommerce_lakehouse.ports.lock import Lock
 from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.ports.storage import ObjectStorage
+from tests.aws_support import shared_moto
 from tests.fakes import InMemoryCatalogue, InMemoryLock, InMemoryObjectStorage
 
 Mutation = Callable[[bytes], bytes]
@@ -30,6 +31,19 @@ Mutation = Callable[[bytes], bytes]
 def local_platform(root: Path) -> Platform:
     """The local adapters of a lake directory, built the way the product finds them."""
     return load_platform_factory("local")(str(root), {})
+
+
+def aws_platform(root: str, options: dict[str, str]) -> Platform:
+    """The AWS adapters of an S3 lake on the moto server, built the way the product finds them."""
+    return load_platform_factory("aws")(root, options)
+
+
+#: Adapter cases that need the moto server (``pytest -m "not aws"`` leaves them out).
+_AWS_CASES = frozenset({"s3", "glue"})
+
+
+def _marks(name: str) -> tuple[pytest.MarkDecorator, ...]:
+    return (pytest.mark.aws,) if name in _AWS_CASES else ()
 
 
 @dataclass(frozen=True)
@@ -121,13 +135,31 @@ def _local_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StorageCa
     )
 
 
+def _s3_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StorageCase:
+    server = shared_moto()
+    storage = aws_platform(server.new_lake(), server.options()).storage
+    client = server.client("s3")
+
+    def corrupt(mutate: Mutation) -> None:
+        # Replaces the server-side copy of move() with a download, mutation and upload.
+        def copy(source: str, destination: str, etag: str) -> None:
+            bucket = storage.root_uri.removeprefix("s3://").partition("/")[0]
+            data = client.get_object(Bucket=bucket, Key=source)["Body"].read()
+            client.put_object(Bucket=bucket, Key=destination, Body=mutate(data))
+
+        monkeypatch.setattr(storage, "_copy", copy)
+
+    return StorageCase(storage=storage, corrupt_copies=corrupt)
+
+
 _STORAGES: dict[str, Callable[[pytest.MonkeyPatch, Path], StorageCase]] = {
     "in-memory": _in_memory_storage,
     "local": _local_storage,
+    "s3": _s3_storage,
 }
 
 
-@pytest.fixture(params=sorted(_STORAGES))
+@pytest.fixture(params=[pytest.param(name, marks=_marks(name)) for name in sorted(_STORAGES)])
 def storage_case(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> StorageCase:
@@ -152,13 +184,23 @@ def _sqlite_catalogue(tmp_path: Path) -> CatalogueCase:
     )
 
 
+def _glue_catalogue(tmp_path: Path) -> CatalogueCase:
+    server = shared_moto()
+    root, options = server.new_lake(), server.options()
+    return CatalogueCase(
+        catalogue=aws_platform(root, options).catalogue,
+        reopen=lambda: aws_platform(root, options).catalogue,
+    )
+
+
 _CATALOGUES: dict[str, Callable[[Path], CatalogueCase]] = {
     "in-memory": _in_memory_catalogue,
     "sqlite": _sqlite_catalogue,
+    "glue": _glue_catalogue,
 }
 
 
-@pytest.fixture(params=sorted(_CATALOGUES))
+@pytest.fixture(params=[pytest.param(name, marks=_marks(name)) for name in sorted(_CATALOGUES)])
 def catalogue_case(request: pytest.FixtureRequest, tmp_path: Path) -> CatalogueCase:
     """Every Catalogue adapter in turn."""
     return _CATALOGUES[request.param](tmp_path)
@@ -179,13 +221,23 @@ def _file_lock(tmp_path: Path) -> LockCase:
     return LockCase(lock=local_platform(root).lock, other=lambda: local_platform(root).lock)
 
 
+def _s3_lock(tmp_path: Path) -> LockCase:
+    server = shared_moto()
+    root, options = server.new_lake(), server.options()
+    # A second run builds its own platform; both lease the same <lake>/_lakehouse.lock object.
+    return LockCase(
+        lock=aws_platform(root, options).lock, other=lambda: aws_platform(root, options).lock
+    )
+
+
 _LOCKS: dict[str, Callable[[Path], LockCase]] = {
     "in-memory": _in_memory_lock,
     "file": _file_lock,
+    "s3": _s3_lock,
 }
 
 
-@pytest.fixture(params=sorted(_LOCKS))
+@pytest.fixture(params=[pytest.param(name, marks=_marks(name)) for name in sorted(_LOCKS)])
 def lock_case(request: pytest.FixtureRequest, tmp_path: Path) -> LockCase:
     """Every Lock adapter in turn."""
     return _LOCKS[request.param](tmp_path)
@@ -199,10 +251,30 @@ def _duckdb_query(tmp_path: Path) -> QueryCase:
     return QueryCase(query=platform.query, storage=platform.storage)
 
 
-_QUERIES: dict[str, Callable[[Path], QueryCase]] = {"duckdb": _duckdb_query}
+def _duckdb_s3_query(tmp_path: Path) -> QueryCase:
+    # The aws platform's default query service: DuckDB here, tables read from S3 by delta-rs.
+    server = shared_moto()
+    platform = aws_platform(server.new_lake(), server.options())
+    return QueryCase(query=platform.query, storage=platform.storage)
 
 
-@pytest.fixture(params=sorted(_QUERIES))
+def _spark_query(tmp_path: Path) -> QueryCase:
+    # The spark-local platform: local storage, Spark SQL over the same Delta tables.
+    platform = load_platform_factory("spark-local")(str(tmp_path / "lake"), {})
+    return QueryCase(query=platform.query, storage=platform.storage)
+
+
+_QUERIES: dict[str, Callable[[Path], QueryCase]] = {
+    "duckdb": _duckdb_query,
+    "duckdb-s3": _duckdb_s3_query,
+    "spark": _spark_query,
+}
+_QUERY_MARKS = {"spark": pytest.mark.spark, "duckdb-s3": pytest.mark.aws}
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=_QUERY_MARKS.get(name, ())) for name in sorted(_QUERIES)]
+)
 def query_case(request: pytest.FixtureRequest, tmp_path: Path) -> QueryCase:
     """Every QueryService adapter in turn, over an empty lake."""
     return _QUERIES[request.param](tmp_path)

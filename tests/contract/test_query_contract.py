@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
@@ -184,3 +185,96 @@ def test_a_failing_query_raises_one_line(query_case: QueryCase, sql: str, reason
     assert reason in message
     assert "\n" not in message
     assert not isinstance(raised.value, ConfigurationError)
+
+
+def _merge(query_case: QueryCase, key: str, source: pa.Table, on: str) -> None:
+    # delta-rs MERGE (DataFusion) stores strings as string_view in the files it writes.
+    DeltaTable(
+        query_case.storage.uri(key), storage_options=dict(query_case.storage.storage_options)
+    ).merge(
+        source, predicate=f"t.{on} = s.{on}", source_alias="s", target_alias="t"
+    ).when_matched_update_all().when_not_matched_insert_all().execute()
+
+
+def _physical_types(query_case: QueryCase, key: str, column: str) -> set[pa.DataType]:
+    dataset = DeltaTable(
+        query_case.storage.uri(key), storage_options=dict(query_case.storage.storage_options)
+    ).to_pyarrow_dataset()
+    return {fragment.physical_schema.field(column).type for fragment in dataset.get_fragments()}
+
+
+def test_string_filters_hold_over_merged_and_appended_files(query_case: QueryCase) -> None:
+    # Regression: pyarrow found no equal(string, string_view) kernel for WHERE key = '...'
+    # once a MERGE had written string_view files next to plain-string ones.
+    products = table_key("products")
+    uri, options = query_case.storage.uri(products), dict(query_case.storage.storage_options)
+
+    def append(rows: dict[str, list[str]]) -> None:
+        write_deltalake(
+            uri,
+            pa.table(rows),
+            mode="append",
+            partition_by=["department"],
+            storage_options=options or None,
+        )
+
+    append({"product_id": ["p1", "p2"], "name": ["old", "two"], "department": ["x", "y"]})
+    _merge(
+        query_case,
+        products,
+        pa.table({"product_id": ["p1", "p3"], "name": ["one", "three"], "department": ["x", "x"]}),
+        on="product_id",
+    )
+    append({"product_id": ["p4"], "name": ["four"], "department": ["z"]})
+    assert _physical_types(query_case, products, "product_id") == {
+        pa.string(),
+        pa.string_view(),
+    }, "precondition: the table mixes plain-string and string_view files"
+
+    def rows(sql: str, as_of: dict[str, int] | None = None) -> list[dict[str, str]]:
+        return query_case.query.sql(sql, as_of=as_of).to_pylist()
+
+    select = "SELECT product_id, name, department FROM products"
+    assert rows(f"{select} WHERE product_id = 'p1'") == [
+        {"product_id": "p1", "name": "one", "department": "x"}
+    ]
+    assert rows(f"{select} WHERE product_id = 'p4'") == [
+        {"product_id": "p4", "name": "four", "department": "z"}
+    ]
+    assert [r["product_id"] for r in rows(f"{select} WHERE department = 'x' ORDER BY 1")] == [
+        "p1",
+        "p3",
+    ]
+    assert [r["name"] for r in rows(f"{select} WHERE name >= 'one' ORDER BY name")] == [
+        "one",
+        "three",
+        "two",
+    ]
+    assert rows(f"{select} WHERE product_id = 'p3'", {"products": 1}) == [
+        {"product_id": "p3", "name": "three", "department": "x"}
+    ]
+    assert rows(f"{select} WHERE product_id = 'p1'", {"products": 0}) == [
+        {"product_id": "p1", "name": "old", "department": "x"}
+    ]
+    result = query_case.query.sql(f"{select} WHERE department <> 'y'")
+    assert result.num_rows == 3
+    assert {result.schema.field(c).type for c in result.column_names} == {pa.string()}
+
+
+def test_string_filters_hold_on_a_table_written_by_merge_only(query_case: QueryCase) -> None:
+    query_case.write(ORDERS, _orders())
+    _merge(
+        query_case,
+        ORDERS,
+        _orders(("o1", _at("2024-03-01T10:00Z"), 1.0), ("o2", _at("2024-03-02T10:00Z"), 2.0)),
+        on="order_id",
+    )
+    assert _physical_types(query_case, ORDERS, "order_id") == {pa.string_view()}
+
+    result = query_case.query.sql("SELECT order_id, total_amount FROM orders WHERE order_id = 'o2'")
+
+    assert result.to_pylist() == [{"order_id": "o2", "total_amount": 2.0}]
+    assert result.schema.field("order_id").type == pa.string()
+    assert query_case.query.sql(
+        "SELECT count(*) AS n FROM orders WHERE order_id = 'o1'", as_of={"orders": 0}
+    ).to_pylist() == [{"n": 0}]

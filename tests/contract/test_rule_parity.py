@@ -5,6 +5,10 @@ whitespace Python and Rust disagree about) are written to a CSV and sent through
 ``read_source`` and ``stage``. Each row must then be quarantined with exactly the violation
 ``domain.rules.first_violation`` reports (rule, column, reason), or survive with exactly the
 values ``domain.rules.cast_value`` gives (dates derived from the UTC timestamp when absent).
+
+A Spark round trip costs seconds, so the Spark engine gets fewer Hypothesis examples, each
+drawing several row sets (keys distinct per set) sent through one ``stage``: every drawn
+row is checked exactly as for Polars.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,7 @@ from tests.contract.conftest_engines import EngineCase, engine
 
 __all__ = ["engine"]
 
-ROW = "row"  # an extra column: never blank, so no record is skipped, and it names the row
+ROW = "row"  # an extra column: never blank, so no record is skipped; "<file>:<row>" names it
 
 INTEGER_EDGES = [
     "0", "-0", "+0", "1", "+7", "-12", "0005", "365", "366", "-1", "2147483647", "2147483648",
@@ -162,9 +167,14 @@ VALID: dict[ColumnType, str] = {
 
 
 @st.composite
-def _rows(draw: st.DrawFn, schema: TableSchema) -> tuple[bool, list[dict[str, str]]]:
+def _rows(
+    draw: st.DrawFn, schema: TableSchema, prefix: str = ""
+) -> tuple[bool, list[dict[str, str]]]:
     """Rows that either randomise one focus column (the rest valid, so casts reach the
-    survivors) or randomise every column (so rules compete for the first violation)."""
+    survivors) or randomise every column (so rules compete for the first violation).
+
+    Keys are ``<prefix>k<row>`` (or blank), so row sets with distinct prefixes can share a
+    batch without in-batch duplicates."""
     with_date = schema.derived_date is None or draw(st.booleans())
     candidates = [c.name for c in schema.columns if c.name not in schema.primary_key]
     count = draw(st.integers(1, 8))
@@ -174,7 +184,8 @@ def _rows(draw: st.DrawFn, schema: TableSchema) -> tuple[bool, list[dict[str, st
         row: dict[str, str] = {}
         for column in schema.columns:
             if column.name in schema.primary_key:
-                value = f"k{index}" if draw(st.integers(0, 9)) else draw(st.sampled_from(["", " "]))
+                key = f"{prefix}k{index}"
+                value = key if draw(st.integers(0, 9)) else draw(st.sampled_from(["", " "]))
             elif focus is None or column.name == focus:
                 value = draw(_typed_text(column.type))
             else:
@@ -195,13 +206,19 @@ def _rows(draw: st.DrawFn, schema: TableSchema) -> tuple[bool, list[dict[str, st
 
 
 # ---------------------------------------------------------------- the check
-def _write_csv(directory: Path, header: Sequence[str], rows: Sequence[dict[str, str]]) -> Path:
+#: One file of a batch: its header and its rows (column name to raw text).
+File = tuple[Sequence[str], Sequence[dict[str, str]]]
+
+
+def _write_csv(
+    directory: Path, ordinal: int, header: Sequence[str], rows: Sequence[dict[str, str]]
+) -> Path:
     path = directory / f"parity_{next(_counter)}.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
         writer.writerow([*header, ROW])
         for index, row in enumerate(rows):
-            writer.writerow([*(row.get(c, "") for c in header), str(index)])
+            writer.writerow([*(row.get(c, "") for c in header), f"{ordinal}:{index}"])
     return path
 
 
@@ -212,46 +229,57 @@ def _same(actual: Any, expected: Any) -> bool:
 
 
 def assert_parity(
-    case: EngineCase,
-    directory: Path,
-    schema: TableSchema,
-    header: Sequence[str],
-    rows: Sequence[dict[str, str]],
+    case: EngineCase, directory: Path, schema: TableSchema, files: Sequence[File]
 ) -> None:
-    path = _write_csv(directory, header, rows)
-    source = SourceFile(
-        key=path.name, uri=str(path), entity=schema.entity, size_bytes=0, checksum="", ordinal=0
-    )
-    frame = case.engine.read_source(source, schema, SchemaEvolution.RESCUE)
+    """Read ``files`` (keys distinct across files), stage them as one batch, check each row."""
+    frames = []
+    for ordinal, (header, rows) in enumerate(files):
+        path = _write_csv(directory, ordinal, header, rows)
+        source = SourceFile(
+            key=path.name,
+            uri=str(path),
+            entity=schema.entity,
+            size_bytes=path.stat().st_size,
+            checksum="",
+            ordinal=ordinal,
+        )
+        frames.append(case.engine.read_source(source, schema, SchemaEvolution.RESCUE))
     run = RunContext(run_id="parity", started_at=datetime(2024, 1, 1, tzinfo=UTC))
-    staged = case.engine.stage([frame], schema, run)
-    quarantined = {
-        int(json.loads(r["raw_record"])[ROW]): r for r in case.records(staged.quarantine)
-    }
+    staged = case.engine.stage(frames, schema, run)
+    quarantined = {json.loads(r["raw_record"])[ROW]: r for r in case.records(staged.quarantine)}
     survivors = {r[schema.primary_key[0]]: r for r in case.records(staged.survivors)}
-    assert len(quarantined) + len(survivors) == len(rows)
+    assert len(quarantined) + len(survivors) == sum(len(rows) for _, rows in files)
 
-    for index, raw in enumerate(rows):
-        text = {c: values.normalize_text(raw.get(c)) for c in schema.column_names}
-        violation = first_violation(text, schema.rules, schema.types)
-        if violation is not None:
-            assert index in quarantined, f"row {raw!r} should break {violation}"
-            got = quarantined[index]
-            assert (got["rule"], got["column_name"], got["reason"]) == (
-                violation.rule,
-                violation.column,
-                violation.reason,
-            ), f"row {raw!r}"
-            continue
-        assert index not in quarantined, f"row {raw!r} broke {quarantined[index]['rule']}"
-        survivor = survivors[text[schema.primary_key[0]]]
-        for column in schema.columns:
-            expected = cast_value(text[column.name], column.type)
-            if schema.derived_date and column.name == schema.derived_date[0] and expected is None:
-                moment = cast_value(text[schema.derived_date[1]], ColumnType.TIMESTAMP)
-                expected = moment.date() if isinstance(moment, datetime) else None
-            actual = survivor[column.name]
-            assert _same(actual, expected), f"{column.name}: {actual!r} != {expected!r} in {raw!r}"
+    for ordinal, (_, rows) in enumerate(files):
+        for index, raw in enumerate(rows):
+            _assert_row(schema, raw, quarantined.get(f"{ordinal}:{index}"), survivors)
+
+
+def _assert_row(
+    schema: TableSchema,
+    raw: dict[str, str],
+    quarantined: dict[str, Any] | None,
+    survivors: dict[str, dict[str, Any]],
+) -> None:
+    text = {c: values.normalize_text(raw.get(c)) for c in schema.column_names}
+    violation = first_violation(text, schema.rules, schema.types)
+    if violation is not None:
+        assert quarantined is not None, f"row {raw!r} should break {violation}"
+        assert (quarantined["rule"], quarantined["column_name"], quarantined["reason"]) == (
+            violation.rule,
+            violation.column,
+            violation.reason,
+        ), f"row {raw!r}"
+        return
+    assert quarantined is None, f"row {raw!r} broke {quarantined['rule']}"
+    survivor = survivors[text[schema.primary_key[0]]]
+    for column in schema.columns:
+        expected = cast_value(text[column.name], column.type)
+        if schema.derived_date and column.name == schema.derived_date[0] and expected is None:
+            moment = cast_value(text[schema.derived_date[1]], ColumnType.TIMESTAMP)
+            expected = moment.date() if isinstance(moment, datetime) else None
+        actual = survivor[column.name]
+        assert _same(actual, expected), f"{column.name}: {actual!r} != {expected!r} in {raw!r}"
 
 
 def _header(schema: TableSchema, with_date: bool) -> list[str]:
@@ -260,8 +288,8 @@ def _header(schema: TableSchema, with_date: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------- tests
-@pytest.mark.parametrize("schema", SCHEMAS, ids=[s.name for s in SCHEMAS])
-def test_listed_edge_values_agree(engine: EngineCase, tmp_path: Path, schema: TableSchema) -> None:
+def listed_edge_rows(schema: TableSchema) -> list[dict[str, str]]:
+    """Every listed edge value of each typed column (bare and padded), the rest valid."""
     typed = [c for c in schema.columns if c.type is not ColumnType.STRING]
     rows: list[dict[str, str]] = []
     base = {c.name: "x" for c in schema.columns}
@@ -271,7 +299,7 @@ def test_listed_edge_values_agree(engine: EngineCase, tmp_path: Path, schema: Ta
         base |= {c.name: "true" for c in typed if c.type is ColumnType.BOOLEAN}
     for column in typed:
         for value in EDGES[column.type]:
-            for padding in ("", " \x1c"):
+            for padding in ("", " \x1c", "\u3000\xa0\x85\u2028\x1f"):
                 rows.append(base | {column.name: padding + value + padding})
     rows += [
         base | {k: "" for k in schema.primary_key},
@@ -279,18 +307,46 @@ def test_listed_edge_values_agree(engine: EngineCase, tmp_path: Path, schema: Ta
     ]
     for index, row in enumerate(rows):
         row.update({k: f"k{index}" for k in schema.primary_key if row[k] == "x"})
-    assert_parity(engine, tmp_path, schema, _header(schema, True), rows)
+    return rows
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=[s.name for s in SCHEMAS])
-@settings(
-    max_examples=50,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(data=st.data())
-def test_generated_values_agree(
-    engine: EngineCase, tmp_path: Path, schema: TableSchema, data: st.DataObject
-) -> None:
-    with_date, rows = data.draw(_rows(schema))
-    assert_parity(engine, tmp_path, schema, _header(schema, with_date), rows)
+def test_listed_edge_values_agree(engine: EngineCase, tmp_path: Path, schema: TableSchema) -> None:
+    rows = listed_edge_rows(schema)
+    assert_parity(engine, tmp_path, schema, [(_header(schema, True), rows)])
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many Hypothesis examples an engine gets, and how many row sets each one draws."""
+
+    examples: int
+    row_sets: int
+
+
+#: Polars checks a row set per example in milliseconds. A Spark example costs seconds
+#: whatever its size, so it draws several row sets and sends them in one batch: those with
+#: the same header share a file (their keys differ), so an example reads at most two files.
+BUDGETS: dict[str, Budget] = {
+    "polars": Budget(examples=50, row_sets=1),
+    "spark": Budget(examples=8, row_sets=10),
+}
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=[s.name for s in SCHEMAS])
+def test_generated_values_agree(engine: EngineCase, tmp_path: Path, schema: TableSchema) -> None:
+    budget = BUDGETS[engine.name]
+
+    @settings(
+        max_examples=budget.examples, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        count = data.draw(st.integers(1, budget.row_sets), label="row sets")
+        files: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        for index in range(count):
+            with_date, rows = data.draw(_rows(schema, prefix=f"s{index}"), label="rows")
+            files.setdefault(tuple(_header(schema, with_date)), []).extend(rows)
+        assert_parity(engine, tmp_path, schema, list(files.items()))
+
+    check()

@@ -19,8 +19,8 @@ from ecommerce_lakehouse.application.run import (
 )
 from ecommerce_lakehouse.application.tables import table_ref
 from ecommerce_lakehouse.domain.audit import RowCounts
-from ecommerce_lakehouse.domain.errors import IntegrityError, LockTimeout
-from ecommerce_lakehouse.domain.types import Entity, FileStatus
+from ecommerce_lakehouse.domain.errors import ConfigurationError, IntegrityError, LockTimeout
+from ecommerce_lakehouse.domain.types import Entity, FileStatus, Severity
 from ecommerce_lakehouse.domain.zones import ZonePaths
 from tests.fake_engine import InMemoryQueryService, InMemoryTableEngine
 from tests.fakes import InMemoryCatalogue, InMemoryLock, InMemoryObjectStorage
@@ -298,3 +298,50 @@ def test_audit_tables_are_compacted_once_they_hold_many_files(world: World) -> N
     assert len(world.rows("ingest_log")) == 5  # compaction keeps every row
     with pytest.raises(ValueError, match="at least 2"):
         RunOptions(compact_audit_min_files=1)
+
+
+def test_a_run_can_be_limited_to_some_steps(world: World) -> None:
+    # An orchestrator that archives and validates itself runs discover + ingest in its job.
+    result = world.run(run_id="r1", steps=("ingest", "discover"))
+
+    assert result.ok
+    assert {o.status for o in result.files} == {FileStatus.LOADED}
+    assert all(o.destination is None for o in result.files)
+    assert sorted(world.keys("raw-data")) == [
+        "raw-data/order_items/order_items_1.csv",
+        "raw-data/orders_1.csv",
+        "raw-data/products/products_1.csv",
+    ]
+    assert result.checks == ()
+    assert world.rows("validation_results") == []
+
+
+def test_unknown_steps_are_refused_before_anything_runs(world: World) -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown pipeline step.*'ingets'"):
+        world.run(steps=("discover", "ingets"))
+    with pytest.raises(ConfigurationError, match="none given"):
+        world.run(steps=())
+    assert len(world.keys("raw-data")) == 3
+
+
+def test_the_gate_query_counts_failing_error_checks_like_the_validation_step(
+    world: World,
+) -> None:
+    from ecommerce_lakehouse.domain.validation import ValidationPolicy, gate_sql
+
+    world.run(run_id="r1")
+    assert world.platform.query.sql(gate_sql()).to_pylist() == [{"failed_error_checks": 0}]
+
+    # A key stored twice and an orphan item: one error check fails; the orphan only warns
+    # unless foreign keys are made errors.
+    orders = world.engine.tables[table_ref(world.storage, "orders").uri]
+    orders.rows.append(dict(orders.rows[0]))
+    items = world.engine.tables[table_ref(world.storage, "order_items").uri]
+    items.rows.append({**items.rows[0], "id": "i9", "product_id": "p404"})
+    strict = ValidationPolicy(foreign_key_severity=Severity.ERROR)
+    failing = [c for c in world.run(run_id="r2", policy=strict).checks if c.fails_run]
+    gate = world.platform.query.sql(gate_sql(strict)).to_pylist()[0]["failed_error_checks"]
+    assert gate == len(failing) >= 2
+    assert world.platform.query.sql(gate_sql()).to_pylist()[0]["failed_error_checks"] == (
+        len(failing) - 1
+    )

@@ -77,7 +77,8 @@ def open_lake(
     Args:
         root: a directory or an ``s3://bucket[/prefix]`` URI.
         engine: ``polars`` (the embedded default) or another installed engine.
-        platform: the platform adapters; chosen from the root when None.
+        platform: the platform adapters; chosen from the root and engine when None
+            (``aws`` for ``s3://``, else ``<engine>-local`` when installed, else ``local``).
         options: adapter options (credentials, endpoints, ...).
 
     Raises:
@@ -86,7 +87,7 @@ def open_lake(
     if not root or not root.strip():
         raise ConfigurationError("the lake root must not be empty")
     opts = dict(options or {})
-    chosen = platform or platform_name_for(root)
+    chosen = platform or platform_name_for(root, engine)
     built = load_platform_factory(chosen)(root, opts)
     table_engine = load_engine_factory(engine)(built.storage, opts)
     return Lake(engine=table_engine, platform=built)

@@ -6,7 +6,7 @@ runner below and the Step Functions builder both walk it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic
@@ -36,6 +36,7 @@ from ecommerce_lakehouse.application.tables import (
 )
 from ecommerce_lakehouse.application.validate import ValidateTables
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, RowCounts
+from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.validation import CheckResult
@@ -64,6 +65,24 @@ PIPELINE: tuple[Step, ...] = (
     Step(name="validate", summary="run the SQL integrity checks"),
     Step(name="report", summary="summarise files, row counts and checks"),
 )
+
+
+def selected_steps(names: Sequence[str] | None) -> tuple[Step, ...]:
+    """The steps of ``PIPELINE`` named (all when None), in pipeline order.
+
+    Raises:
+        ConfigurationError: a name is not a pipeline step, or none is given.
+    """
+    if names is None:
+        return PIPELINE
+    known = {step.name for step in PIPELINE}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"unknown pipeline step(s) {', '.join(repr(n) for n in unknown) or '(none given)'}"
+            f" (steps: {', '.join(s.name for s in PIPELINE)})"
+        )
+    return tuple(step for step in PIPELINE if step.name in set(names))
 
 
 @dataclass(slots=True)
@@ -97,9 +116,11 @@ class RunPipeline(Generic[FrameT]):
         """Run the pipeline once.
 
         Raises:
+            ConfigurationError: ``options.steps`` names a step that does not exist.
             LockTimeout: another run held the lake for longer than the timeout.
         """
         options = options or RunOptions()
+        steps = selected_steps(options.steps)
         started = self._clock()
         state = _RunState(run_id=options.run_id or new_run_id(started), started_at=started)
         handlers: Mapping[str, Callable[[_RunState, RunOptions], None]] = {
@@ -113,7 +134,7 @@ class RunPipeline(Generic[FrameT]):
         with self._platform.lock.acquire(
             owner=state.run_id, timeout_seconds=options.lock_timeout_seconds
         ):
-            for step in PIPELINE:
+            for step in steps:
                 self._progress(step.name, step.summary)
                 try:
                     handlers[step.name](state, options)

@@ -34,9 +34,17 @@ EngineFactory = Callable[[ObjectStorage, Mapping[str, str]], TableEngine[Any]]
 PlatformFactory = Callable[[str, Mapping[str, str]], Platform]
 
 
-def platform_name_for(root: str) -> str:
-    """``aws`` for an ``s3://`` lake root, ``local`` for a directory."""
-    return "aws" if root.startswith("s3://") else "local"
+def platform_name_for(root: str, engine: str = "polars") -> str:
+    """The platform (PRODUCT §1 profile) a lake root and engine select.
+
+    ``aws`` for an ``s3://`` lake root whichever the engine. For a directory, the engine's
+    own local platform when one is installed as ``<engine>-local`` (``spark-local``: Spark
+    SQL as the query service), else ``local``.
+    """
+    if root.startswith("s3://"):
+        return "aws"
+    own = f"{engine}-local"
+    return own if own in {ep.name for ep in entry_points(group=PLATFORM_GROUP)} else "local"
 
 
 def _load(group: str, name: str) -> Any:

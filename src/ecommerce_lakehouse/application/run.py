@@ -40,6 +40,9 @@ class RunOptions:
         lock_timeout_seconds: how long to wait for another run to release the lake.
         run_id: a fixed run id (orchestrators pass theirs); generated when None.
         compact_audit_min_files: compact an audit table once it has this many files.
+        steps: the ``PIPELINE`` steps to run (in pipeline order); every step when None. An
+            orchestrator that archives and validates in steps of its own runs only
+            ``discover`` and ``ingest`` in its job.
     """
 
     evolution: SchemaEvolution = SchemaEvolution.RESCUE
@@ -47,6 +50,7 @@ class RunOptions:
     lock_timeout_seconds: float = 60.0
     run_id: str | None = None
     compact_audit_min_files: int = 32
+    steps: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.lock_timeout_seconds < 0:

@@ -159,3 +159,19 @@ def all_checks(policy: ValidationPolicy | None = None) -> list[Check]:
     checks.append(_foreign_key(ORDER_ITEMS, "order_id", ORDERS, policy.foreign_key_severity))
     checks.append(_foreign_key(ORDER_ITEMS, "product_id", PRODUCTS, policy.foreign_key_severity))
     return checks
+
+
+def gate_sql(policy: ValidationPolicy | None = None) -> str:
+    """One query whose single row counts the error-severity checks that fail.
+
+    Column ``failed_error_checks`` is 0 when every error check passes. Orchestrators that can
+    only branch on one value (a Step Functions Choice over Athena's result) gate on it; each
+    check is a scalar subquery, in the SQL subset Trino, Spark SQL and DuckDB share.
+    """
+    terms = []
+    for check in all_checks(policy):
+        if check.severity is not Severity.ERROR:
+            continue
+        expected = f"({check.expected_sql})" if check.expected_sql else str(check.expected_value)
+        terms.append(f"CASE WHEN ({check.observed_sql}) = {expected} THEN 0 ELSE 1 END")
+    return f"SELECT {' + '.join(terms) or '0'} AS failed_error_checks"

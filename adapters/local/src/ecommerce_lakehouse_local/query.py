@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pds
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
@@ -24,6 +27,14 @@ TABLE_KEYS: Mapping[str, str] = {
 
 _MISSING_TABLE = re.compile(r"Table with name (\w+) does not exist", re.IGNORECASE)
 
+#: The Arrow view type a Parquet file may hold for a Delta string or binary column.
+_VIEW_TYPES: Mapping[pa.DataType, pa.DataType] = {
+    pa.string(): pa.string_view(),
+    pa.binary(): pa.binary_view(),
+}
+#: Parquet footers read at once when a table version is first opened (object stores).
+_FOOTER_READERS = 16
+
 
 class DuckDbQueryService:
     """Runs SQL with DuckDB over the lake's curated and audit Delta tables.
@@ -40,9 +51,9 @@ class DuckDbQueryService:
 
     def __init__(self, storage: ObjectStorage) -> None:
         self._storage = storage
-        # Building a delta-rs dataset costs time per data file; a version never changes, so
-        # datasets are reused for as long as the table stays at that version.
-        self._datasets: dict[tuple[str, int], object] = {}
+        # Building a table's datasets costs a footer read per data file; a version never
+        # changes, so they are reused for as long as the table stays at that version.
+        self._datasets: dict[tuple[str, int], tuple[Any, ...]] = {}
 
     def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> pa.Table:
         """Run one query over ``products``, ``orders``, ``order_items`` and the audit tables.
@@ -67,7 +78,7 @@ class DuckDbQueryService:
                 f"as_of names unknown table(s) {', '.join(unknown)} "
                 f"(tables: {', '.join(sorted(TABLE_KEYS))})"
             )
-        datasets: dict[str, object] = {}
+        datasets: dict[str, tuple[Any, ...]] = {}
         for name in TABLE_KEYS:
             version = pinned.get(name)
             if version is None and not _mentions(query, name):
@@ -87,18 +98,20 @@ class DuckDbQueryService:
         with duckdb.connect(":memory:", config=config) as connection:
             try:
                 connection.execute("SET TimeZone = 'UTC'")
-                for name, dataset in datasets.items():
-                    connection.register(name, dataset)
+                for name, parts in datasets.items():
+                    _register(connection, name, parts)
                 relation = connection.sql(query)
                 return pa.table({}) if relation is None else relation.to_arrow_table()
             except duckdb.Error as error:
                 raise LakehouseError(self._explain(error, datasets)) from None
 
-    def _dataset(self, name: str, version: int | None) -> object:
+    def _dataset(self, name: str, version: int | None) -> tuple[Any, ...]:
         table = self._open(name, version)
         key = (name, table.version())
         if key not in self._datasets:
-            self._datasets[key] = table.to_pyarrow_dataset()
+            self._datasets[key] = _split_by_view_columns(
+                table.to_pyarrow_dataset(), table.metadata().partition_columns
+            )
         return self._datasets[key]
 
     def _exists(self, name: str) -> bool:
@@ -141,6 +154,84 @@ class DuckDbQueryService:
 
     def _options(self) -> dict[str, str]:
         return dict(self._storage.storage_options)
+
+
+def _split_by_view_columns(dataset: Any, partition_columns: Sequence[str]) -> tuple[Any, ...]:
+    """Split a delta-rs Arrow dataset into datasets whose files agree on their string types.
+
+    delta-rs MERGE (DataFusion) writes Parquet files whose embedded Arrow schema stores
+    string columns as ``string_view``, while its other writes, Spark and older versions
+    store plain ``string``. pyarrow binds a pushed-down filter to each file's physical type
+    and has no comparison kernel between ``string`` and ``string_view``, so one dataset over
+    both kinds of file fails on ``WHERE order_id = '1'`` whatever type the dataset declares.
+    Each group of files declares its own physical string types instead; DuckDB reads them
+    all as VARCHAR. DuckDB pushes no filter into a dataset holding a view type (pyarrow
+    cannot filter view arrays), so such files are filtered by DuckDB after the scan and
+    their statistics, typed as the Delta schema, never meet a view-typed filter.
+
+    Args:
+        dataset: ``DeltaTable.to_pyarrow_dataset()`` of one table version.
+        partition_columns: the table's partition columns; they are not stored in the files
+            and keep their Delta types.
+
+    Returns:
+        ``dataset`` itself when every file holds the Delta types (or the table has no file);
+        otherwise one ``FileSystemDataset`` per set of view-typed columns, plain files
+        first, each with the fragments (and so the partition values and file statistics)
+        of ``dataset``.
+    """
+    fragments = list(dataset.get_fragments())
+    if not fragments:
+        return (dataset,)
+    schema = dataset.schema
+    partitions = set(partition_columns)
+    with ThreadPoolExecutor(max_workers=min(_FOOTER_READERS, len(fragments))) as readers:
+        physical_schemas = list(readers.map(lambda fragment: fragment.physical_schema, fragments))
+    groups: dict[frozenset[str], list[Any]] = {}
+    for fragment, physical in zip(fragments, physical_schemas, strict=True):
+        views = frozenset(
+            field.name
+            for field in schema
+            if field.name not in partitions and _is_view_of(field.type, physical, field.name)
+        )
+        groups.setdefault(views, []).append(fragment)
+    if set(groups) == {frozenset()}:
+        return (dataset,)
+    return tuple(
+        pds.FileSystemDataset(
+            groups[views],
+            schema=pa.schema(
+                [
+                    field.with_type(_VIEW_TYPES[field.type]) if field.name in views else field
+                    for field in schema
+                ],
+                metadata=schema.metadata,
+            ),
+            format=dataset.format,
+            filesystem=dataset.filesystem,
+        )
+        for views in sorted(groups, key=sorted)
+    )
+
+
+def _is_view_of(delta_type: pa.DataType, physical: pa.Schema, name: str) -> bool:
+    index = physical.get_field_index(name)
+    return index >= 0 and bool(physical.field(index).type == _VIEW_TYPES.get(delta_type))
+
+
+def _register(connection: duckdb.DuckDBPyConnection, name: str, parts: Sequence[Any]) -> None:
+    """Make ``name`` a relation of ``connection``: the dataset, or a view over its parts."""
+    if len(parts) == 1:
+        connection.register(name, parts[0])
+        return
+    selects = []
+    for index, part in enumerate(parts):
+        part_name = f"__{name}_part_{index}"
+        connection.register(part_name, part)
+        selects.append(f'SELECT * FROM "{part_name}"')
+    # Every part has the same columns in the same order; DuckDB reads each as the Delta type
+    # (a string_view column becomes VARCHAR), so results keep plain Arrow strings.
+    connection.execute(f'CREATE TEMPORARY VIEW "{name}" AS ' + " UNION ALL BY NAME ".join(selects))
 
 
 def _mentions(query: str, name: str) -> bool:

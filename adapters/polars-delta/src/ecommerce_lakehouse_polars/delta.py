@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,35 +9,8 @@ from typing import Any
 import polars as pl
 
 from ecommerce_lakehouse.domain.types import Column
-from ecommerce_lakehouse.ports.engine import CommitRecord
+from ecommerce_lakehouse.ports.engine import CommitRecord, operation_metrics, user_metadata
 from ecommerce_lakehouse_polars.dtypes import arrow_schema, delta_columns, polars_dtype
-
-_INTEGER = re.compile(r"-?[0-9]+")
-
-#: Keys of a Delta ``commitInfo`` that are not user metadata (Delta protocol, delta-rs, Spark).
-_COMMIT_INFO_KEYS = frozenset(
-    {
-        "version",
-        "timestamp",
-        "inCommitTimestamp",
-        "operation",
-        "operationParameters",
-        "operationMetrics",
-        "readVersion",
-        "isolationLevel",
-        "isBlindAppend",
-        "engineInfo",
-        "clientVersion",
-        "userId",
-        "userName",
-        "job",
-        "notebook",
-        "clusterId",
-        "txnId",
-        "tags",
-        "userMetadata",
-    }
-)
 
 
 def open_table(uri: str, storage_options: Mapping[str, str]) -> Any | None:
@@ -165,51 +136,16 @@ def table_history(
 
 def _commit_record(entry: Mapping[str, Any]) -> CommitRecord:
     millis = entry.get("timestamp")
+    operation = str(entry.get("operation", ""))
     return CommitRecord(
         version=int(entry["version"]),
         timestamp=(
             datetime.fromtimestamp(millis / 1000, tz=UTC) if isinstance(millis, int) else None
         ),
-        operation=str(entry.get("operation", "")),
-        metadata=_user_metadata(entry),
-        metrics=integer_metrics(entry.get("operationMetrics") or {}),
+        operation=operation,
+        metadata=user_metadata(entry),
+        metrics=operation_metrics(operation, entry.get("operationMetrics") or {}),
     )
-
-
-def _user_metadata(entry: Mapping[str, Any]) -> dict[str, str]:
-    # delta-rs writes custom metadata as top-level commitInfo keys; Spark writes one
-    # ``userMetadata`` string, which is unpacked when it holds a JSON object.
-    metadata = {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in entry.items()
-        if key not in _COMMIT_INFO_KEYS
-    }
-    user = entry.get("userMetadata")
-    if isinstance(user, str):
-        try:
-            parsed = json.loads(user)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            metadata.update(
-                {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
-            )
-        else:
-            metadata["userMetadata"] = user
-    return metadata
-
-
-def integer_metrics(metrics: Mapping[str, Any]) -> dict[str, int]:
-    """The integer-valued entries of an operation-metrics map (Spark writes them as text)."""
-    result: dict[str, int] = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int):
-            result[key] = value
-        elif isinstance(value, str) and _INTEGER.fullmatch(value):
-            result[key] = int(value)
-    return result
 
 
 def compact_table(uri: str, storage_options: Mapping[str, str], min_files: int) -> int:

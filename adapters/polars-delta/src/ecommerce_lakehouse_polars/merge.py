@@ -24,8 +24,9 @@ from ecommerce_lakehouse.ports.engine import (
     MergeOutcome,
     StagedBatch,
     encode_merge_counts,
+    operation_metrics,
 )
-from ecommerce_lakehouse_polars.delta import create_table, delta_arrow_stream, integer_metrics
+from ecommerce_lakehouse_polars.delta import create_table, delta_arrow_stream
 from ecommerce_lakehouse_polars.dtypes import delta_columns
 
 # Suffix of the stored values' columns; engine-internal names hold a capital letter, so no
@@ -119,7 +120,7 @@ def merge_batch(
         .when_not_matched_insert_all()
         .execute()
     )
-    metrics = integer_metrics(raw_metrics)
+    metrics = operation_metrics("MERGE", raw_metrics)
     version = int(table.version())
     for metric, rows in expected.items():
         if metrics.get(metric) != rows:

@@ -13,21 +13,22 @@ raw record (a JSON object of the row) only for the rows that break a rule.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import polars as pl
 
 from ecommerce_lakehouse.domain.errors import FileRejected
+from ecommerce_lakehouse.domain.headers import (
+    HeaderColumn,
+    check_header,
+    evolved_name,
+    stray_quote_detail,
+)
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
-    INGESTED_AT,
     LINE_NUMBER,
     RAW_RECORD,
     RESCUED_DATA,
-    RUN_ID,
     SOURCE_FILE,
     TableSchema,
 )
@@ -46,21 +47,7 @@ from ecommerce_lakehouse_polars.expressions import (
 #: Engine-internal names hold a capital letter, so no evolved column (``[a-z0-9_]``) can
 #: take them.
 VIOLATION = "_Violation"
-
-#: Columns an engine adds to every source frame; an evolved column may not take these names.
-RESERVED_COLUMNS: frozenset[str] = frozenset(
-    {RESCUED_DATA, SOURCE_FILE, INGESTED_AT, RUN_ID, FILE_ORDINAL, LINE_NUMBER, RAW_RECORD}
-)
-
-_NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]")
 _LINE = "_Line"
-
-
-@dataclass(frozen=True, slots=True)
-class _HeaderColumn:
-    position: int
-    original: str
-    name: str
 
 
 def source_frame_schema(schema: TableSchema) -> pl.Schema:
@@ -77,16 +64,6 @@ def source_frame_schema(schema: TableSchema) -> pl.Schema:
             RAW_RECORD: pl.String(),
         }
     )
-
-
-def evolved_name(header: str, position: int) -> str:
-    """The column name an extra header gets under ``add_new_columns``.
-
-    The trimmed lower-cased header with every character outside ``[a-z0-9_]`` replaced by
-    ``_``; a blank header becomes ``column_<position>`` (1-based).
-    """
-    name = _NOT_IDENTIFIER.sub("_", header.strip().lower())
-    return name or f"column_{position}"
 
 
 def read_source_frame(
@@ -124,7 +101,7 @@ def read_source_frame(
     if all(not h.strip() for h in header) and not _has_records(grid.slice(1), width):
         # A whitespace-only file: no header and no data.
         return _empty(schema)
-    columns = _check_header(source, schema, evolution, header)
+    columns = check_header(source.key, schema, evolution, header)
     in_schema = {c.name: c for c in columns if c.name in schema.column_names}
     extras = [c for c in columns if c.name not in schema.column_names]
 
@@ -204,7 +181,7 @@ def _typed_and_checked(records: pl.LazyFrame, schema: TableSchema) -> pl.LazyFra
     return checked.with_columns(value.alias(name) for name, value in typed.items())
 
 
-def _raw_records(frame: pl.DataFrame, columns: Sequence[_HeaderColumn]) -> pl.Series:
+def _raw_records(frame: pl.DataFrame, columns: Sequence[HeaderColumn]) -> pl.Series:
     # Only the rows that break a rule need their raw record, and they are few: encode
     # those, and leave every other row null.
     broken = frame.get_column(VIOLATION).is_not_null()
@@ -271,6 +248,10 @@ def _rejection(source: SourceFile, error: pl.exceptions.ComputeError) -> FileRej
         return FileRejected(
             "malformed_csv", f"{source.key} has a record with more fields than its header"
         )
+    if "csv malformed" in message:
+        # Polars' chunk row count goes wrong on an odd number of quotes in an unquoted
+        # field (``a"b``): the one way a parse fails with this message.
+        return FileRejected("malformed_csv", stray_quote_detail(source.key))
     if "could not parse" in message or "quote" in message:
         return FileRejected(
             "malformed_csv",
@@ -290,48 +271,7 @@ def _line_numbers(width: int) -> pl.Expr:
     return (span.cum_sum() - span + 1).cast(pl.Int64)
 
 
-def _check_header(
-    source: SourceFile, schema: TableSchema, evolution: SchemaEvolution, header: Sequence[str]
-) -> list[_HeaderColumn]:
-    columns = [
-        _HeaderColumn(position=i, original=h, name=h.strip().lower()) for i, h in enumerate(header)
-    ]
-    repeated = [n for n, count in Counter(c.name for c in columns).items() if count > 1]
-    if repeated:
-        raise FileRejected(
-            "duplicate_columns",
-            f"{source.key} repeats column(s) {_names(repeated)} "
-            "(headers are compared trimmed and lower-cased)",
-        )
-    present = {c.name for c in columns}
-    missing = [n for n in schema.source_columns if n not in present]
-    if missing:
-        raise FileRejected("missing_columns", f"{source.key} lacks column(s) {_names(missing)}")
-    extras = [c for c in columns if c.name not in schema.column_names]
-    if extras and evolution is SchemaEvolution.FAIL:
-        raise FileRejected(
-            "unexpected_columns",
-            f"{source.key} has column(s) not in the {schema.name} schema: "
-            f"{_names([c.original.strip() for c in extras])}",
-        )
-    if extras and evolution is SchemaEvolution.ADD_NEW_COLUMNS:
-        evolved = Counter(evolved_name(c.original, c.position + 1) for c in extras)
-        taken = set(schema.column_names) | RESERVED_COLUMNS
-        clashes = [n for n, count in evolved.items() if count > 1 or n in taken]
-        if clashes:
-            raise FileRejected(
-                "duplicate_columns",
-                f"{source.key}: new column name(s) {_names(clashes)} clash with another "
-                "column once made a valid column name",
-            )
-    return columns
-
-
-def _names(names: Sequence[str]) -> str:
-    return ", ".join(repr(n) for n in names)
-
-
-def _json_object(columns: Sequence[_HeaderColumn]) -> pl.Expr:
+def _json_object(columns: Sequence[HeaderColumn]) -> pl.Expr:
     """A JSON object ``{original header: raw value}`` of the given columns."""
     return pl.struct(
         [pl.col(_cell(c.position)).alias(c.original) for c in columns]

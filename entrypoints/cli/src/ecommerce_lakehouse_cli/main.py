@@ -84,10 +84,10 @@ def _progress() -> Iterator[ProgressCallback]:
         yield show
 
 
-def _open(lake: str, engine: str = "polars") -> Lake:
+def _open(lake: str, engine: str = "polars", options: dict[str, str] | None = None) -> Lake:
     if not lake.startswith("s3://") and not Path(lake).is_dir():
         raise ConfigurationError(f"lake root '{lake}' is not a directory")
-    return open_lake(lake, engine=engine)
+    return open_lake(lake, engine=engine, options=options)
 
 
 LakeOption = Annotated[
@@ -213,16 +213,25 @@ def sql(
         list[str] | None,
         typer.Option("--as-of", help="Pin a table to a Delta version: TABLE=VERSION."),
     ] = None,
+    athena: Annotated[
+        bool,
+        typer.Option(
+            "--athena", help="Run the query on Amazon Athena (s3:// lakes) instead of locally."
+        ),
+    ] = False,
 ) -> None:
     """Query products, orders, order_items, ingest_log, quarantine, validation_results."""
     _check_format(output, ("table", "json", "csv"))
+    if athena and not lake.startswith("s3://"):
+        raise ConfigurationError("--athena needs an s3:// lake root")
     versions: dict[str, int] = {}
     for item in as_of or []:
         name, sep, version = item.partition("=")
         if not sep or not version.strip().isdigit():
             raise ConfigurationError(f"invalid --as-of '{item}': expected TABLE=VERSION")
         versions[name.strip()] = int(version)
-    result = _open(lake).sql(query, as_of=versions or None)
+    options = {"query": "athena"} if athena else None
+    result = _open(lake, options=options).sql(query, as_of=versions or None)
     report.format_result(result, output, out)
 
 
@@ -284,26 +293,79 @@ def demo(
     raise typer.Exit(result.exit_code)
 
 
-def run() -> None:
-    """Console-script entry point: usage errors are one line and exit 2."""
+@app.command("state-machine")
+@handle_errors
+def state_machine(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the definition to FILE, not stdout.")
+    ] = None,
+    polling: Annotated[
+        bool,
+        typer.Option(
+            "--polling",
+            help="Await Glue and Athena with aws-sdk polling loops instead of .sync "
+            "integrations (for emulators without .sync support).",
+        ),
+    ] = False,
+) -> None:
+    """Print the Step Functions (Amazon States Language) definition of the pipeline.
+
+    Names come from LAKEHOUSE_LAKE_ROOT, LAKEHOUSE_GLUE_JOB, LAKEHOUSE_ARCHIVE_FUNCTION,
+    LAKEHOUSE_GLUE_DATABASE, LAKEHOUSE_ATHENA_WORKGROUP, LAKEHOUSE_ATHENA_OUTPUT and the optional
+    LAKEHOUSE_CRAWLER; unset ones stay ${Placeholders} for CloudFormation's
+    DefinitionSubstitutions.
+    """
+    import os
+
+    from ecommerce_lakehouse_sfn import Integration, StateMachineSettings, definition_json
+
+    settings = StateMachineSettings.from_env(os.environ)
+    text = definition_json(settings, Integration.POLLING if polling else Integration.OPTIMIZED)
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(f"cannot write {out_file}: {error.strerror}") from None
+    err.print(f"state machine definition written to {out_file}", markup=False)
+
+
+def _main() -> int:
+    """Run the typer app; returns the exit code (usage errors are one line and exit 2)."""
     try:
         code = app(standalone_mode=False)
     except _Exit as stop:
-        sys.exit(stop.code)
+        return int(stop.code)
     except typer.Exit as stop:
-        sys.exit(stop.exit_code)
+        return int(stop.exit_code)
     except typer.Abort:
         err.print("[red]error:[/] aborted")
-        sys.exit(130)
+        return 130
     except TyperException as error:
         # Typer's own parsing errors (it vendors click): usage problems and --help on no args.
         ctx = getattr(error, "ctx", None)
         if type(error).__name__ == "NoArgsIsHelpError" and ctx is not None:
             out.print(ctx.get_help(), markup=False)
-            sys.exit(2)
+            return 2
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         err.print(f"[red]error:[/] {message}")
         if ctx is not None:
             err.print(f"{ctx.get_usage()}  (--help for more)", markup=False)
-        sys.exit(int(getattr(error, "exit_code", 2)))
-    sys.exit(code if isinstance(code, int) else 0)
+        return int(getattr(error, "exit_code", 2))
+    return code if isinstance(code, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point.
+
+    The process ends with ``os._exit`` once output is flushed: pyarrow's and delta-rs's
+    native threads can crash or hang a normal interpreter shutdown after a scan that stopped
+    early (e.g. ``LIMIT``), and a finished command must neither hang nor print a crash.
+    """
+    import os
+
+    code = _main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,4 +1,8 @@
-"""The whole pipeline on real Delta tables: Polars + delta-rs engine and local adapters."""
+"""The whole pipeline on real Delta tables: every engine with the local adapters.
+
+The platform is ``local`` for every engine, so the SQL (DuckDB over delta-rs) and its
+expectations are the same whichever engine wrote the tables.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 import ecommerce_lakehouse as lh
 from ecommerce_lakehouse.domain.errors import IntegrityError
 from ecommerce_lakehouse.domain.types import FileStatus
+from tests.contract.conftest_engines import EngineCase
 
 PRODUCTS = "product_id,department_id,department,product_name\np1,1,frozen,Ice\np2,2,bakery,Bread\n"
 ORDERS = (
@@ -43,8 +48,12 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_a_run_on_delta_tables(root: Path) -> None:
-    lake = lh.open_lake(str(root))
+def _open(root: Path, engine: EngineCase) -> lh.Lake:
+    return lh.open_lake(str(root), engine=engine.name, platform="local")
+
+
+def test_a_run_on_delta_tables(root: Path, engine: EngineCase) -> None:
+    lake = _open(root, engine)
     result = lake.run(lh.RunOptions(run_id="r1"))
 
     assert result.ok, (result.error, result.failed_checks)
@@ -61,8 +70,8 @@ def test_a_run_on_delta_tables(root: Path) -> None:
     assert lake.platform.catalogue.get("orders") is not None
 
 
-def test_reingesting_a_checksum_is_skipped(root: Path) -> None:
-    lake = lh.open_lake(str(root))
+def test_reingesting_a_checksum_is_skipped(root: Path, engine: EngineCase) -> None:
+    lake = _open(root, engine)
     lake.run()
     version = lake.history("orders", 1)[0].version
     _drop(root, "orders_copy.csv", ORDERS)
@@ -74,9 +83,9 @@ def test_reingesting_a_checksum_is_skipped(root: Path) -> None:
 
 
 def test_a_crash_between_commit_and_archive_is_recovered(
-    root: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, engine: EngineCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lake = lh.open_lake(str(root))
+    lake = _open(root, engine)
 
     def broken_move(source: str, destination: str) -> None:
         raise IntegrityError("injected: copy could not be verified")
@@ -98,9 +107,9 @@ def test_a_crash_between_commit_and_archive_is_recovered(
 
 
 def test_a_crash_between_merge_and_ingest_log_is_reconciled(
-    root: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, engine: EngineCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lake = lh.open_lake(str(root))
+    lake = _open(root, engine)
     original = lake.engine.append_records
 
     def lose_the_log(table: Any, audit: Any, records: Any) -> None:
@@ -123,13 +132,15 @@ def test_a_crash_between_merge_and_ingest_log_is_reconciled(
     ]
 
 
-def test_schema_evolution_add_new_columns_registers_the_column(root: Path) -> None:
+def test_schema_evolution_add_new_columns_registers_the_column(
+    root: Path, engine: EngineCase
+) -> None:
     _drop(
         root,
         "products/products_2.csv",
         "product_id,department_id,department,product_name,Aisle Id\np3,3,pets,Food,7\n",
     )
-    lake = lh.open_lake(str(root))
+    lake = _open(root, engine)
 
     result = lake.run(lh.RunOptions(evolution=lh.SchemaEvolution.ADD_NEW_COLUMNS))
 

@@ -1,12 +1,11 @@
-"""PolarsDeltaTableEngine.stage: quarantine, casts, derived dates, in-batch dedup, counts."""
+"""TableEngine.stage on every engine: quarantine, casts, derived dates, in-batch dedup, counts."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
-
-import polars as pl
+from typing import Any
 
 from ecommerce_lakehouse.domain.audit import QUARANTINE, RowCounts
 from ecommerce_lakehouse.domain.schemas import (
@@ -19,12 +18,11 @@ from ecommerce_lakehouse.domain.schemas import (
     SOURCE_FILE,
     TableSchema,
 )
-from ecommerce_lakehouse.domain.types import SchemaEvolution
-from ecommerce_lakehouse.ports.engine import SourceFile, StagedBatch
-from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
-from tests.integration.polars.conftest import csv_text, make_run
+from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
+from ecommerce_lakehouse.ports.engine import StagedBatch
+from tests.contract.conftest_engines import TEXT_TYPES, EngineCase
+from tests.integration.engines.harness import WriteSource, csv_text, make_run
 
-WriteSource = Callable[..., SourceFile]
 ORDERS_HEADER = "order_num,order_id,user_id,order_timestamp,total_amount,date"
 ITEMS_HEADER = (
     "id,order_id,user_id,days_since_prior_order,product_id,add_to_cart_order,reordered,"
@@ -34,17 +32,17 @@ PRODUCTS_HEADER = "product_id,department_id,department,product_name"
 
 
 def stage(
-    engine: PolarsDeltaTableEngine,
+    engine: EngineCase,
     write_source: WriteSource,
     schema: TableSchema,
     files: Sequence[str],
     evolution: SchemaEvolution = SchemaEvolution.RESCUE,
-) -> StagedBatch[pl.DataFrame]:
+) -> StagedBatch[Any]:
     frames = [
-        engine.read_source(write_source(f"f{i}.csv", content, schema, i), schema, evolution)
+        engine.engine.read_source(write_source(f"f{i}.csv", content, schema, i), schema, evolution)
         for i, content in enumerate(files)
     ]
-    return engine.stage(frames, schema, make_run(evolution=evolution))
+    return engine.engine.stage(frames, schema, make_run(evolution=evolution))
 
 
 def key(index: int, schema: TableSchema) -> str:
@@ -52,7 +50,7 @@ def key(index: int, schema: TableSchema) -> str:
 
 
 def test_quarantine_names_the_first_broken_rule_with_line_numbers(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     content = csv_text(
         ORDERS_HEADER,
@@ -66,30 +64,32 @@ def test_quarantine_names_the_first_broken_rule_with_line_numbers(
     )
     staged = stage(engine, write_source, ORDERS, [content])
     quarantine = staged.quarantine
-    assert tuple(quarantine.columns) == QUARANTINE.column_names
-    assert quarantine.schema["line_number"] == pl.Int64
-    assert quarantine.schema["quarantined_at"] == pl.Datetime("us", "UTC")
-    assert quarantine.select("line_number", "rule", "column_name").rows() == [
-        (3, "not_null", "order_id"),
-        (4, "parses_as_timestamp", "order_timestamp"),
-        (5, "in_range", "total_amount"),
-        (6, "date_matches_timestamp", "date"),
-        (7, "parses_as_double", "total_amount"),
-        (8, "parses_as_date", "date"),
-    ]
-    first = quarantine.row(0, named=True)
+    assert tuple(engine.columns(quarantine)) == QUARANTINE.column_names
+    assert engine.types(quarantine)["line_number"] == ColumnType.BIGINT
+    assert engine.types(quarantine)["quarantined_at"] == ColumnType.TIMESTAMP
+    assert engine.rows(quarantine, "line_number", "rule", "column_name") == engine.arranged(
+        [
+            (3, "not_null", "order_id"),
+            (4, "parses_as_timestamp", "order_timestamp"),
+            (5, "in_range", "total_amount"),
+            (6, "date_matches_timestamp", "date"),
+            (7, "parses_as_double", "total_amount"),
+            (8, "parses_as_date", "date"),
+        ]
+    )
+    first = min(engine.records(quarantine), key=lambda r: r["line_number"])
     assert first["run_id"] == "run-1"
     assert first["entity"] == "orders"
     assert first["source_file"] == key(0, ORDERS)
     assert first["reason"] == "order_id is required but is empty"
     assert first["quarantined_at"] == datetime(2024, 6, 1, 12, tzinfo=UTC)
     assert json.loads(first["raw_record"])["order_timestamp"] == "not a time"
-    assert staged.survivors["order_id"].to_list() == ["A"]
+    assert engine.column(staged.survivors, "order_id") == ["A"]
     assert staged.counts == {key(0, ORDERS): RowCounts(rows_read=7, quarantined=6)}
 
 
 def test_valid_rows_are_cast_and_dates_derived_in_utc(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     content = csv_text(
         ITEMS_HEADER,
@@ -98,21 +98,22 @@ def test_valid_rows_are_cast_and_dates_derived_in_utc(
     )
     staged = stage(engine, write_source, ORDER_ITEMS, [content])
     survivors = staged.survivors
-    assert staged.quarantine.height == 0
-    assert survivors.columns == [
+    assert engine.height(staged.quarantine) == 0
+    assert engine.columns(survivors) == [
         *ORDER_ITEMS.column_names,
         RESCUED_DATA,
         SOURCE_FILE,
         INGESTED_AT,
         RUN_ID,
     ]
-    assert survivors.schema["days_since_prior_order"] == pl.Int32
-    assert survivors.schema["add_to_cart_order"] == pl.Int32
-    assert survivors.schema["reordered"] == pl.Boolean
-    assert survivors.schema["order_timestamp"] == pl.Datetime("us", "UTC")
-    assert survivors.schema["date"] == pl.Date
-    assert survivors.schema[INGESTED_AT] == pl.Datetime("us", "UTC")
-    first, second = survivors.to_dicts()
+    types = engine.types(survivors)
+    assert types["days_since_prior_order"] == ColumnType.INT
+    assert types["add_to_cart_order"] == ColumnType.INT
+    assert types["reordered"] == ColumnType.BOOLEAN
+    assert types["order_timestamp"] == ColumnType.TIMESTAMP
+    assert types["date"] == ColumnType.DATE
+    assert types[INGESTED_AT] == ColumnType.TIMESTAMP
+    first, second = sorted(engine.records(survivors), key=lambda r: r["id"])
     assert first["days_since_prior_order"] is None
     assert first["reordered"] is True
     assert first["order_timestamp"] == datetime(2024, 3, 2, 1, 30, tzinfo=UTC)
@@ -123,10 +124,12 @@ def test_valid_rows_are_cast_and_dates_derived_in_utc(
     assert second["order_timestamp"] == datetime(2024, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
     assert second[INGESTED_AT] == datetime(2024, 6, 1, 12, tzinfo=UTC)
     assert second[RUN_ID] == "run-1"
+    if engine.ordered:  # the rows keep their file order
+        assert [r["id"] for r in engine.records(survivors)] == ["i1", "i2"]
 
 
 def test_dedup_keeps_the_greatest_timestamp_then_the_last_occurrence(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     first_file = csv_text(
         ORDERS_HEADER,
@@ -141,7 +144,7 @@ def test_dedup_keeps_the_greatest_timestamp_then_the_last_occurrence(
         "6,B,u1,2024-01-01T10:00:00Z,2,",
     )
     staged = stage(engine, write_source, ORDERS, [first_file, second_file])
-    survivors = {r["order_id"]: r for r in staged.survivors.to_dicts()}
+    survivors = {r["order_id"]: r for r in engine.records(staged.survivors)}
     assert {k: r["order_num"] for k, r in survivors.items()} == {"A": "1", "B": "6", "C": "4"}
     assert survivors["B"][SOURCE_FILE] == key(1, ORDERS)
     # Duplicates are charged to the file of each dropped row.
@@ -152,23 +155,22 @@ def test_dedup_keeps_the_greatest_timestamp_then_the_last_occurrence(
 
 
 def test_products_dedup_to_the_last_occurrence_across_files(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     files = [
         csv_text(PRODUCTS_HEADER, "1,1,dairy,milk", "1,1,dairy,whole milk", "2,1,dairy,cream"),
         csv_text(PRODUCTS_HEADER, "1,2,bakery,bread"),
     ]
     staged = stage(engine, write_source, PRODUCTS, files)
-    assert staged.survivors.select("product_id", "product_name").rows() == [
-        ("2", "cream"),
-        ("1", "bread"),
-    ]
+    assert engine.rows(staged.survivors, "product_id", "product_name") == engine.arranged(
+        [("2", "cream"), ("1", "bread")]
+    )
     assert staged.counts[key(0, PRODUCTS)].duplicates_in_batch == 2
     assert staged.counts[key(1, PRODUCTS)].duplicates_in_batch == 0
 
 
 def test_evolved_columns_are_concatenated_across_files(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     files = [
         csv_text(f"{PRODUCTS_HEADER},colour", "1,1,dairy,milk,white"),
@@ -177,15 +179,14 @@ def test_evolved_columns_are_concatenated_across_files(
     ]
     staged = stage(engine, write_source, PRODUCTS, files, SchemaEvolution.ADD_NEW_COLUMNS)
     assert staged.extra_columns == ("colour", "size")
-    assert staged.survivors.select("product_id", "colour", "size").rows() == [
-        ("1", "white", None),
-        ("2", None, "S"),
-    ]
-    assert staged.survivors.columns[-3:] == [SOURCE_FILE, INGESTED_AT, RUN_ID]
+    assert engine.rows(staged.survivors, "product_id", "colour", "size") == engine.arranged(
+        [("1", "white", None), ("2", None, "S")]
+    )
+    assert engine.columns(staged.survivors)[-3:] == [SOURCE_FILE, INGESTED_AT, RUN_ID]
 
 
 def test_timestamps_outside_years_1_to_9999_in_utc_are_invalid(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     # The domain reference raises OverflowError here; the engine quarantines the row.
     content = csv_text(
@@ -195,23 +196,24 @@ def test_timestamps_outside_years_1_to_9999_in_utc_are_invalid(
         "3,C,u1,0001-01-01T00:30-01:00,1,",
     )
     staged = stage(engine, write_source, ORDERS, [content])
-    assert staged.quarantine.select("line_number", "rule").rows() == [
-        (2, "parses_as_timestamp"),
-        (3, "parses_as_timestamp"),
+    assert engine.rows(staged.quarantine, "line_number", "rule") == engine.arranged(
+        [(2, "parses_as_timestamp"), (3, "parses_as_timestamp")]
+    )
+    assert engine.column(staged.survivors, "order_timestamp") == [
+        datetime(1, 1, 1, 1, 30, tzinfo=UTC)
     ]
-    assert staged.survivors["order_timestamp"].to_list() == [datetime(1, 1, 1, 1, 30, tzinfo=UTC)]
 
 
-def test_an_empty_batch_stages_to_empty_frames(engine: PolarsDeltaTableEngine) -> None:
-    staged = engine.stage([], ORDERS, make_run())
-    assert staged.survivors.height == 0
-    assert staged.survivors.schema["order_timestamp"] == pl.Datetime("us", "UTC")
-    assert tuple(staged.quarantine.columns) == QUARANTINE.column_names
+def test_an_empty_batch_stages_to_empty_frames(engine: EngineCase) -> None:
+    staged = engine.engine.stage([], ORDERS, make_run())
+    assert engine.height(staged.survivors) == 0
+    assert engine.types(staged.survivors)["order_timestamp"] == ColumnType.TIMESTAMP
+    assert tuple(engine.columns(staged.quarantine)) == QUARANTINE.column_names
     assert staged.counts == {}
 
 
 def test_a_key_repeated_only_by_a_quarantined_row_is_no_duplicate(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     content = csv_text(
         ORDERS_HEADER,
@@ -220,12 +222,14 @@ def test_a_key_repeated_only_by_a_quarantined_row_is_no_duplicate(
         "3,B,u1,2024-01-01T10:00:00Z,1,",
     )
     staged = stage(engine, write_source, ORDERS, [content])
-    assert staged.survivors.select("order_num", "order_id").rows() == [("1", "A"), ("3", "B")]
+    assert engine.rows(staged.survivors, "order_num", "order_id") == engine.arranged(
+        [("1", "A"), ("3", "B")]
+    )
     assert staged.counts == {key(0, ORDERS): RowCounts(rows_read=3, quarantined=1)}
 
 
 def test_frames_given_out_of_file_order_stage_as_in_order(
-    engine: PolarsDeltaTableEngine, write_source: WriteSource
+    engine: EngineCase, write_source: WriteSource
 ) -> None:
     files = [
         csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,1,", "2,B,u1,x,1,"),
@@ -233,16 +237,24 @@ def test_frames_given_out_of_file_order_stage_as_in_order(
         csv_text(ORDERS_HEADER, "5,D,u1,2024-01-01T10:00:00Z,2,"),
     ]
     frames = [
-        engine.read_source(
+        engine.engine.read_source(
             write_source(f"f{i}.csv", content, ORDERS, i), ORDERS, SchemaEvolution.RESCUE
         )
         for i, content in enumerate(files)
     ]
-    in_order = engine.stage(frames, ORDERS, make_run())
-    shuffled = engine.stage([frames[2], frames[0], frames[1]], ORDERS, make_run())
+    in_order = engine.engine.stage(frames, ORDERS, make_run())
+    shuffled = engine.engine.stage([frames[2], frames[0], frames[1]], ORDERS, make_run())
     # Ties go to the later file whatever the order the frames come in.
-    assert shuffled.survivors.select("order_num", "order_id").rows() == [("3", "A"), ("5", "D")]
-    assert shuffled.survivors.equals(in_order.survivors)
-    assert shuffled.quarantine.equals(in_order.quarantine)
+    assert engine.rows(shuffled.survivors, "order_num", "order_id") == engine.arranged(
+        [("3", "A"), ("5", "D")]
+    )
+    assert engine.arranged(engine.records(shuffled.survivors)) == engine.arranged(
+        engine.records(in_order.survivors)
+    )
+    assert engine.arranged(engine.records(shuffled.quarantine)) == engine.arranged(
+        engine.records(in_order.quarantine)
+    )
+    assert engine.types(shuffled.survivors) == engine.types(in_order.survivors)
+    assert engine.types(shuffled.quarantine) == engine.types(in_order.quarantine)
     assert shuffled.counts == in_order.counts
-    assert shuffled.survivors.schema[SOURCE_FILE] == pl.Categorical
+    assert engine.types(shuffled.survivors)[SOURCE_FILE] in TEXT_TYPES

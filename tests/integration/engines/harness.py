@@ -1,4 +1,9 @@
-"""Fixtures of the Polars + delta-rs engine tests: CSV files, runs and real Delta tables."""
+"""Helpers of the engine integration suites: CSV files, runs and real Delta tables.
+
+Everything here speaks to an engine through the ``TableEngine`` port and reads tables back
+with delta-rs (through Polars), whichever engine wrote them, so every check on a stored
+table also proves that delta-rs reads what the engine wrote.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pytest
 from deltalake import DeltaTable
 
 from ecommerce_lakehouse.domain.audit import RowCounts
@@ -23,22 +27,17 @@ from ecommerce_lakehouse.ports.engine import (
     StagedBatch,
     TableRef,
 )
-from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
+from tests.contract.conftest_engines import EngineCase
 
 Content = str | bytes
+WriteSource = Callable[..., SourceFile]
 
 
-@pytest.fixture
-def engine() -> PolarsDeltaTableEngine:
-    return PolarsDeltaTableEngine({})
-
-
-@pytest.fixture
-def write_source(tmp_path: Path) -> Callable[..., SourceFile]:
-    """Write a raw CSV (text is UTF-8 encoded as is) and describe it as a SourceFile."""
+def source_writer(directory: Path) -> WriteSource:
+    """Write a raw CSV under ``directory`` (text is UTF-8 encoded as is), as a SourceFile."""
 
     def write(name: str, content: Content, schema: TableSchema, ordinal: int = 0) -> SourceFile:
-        path = tmp_path / "raw-data" / schema.name / name
+        path = directory / "raw-data" / schema.name / name
         path.parent.mkdir(parents=True, exist_ok=True)
         data = content.encode() if isinstance(content, str) else content
         path.write_bytes(data)
@@ -62,23 +61,44 @@ def make_run(
     )
 
 
+def csv_text(header: str, *rows: str, eol: str = "\n") -> str:
+    """A CSV document from a header and rows (each already comma-joined)."""
+    return eol.join([header, *rows]) + eol
+
+
+def delta_rows(uri: str, sort: Sequence[str] | str | None = None) -> list[dict[str, Any]]:
+    """A Delta table's current rows, read by delta-rs, as Polars gives them (sorted)."""
+    frame = pl.DataFrame(pl.from_arrow(DeltaTable(uri).to_pyarrow_table()))
+    if sort:
+        frame = frame.sort(sort, nulls_last=True)
+    return frame.to_dicts()
+
+
 @dataclass
 class Ingested:
     """What one simulated run did to one table."""
 
-    staged: StagedBatch[pl.DataFrame]
+    staged: StagedBatch[Any]
     outcome: MergeOutcome
     per_file: dict[str, RowCounts] = field(default_factory=dict)
 
 
 @dataclass
 class Lake:
-    """A curated table in ``tmp_path`` fed the way the application feeds it."""
+    """A curated table in ``root`` fed the way the application feeds it, by one engine.
 
-    engine: PolarsDeltaTableEngine
-    write_source: Callable[..., SourceFile]
+    Two Lakes on the same ``root`` with different engines feed the same tables (interop;
+    start the second one's ``runs`` where the first's stopped to keep run ids distinct).
+    """
+
+    case: EngineCase
+    write_source: WriteSource
     root: Path
     runs: int = 0
+
+    @property
+    def engine(self) -> Any:
+        return self.case.engine
 
     def ref(self, schema: TableSchema) -> TableRef:
         return TableRef(name=schema.name, uri=str(self.root / "lakehouse-dwh" / schema.name))
@@ -89,7 +109,10 @@ class Lake:
         files: Sequence[tuple[str, Content]],
         evolution: SchemaEvolution = SchemaEvolution.RESCUE,
     ) -> Ingested:
-        """Read, stage and MERGE files (in name order), like one run of the pipeline."""
+        """Read, stage and MERGE files (in name order), like one run of the pipeline.
+
+        Run ``n`` of the lake is ``run-n`` and its files are written as ``r<n>_<name>``.
+        """
         self.runs += 1
         run = make_run(f"run-{self.runs}", evolution)
         sources = [
@@ -119,8 +142,7 @@ class Lake:
         return DeltaTable(self.ref(schema).uri)
 
     def rows(self, schema: TableSchema, sort: str | None = None) -> list[dict[str, Any]]:
-        frame = pl.DataFrame(pl.from_arrow(self.table(schema).to_pyarrow_table()))
-        return frame.sort(sort or schema.primary_key[0]).to_dicts()
+        return delta_rows(self.ref(schema).uri, sort or schema.primary_key[0])
 
     def files_by_partition(self, schema: TableSchema) -> dict[str | None, set[str]]:
         """Data files of the current version, per partition value."""
@@ -132,15 +154,3 @@ class Lake:
             key = None if value is None else str(value)
             result.setdefault(key, set()).add(path)
         return result
-
-
-@pytest.fixture
-def lake(
-    engine: PolarsDeltaTableEngine, write_source: Callable[..., SourceFile], tmp_path: Path
-) -> Lake:
-    return Lake(engine=engine, write_source=write_source, root=tmp_path)
-
-
-def csv_text(header: str, *rows: str, eol: str = "\n") -> str:
-    """A CSV document from a header and rows (each already comma-joined)."""
-    return eol.join([header, *rows]) + eol

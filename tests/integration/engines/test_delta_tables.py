@@ -1,4 +1,7 @@
-"""Delta tables the Polars engine creates and appends to: schema, protocol, audit, history."""
+"""Delta tables every engine creates and appends to: schema, protocol, audit, history.
+
+Every table is read back with delta-rs, whichever engine wrote it.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,10 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, VALIDATION_RESULTS
 from ecommerce_lakehouse.domain.schemas import ORDER_ITEMS, ORDERS
-from ecommerce_lakehouse.domain.types import SchemaEvolution
+from ecommerce_lakehouse.domain.types import Column, ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import TableRef
-from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
-from tests.integration.polars.conftest import Lake, csv_text
+from tests.contract.conftest_engines import EngineCase
+from tests.integration.engines.harness import Lake, csv_text
 
 STARTED = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -29,11 +32,9 @@ def schema_json(table: DeltaTable) -> dict[str, str]:
     return {f["name"]: f["type"] for f in fields}
 
 
-def test_curated_table_types_partitioning_and_protocol(
-    engine: PolarsDeltaTableEngine, tmp_path: Path
-) -> None:
+def test_curated_table_types_partitioning_and_protocol(engine: EngineCase, tmp_path: Path) -> None:
     table = ref(tmp_path, "order_items")
-    engine.ensure_table(table, ORDER_ITEMS.stored_columns, "date")
+    engine.engine.ensure_table(table, ORDER_ITEMS.stored_columns, "date")
     delta = DeltaTable(table.uri)
     assert schema_json(delta) == {
         "id": "string",
@@ -60,15 +61,13 @@ def test_curated_table_types_partitioning_and_protocol(
     configuration = delta.metadata().configuration
     assert "delta.enableDeletionVectors" not in configuration
     assert "delta.columnMapping.mode" not in configuration
-    assert engine.columns(table) == ORDER_ITEMS.stored_columns
+    assert engine.engine.columns(table) == ORDER_ITEMS.stored_columns
 
 
-def test_ensure_table_leaves_an_existing_table_alone(
-    engine: PolarsDeltaTableEngine, tmp_path: Path
-) -> None:
+def test_ensure_table_leaves_an_existing_table_alone(engine: EngineCase, tmp_path: Path) -> None:
     table = ref(tmp_path, "orders")
-    engine.ensure_table(table, ORDERS.stored_columns, "date")
-    engine.ensure_table(table, ORDERS.stored_columns, "date")
+    engine.engine.ensure_table(table, ORDERS.stored_columns, "date")
+    engine.engine.ensure_table(table, ORDERS.stored_columns, "date")
     assert DeltaTable(table.uri).version() == 0
 
 
@@ -88,7 +87,7 @@ def test_protocol_stays_compatible_after_merges_and_evolution(lake: Lake) -> Non
 
 
 def test_append_records_creates_the_audit_table_with_its_types(
-    engine: PolarsDeltaTableEngine, tmp_path: Path
+    engine: EngineCase, tmp_path: Path
 ) -> None:
     table = ref(tmp_path, "ingest_log")
     record = {
@@ -108,10 +107,12 @@ def test_append_records_creates_the_audit_table_with_its_types(
         "finished_at": STARTED,
         "error": None,
     }
-    engine.append_records(table, INGEST_LOG, [record])
-    engine.append_records(table, INGEST_LOG, [{**record, "run_id": "r2", "status": "failed"}])
+    engine.engine.append_records(table, INGEST_LOG, [record])
+    engine.engine.append_records(
+        table, INGEST_LOG, [{**record, "run_id": "r2", "status": "failed"}]
+    )
     delta = DeltaTable(table.uri)
-    assert engine.columns(table) == INGEST_LOG.columns
+    assert engine.engine.columns(table) == INGEST_LOG.columns
     assert schema_json(delta)["size_bytes"] == "long"
     assert schema_json(delta)["started_at"] == "timestamp"
     rows = pl.DataFrame(pl.from_arrow(delta.to_pyarrow_table())).sort("run_id").to_dicts()
@@ -119,48 +120,46 @@ def test_append_records_creates_the_audit_table_with_its_types(
     assert rows[1]["status"] == "failed"
 
 
-def test_append_frame_and_empty_appends(engine: PolarsDeltaTableEngine, tmp_path: Path) -> None:
+def test_append_frame_and_empty_appends(engine: EngineCase, tmp_path: Path) -> None:
     table = ref(tmp_path, "quarantine")
-    empty = pl.DataFrame(schema={c.name: pl.String for c in QUARANTINE.columns})
-    engine.append_frame(table, QUARANTINE, empty.head(0))
+    # An empty frame, every column text (as an empty batch may come): nothing to append.
+    text = [Column(name=c.name, type=ColumnType.STRING) for c in QUARANTINE.columns]
+    engine.engine.append_frame(table, QUARANTINE, engine.frame([], text))
     # The table exists (queries can run) but nothing was committed beyond its creation.
     assert DeltaTable(table.uri).version() == 0
-    frame = pl.DataFrame(
-        {
-            "run_id": ["r1"],
-            "entity": ["orders"],
-            "source_file": ["a.csv"],
-            "line_number": [7],
-            "rule": ["not_null"],
-            "column_name": ["order_id"],
-            "reason": ["order_id is required but is empty"],
-            "raw_record": ['{"order_id": ""}'],
-            "quarantined_at": [STARTED],
-        }
-    )
-    engine.append_frame(table, QUARANTINE, frame)
+    record = {
+        "run_id": "r1",
+        "entity": "orders",
+        "source_file": "a.csv",
+        "line_number": 7,
+        "rule": "not_null",
+        "column_name": "order_id",
+        "reason": "order_id is required but is empty",
+        "raw_record": '{"order_id": ""}',
+        "quarantined_at": STARTED,
+    }
+    frame = engine.frame([record], QUARANTINE.columns)
+    engine.engine.append_frame(table, QUARANTINE, frame)
     stored = pl.DataFrame(pl.from_arrow(DeltaTable(table.uri).to_pyarrow_table()))
     assert stored.schema["line_number"] == pl.Int64
     assert stored.schema["quarantined_at"] == pl.Datetime("us", "UTC")
-    assert stored.to_dicts() == frame.to_dicts()
+    assert stored.to_dicts() == engine.records(frame) == [record]
 
 
-def test_absent_tables_have_no_columns_and_no_history(
-    engine: PolarsDeltaTableEngine, tmp_path: Path
-) -> None:
+def test_absent_tables_have_no_columns_and_no_history(engine: EngineCase, tmp_path: Path) -> None:
     missing = ref(tmp_path, "validation_results")
-    assert engine.columns(missing) == ()
-    assert engine.history(missing) == []
-    engine.append_records(missing, VALIDATION_RESULTS, [])
-    assert engine.columns(missing) == VALIDATION_RESULTS.columns
+    assert engine.engine.columns(missing) == ()
+    assert engine.engine.history(missing) == []
+    engine.engine.append_records(missing, VALIDATION_RESULTS, [])
+    assert engine.engine.columns(missing) == VALIDATION_RESULTS.columns
 
 
 def test_history_is_newest_first_with_metadata_and_metrics(
-    engine: PolarsDeltaTableEngine, tmp_path: Path
+    engine: EngineCase, tmp_path: Path
 ) -> None:
     table = ref(tmp_path, "t")
-    engine.ensure_table(table, INGEST_LOG.columns, None)
-    engine.append_records(table, INGEST_LOG, [{"run_id": "r1"}])
+    engine.engine.ensure_table(table, INGEST_LOG.columns, None)
+    engine.engine.append_records(table, INGEST_LOG, [{"run_id": "r1"}])
     # A Spark-style commit: metadata as one userMetadata JSON string.
     write_deltalake(
         table.uri,
@@ -171,17 +170,18 @@ def test_history_is_newest_first_with_metadata_and_metrics(
             custom_metadata={"userMetadata": json.dumps({"lakehouse.run_id": "r2"})}
         ),
     )
-    history = engine.history(table)
+    history = engine.engine.history(table)
     assert [c.version for c in history] == [2, 1, 0]
     assert [c.operation for c in history] == ["WRITE", "WRITE", "CREATE TABLE"]
     assert history[0].metadata == {"lakehouse.run_id": "r2"}
-    assert history[1].metrics["num_added_rows"] == 1
+    assert engine.metric(history[1].metrics, "num_added_rows") == 1
     assert all(c.timestamp is not None and c.timestamp.tzinfo is UTC for c in history)
-    assert [c.version for c in engine.history(table, limit=1)] == [2]
+    assert [c.version for c in engine.engine.history(table, limit=1)] == [2]
 
 
-def test_compaction_rewrites_small_files_and_keeps_rows_and_history(tmp_path: Path) -> None:
-    engine = PolarsDeltaTableEngine()
+def test_compaction_rewrites_small_files_and_keeps_rows_and_history(
+    engine: EngineCase, tmp_path: Path
+) -> None:
     ref = TableRef(name="ingest_log", uri=str(tmp_path / "ingest_log"))
     moment = datetime(2024, 1, 1, tzinfo=UTC)
     record = {
@@ -202,16 +202,16 @@ def test_compaction_rewrites_small_files_and_keeps_rows_and_history(tmp_path: Pa
         "error": None,
     }
     for _ in range(4):
-        engine.append_records(ref, INGEST_LOG, [record])
-    version = engine.history(ref, 1)[0].version
+        engine.engine.append_records(ref, INGEST_LOG, [record])
+    version = engine.engine.history(ref, 1)[0].version
 
-    assert engine.compact(ref, min_files=5) == 0  # below the threshold: left alone
-    assert engine.compact(ref, min_files=4) == 4
+    assert engine.engine.compact(ref, min_files=5) == 0  # below the threshold: left alone
+    assert engine.engine.compact(ref, min_files=4) == 4
 
     table = DeltaTable(ref.uri)
     assert len(table.file_uris()) == 1
     assert table.to_pyarrow_table().num_rows == 4
-    assert engine.history(ref, 1)[0].operation == "OPTIMIZE"
+    assert engine.engine.history(ref, 1)[0].operation == "OPTIMIZE"
     table.load_as_version(version)
     assert table.to_pyarrow_table().num_rows == 4  # time travel still works
-    assert engine.compact(TableRef(name="x", uri=str(tmp_path / "none")), min_files=1) == 0
+    assert engine.engine.compact(TableRef(name="x", uri=str(tmp_path / "none")), min_files=1) == 0

@@ -1,0 +1,258 @@
+"""Delta table I/O with delta-spark: creating, appending, schema, history and compaction.
+
+Tables keep the protocol the Polars engine (delta-rs) writes and Athena reads: reader 1 /
+writer 2, no table features, UTC ``timestamp`` columns. Custom commit metadata goes into
+Spark's one ``userMetadata`` string as a JSON object; history reads it, and delta-rs's
+top-level keys, from each commit's own JSON through
+:func:`ecommerce_lakehouse.ports.engine.user_metadata`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ecommerce_lakehouse.domain.types import Column, ColumnType
+from ecommerce_lakehouse.ports.engine import CommitRecord, operation_metrics, user_metadata
+from ecommerce_lakehouse_spark.dtypes import domain_columns, spark_schema, spark_type
+
+if TYPE_CHECKING:
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Session setting whose value Delta stores as the next commits' ``userMetadata``.
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+#: Session default that Delta would copy into a new table's configuration.
+_DELETION_VECTORS_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
+
+
+@contextmanager
+def session_conf(session: SparkSession, key: str, value: str | None) -> Iterator[None]:
+    """Set (or, with None, unset) a session setting for a block, then restore it.
+
+    Args:
+        session: the Spark session.
+        key: the setting.
+        value: its value inside the block; None removes it.
+    """
+    previous = session.conf.get(key, None)
+    if value is None:
+        session.conf.unset(key)
+    else:
+        session.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            session.conf.unset(key)
+        else:
+            session.conf.set(key, previous)
+
+
+def open_table(session: SparkSession, uri: str) -> DeltaTable | None:
+    """The Delta table at ``uri``, or None when there is none."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(session, uri):
+        return None
+    return DeltaTable.forPath(session, uri)
+
+
+def create_table(
+    session: SparkSession,
+    uri: str,
+    columns: Sequence[Column],
+    partition_by: str | None,
+    name: str | None = None,
+) -> None:
+    """Create an empty Delta table unless one exists at ``uri``.
+
+    The table has the protocol Delta Lake 3.3, delta-rs and Athena read and write (reader 1,
+    writer 2, no table features) and, like the Polars engine's, no table properties.
+
+    Args:
+        session: the Spark session.
+        uri: where the table lives.
+        columns: its columns, in order.
+        partition_by: the partition column, if any.
+        name: the table's name, for parity with the Polars engine; unlike delta-rs, Spark
+            cannot store a name in a path-based table's metadata, so it is not stored.
+    """
+    from delta.tables import DeltaTable
+
+    if DeltaTable.isDeltaTable(session, uri):
+        return
+    builder = DeltaTable.createIfNotExists(session).location(uri).addColumns(spark_schema(columns))
+    if partition_by:
+        builder = builder.partitionedBy(partition_by)
+    # The session keeps deletion vectors off by default, but Delta would also copy that
+    # default into the table's configuration; the Polars engine's tables have none.
+    with session_conf(session, _DELETION_VECTORS_DEFAULT, None):
+        try:
+            builder.execute()
+        except Exception:
+            # A concurrent creator won the race: keep its table, as delta-rs's "ignore" does.
+            if not DeltaTable.isDeltaTable(session, uri):
+                raise
+
+
+def conform(frame: DataFrame, columns: Sequence[Column]) -> DataFrame:
+    """``frame`` with exactly ``columns``, in order and type (absent columns are null)."""
+    from pyspark.sql import functions as F
+
+    present = set(frame.columns)
+    return frame.select(
+        *(
+            (F.col(f"`{c.name}`") if c.name in present else F.lit(None))
+            .cast(spark_type(c.type))
+            .alias(c.name)
+            for c in columns
+        )
+    )
+
+
+def append_frame(
+    session: SparkSession, uri: str, frame: DataFrame, columns: Sequence[Column]
+) -> None:
+    """Append ``frame``, conformed to ``columns``, to the table at ``uri`` (created if missing).
+
+    An empty frame only creates the table: Spark would otherwise commit an empty version.
+    """
+    create_table(session, uri, columns, None)
+    if frame.isEmpty():
+        return
+    conform(frame, columns).write.format("delta").mode("append").save(uri)
+
+
+def records_frame(
+    session: SparkSession, records: Sequence[Mapping[str, object]], columns: Sequence[Column]
+) -> DataFrame:
+    """A frame of plain records with exactly ``columns`` (missing keys are null).
+
+    Naive datetimes are taken as UTC, as the Polars engine takes them, and integers in
+    DOUBLE columns become floats (Spark's row check refuses them otherwise).
+    """
+    rows = [tuple(_value(record.get(c.name), c.type) for c in columns) for record in records]
+    # A handful of audit rows: one partition, so an append writes one file, as delta-rs does.
+    return session.createDataFrame(rows, spark_schema(columns)).coalesce(1)
+
+
+def append_records(
+    session: SparkSession,
+    uri: str,
+    records: Sequence[Mapping[str, object]],
+    columns: Sequence[Column],
+) -> None:
+    """Append plain records to the table at ``uri`` (created if missing, even with none)."""
+    create_table(session, uri, columns, None)
+    if not records:
+        return
+    records_frame(session, records, columns).write.format("delta").mode("append").save(uri)
+
+
+def table_columns(session: SparkSession, uri: str) -> tuple[Column, ...]:
+    """The stored columns of a table (empty when it does not exist)."""
+    table = open_table(session, uri)
+    return () if table is None else domain_columns(table.toDF().schema)
+
+
+def current_version(table: DeltaTable) -> int:
+    """The latest version of a Delta table."""
+    row = table.history(1).select("version").first()
+    return 0 if row is None else int(row[0])
+
+
+def table_history(session: SparkSession, uri: str, limit: int | None) -> list[CommitRecord]:
+    """Commits of a table, newest first (empty when it does not exist).
+
+    Spark's ``history()`` lists the versions but keeps only the ``commitInfo`` keys it
+    knows, so delta-rs's custom metadata (top-level keys) would be lost: each listed
+    version's commit JSON is read as well, and its ``commitInfo`` is what the record holds.
+    """
+    from pyspark.sql import functions as F
+
+    table = open_table(session, uri)
+    if table is None:
+        return []
+    listed = (
+        table.history(limit)
+        .select("version", F.unix_millis("timestamp").alias("millis"), "operation")
+        .collect()
+    )
+    infos = commit_infos(session, uri, [int(row["version"]) for row in listed])
+    records = [
+        _commit_record(int(row["version"]), infos.get(int(row["version"]), {}), row)
+        for row in listed
+    ]
+    return sorted(records, key=lambda r: r.version, reverse=True)
+
+
+def commit_infos(session: SparkSession, uri: str, versions: Sequence[int]) -> dict[int, Any]:
+    """The ``commitInfo`` action of each version's commit file, by version.
+
+    Read through Spark, so every file system Spark reaches (``s3://`` on Glue) works; only
+    the ``commitInfo`` lines leave the JVM, not the (possibly many) file actions.
+    """
+    from pyspark.sql import functions as F
+
+    if not versions:
+        return {}
+    log = uri.rstrip("/") + "/_delta_log/"
+    lines = (
+        session.read.text([f"{log}{version:020d}.json" for version in versions])
+        .where(F.col("value").contains('"commitInfo"'))
+        .select(F.input_file_name().alias("file"), "value")
+        .collect()
+    )
+    infos: dict[int, Any] = {}
+    for file, line in lines:
+        action = json.loads(line)
+        if isinstance(action, dict) and isinstance(action.get("commitInfo"), dict):
+            version = int(str(file).rsplit("/", 1)[-1].split(".", 1)[0])
+            infos[version] = action["commitInfo"]
+    return infos
+
+
+def _commit_record(version: int, info: Mapping[str, Any], listed: Any) -> CommitRecord:
+    # The commit's own timestamp, as delta-rs reports it; Spark's history gives the log
+    # file's modification time instead.
+    millis = info.get("timestamp")
+    if not isinstance(millis, int):
+        millis = listed["millis"]
+    operation = str(info.get("operation") or listed["operation"] or "")
+    return CommitRecord(
+        version=version,
+        timestamp=datetime.fromtimestamp(millis / 1000, tz=UTC) if millis is not None else None,
+        operation=operation,
+        metadata=user_metadata(info),
+        metrics=operation_metrics(operation, info.get("operationMetrics") or {}),
+    )
+
+
+def compact_table(session: SparkSession, uri: str, min_files: int) -> int:
+    """OPTIMIZE-compact the table at ``uri`` when it has at least ``min_files`` data files.
+
+    Returns:
+        The number of files removed (0 when the table was left alone or does not exist).
+    """
+    table = open_table(session, uri)
+    if table is None:
+        return 0
+    files = table.detail().select("numFiles").first()
+    if files is None or int(files[0] or 0) < min_files:
+        return 0
+    result = table.optimize().executeCompaction().select("metrics.numFilesRemoved").first()
+    return 0 if result is None else int(result[0] or 0)
+
+
+def _value(value: object, column_type: ColumnType) -> object:
+    if value is None:
+        return None
+    if column_type is ColumnType.TIMESTAMP and isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if column_type is ColumnType.DOUBLE and isinstance(value, int | float):
+        return float(value)
+    return value

@@ -1,0 +1,112 @@
+"""The PySpark + Delta Lake implementation of the ``TableEngine`` port."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ecommerce_lakehouse.domain.audit import AuditTable
+from ecommerce_lakehouse.domain.schemas import TableSchema
+from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
+from ecommerce_lakehouse.ports.engine import (
+    CommitRecord,
+    MergeOutcome,
+    RunContext,
+    SourceFile,
+    StagedBatch,
+    TableRef,
+)
+from ecommerce_lakehouse_spark.delta import (
+    append_frame,
+    append_records,
+    compact_table,
+    create_table,
+    table_columns,
+    table_history,
+)
+from ecommerce_lakehouse_spark.merge import merge_batch
+from ecommerce_lakehouse_spark.reader import read_source_frame
+from ecommerce_lakehouse_spark.staging import stage_frames
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+class SparkDeltaTableEngine:
+    """Compiles the domain to Spark column expressions and owns every Delta read and write.
+
+    Args:
+        session: the Spark session (with Delta Lake) every read and write runs on.
+    """
+
+    def __init__(self, session: SparkSession) -> None:
+        self._session = session
+
+    @property
+    def name(self) -> str:
+        """Short engine name: ``spark``."""
+        return "spark"
+
+    @property
+    def session(self) -> SparkSession:
+        """The Spark session the engine runs on."""
+        return self._session
+
+    def read_source(
+        self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
+    ) -> DataFrame:
+        """Read one CSV as text with line numbers, raw record and rescued/evolved columns.
+
+        Raises:
+            FileRejected: the file cannot be read at all (PRODUCT §4.1).
+        """
+        return read_source_frame(self._session, source, schema, evolution)
+
+    def stage(
+        self, frames: Sequence[DataFrame], schema: TableSchema, run: RunContext
+    ) -> StagedBatch[DataFrame]:
+        """Apply the schema's rules (quarantine), cast, derive dates and dedup the batch."""
+        return stage_frames(self._session, frames, schema, run)
+
+    def ensure_table(
+        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+    ) -> None:
+        """Create an empty Delta table with this schema when none exists at ``table.uri``."""
+        create_table(self._session, table.uri, columns, partition_by, table.name)
+
+    def merge(
+        self,
+        table: TableRef,
+        batch: StagedBatch[DataFrame],
+        schema: TableSchema,
+        run: RunContext,
+        commit_metadata: Mapping[str, str],
+    ) -> MergeOutcome:
+        """MERGE the survivors on the primary key, touching only the partitions involved.
+
+        Raises:
+            IntegrityError: Delta's metrics disagree with the rows classified.
+        """
+        return merge_batch(self._session, table.uri, batch, schema, commit_metadata)
+
+    def append_frame(self, table: TableRef, audit: AuditTable, frame: DataFrame) -> None:
+        """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing."""
+        append_frame(self._session, table.uri, frame, audit.columns)
+
+    def append_records(
+        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Append plain records (``audit``'s column names) to an audit table."""
+        append_records(self._session, table.uri, records, audit.columns)
+
+    def columns(self, table: TableRef) -> tuple[Column, ...]:
+        """The stored columns of a table (empty when it does not exist)."""
+        return table_columns(self._session, table.uri)
+
+    def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
+        """Commits of a table, newest first (empty when it does not exist)."""
+        return table_history(self._session, table.uri, limit)
+
+    def compact(self, table: TableRef, *, min_files: int) -> int:
+        """OPTIMIZE-compact a table with at least ``min_files`` data files; files removed."""
+        return compact_table(self._session, table.uri, min_files)

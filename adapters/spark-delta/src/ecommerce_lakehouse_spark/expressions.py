@@ -1,0 +1,290 @@
+r"""The domain's text normalisation, casts and row rules compiled to Spark column expressions.
+
+Every expression here reproduces a reference function of ``ecommerce_lakehouse.domain``
+(``values.normalize_text``, ``rules.cast_value``, ``rules.first_violation``) value for value;
+the contract tests hold them to it. Patterns and bounds are imported from the domain, never
+copied, so both sides change together.
+
+Patterns run on Java's regex engine. The domain's patterns mean the same there as in Python:
+they use ASCII classes only (``[0-9]``, never ``\d``) and ``^...$`` anchors (Spark's
+``rlike`` and ``regexp_extract`` search, so the anchors are needed), and ``$`` cannot stop
+before a trailing line terminator because normalised text has none.
+
+Casts never rely on Spark's lenient string casts failing to null: each one is gated on the
+domain's pattern and bounds first, so the results are the same with ``spark.sql.ansi.enabled``
+on or off and whatever the session time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from functools import reduce
+from typing import assert_never
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, DateType, DecimalType, IntegerType, StringType
+
+from ecommerce_lakehouse.domain import values
+from ecommerce_lakehouse.domain.rules import (
+    DateMatchesTimestamp,
+    InRange,
+    NotNull,
+    ParsesAs,
+    RowRule,
+    rule_name,
+)
+from ecommerce_lakehouse.domain.types import ColumnType
+from ecommerce_lakehouse_spark.dtypes import spark_type
+
+#: Exactly the characters Python's ``str.strip()`` removes (``str.isspace``), which include
+#: the ASCII separators U+001C..U+001F and U+0085 that Java's ``Character.isWhitespace``
+#: and Spark's ``trim`` (spaces only) do not.
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+_NUMERIC = (ColumnType.INT, ColumnType.BIGINT, ColumnType.DOUBLE, ColumnType.BOOLEAN)
+_INT_BOUNDS: Mapping[ColumnType, tuple[int, int]] = {
+    ColumnType.INT: (values.INT32_MIN, values.INT32_MAX),
+    ColumnType.BIGINT: (-(2**63), 2**63 - 1),
+}
+#: Whole numbers of up to 19 significant digits fit a ``decimal(20,0)`` exactly, so any
+#: value that may fit 64 bits is compared to its bounds there, never overflowing a cast.
+_WHOLE = DecimalType(20, 0)
+_SIGNIFICANT_DIGITS = r"^[+-]?0*([0-9]*)$"
+
+_MICROS_PER_DAY = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
+#: The UTC instants Python's ``datetime`` can hold: years 1..9999, in microseconds.
+_MIN_MICROS = (date(1, 1, 1) - _EPOCH).days * _MICROS_PER_DAY
+_MAX_MICROS = ((date(9999, 12, 31) - _EPOCH).days + 1) * _MICROS_PER_DAY - 1
+
+#: Groups of ``values.TIMESTAMP_PATTERN``: date, hour, minute, second, fraction, offset.
+_TIMESTAMP_GROUPS: Mapping[str, int] = {
+    "day": 1,
+    "hour": 2,
+    "minute": 3,
+    "second": 5,
+    "fraction": 7,
+    "offset": 8,
+}
+
+
+def normalized(text: Column) -> Column:
+    """Trim a raw text value; an empty string becomes null (``values.normalize_text``)."""
+    trimmed = F.btrim(text, F.lit(PYTHON_WHITESPACE))
+    return F.when(F.length(trimmed) > 0, trimmed)
+
+
+def timestamp_parts(text: Column) -> Column:
+    """The groups of ``values.TIMESTAMP_PATTERN`` as a struct (empty strings when absent).
+
+    ``day`` is empty exactly when the text does not match. Materialise this once as a
+    column and pass it to :func:`cast_text`: the timestamp parse reads the groups many times.
+    """
+    return F.struct(
+        *(
+            F.regexp_extract(text, values.TIMESTAMP_PATTERN, group).alias(name)
+            for name, group in _TIMESTAMP_GROUPS.items()
+        )
+    )
+
+
+def cast_text(text: Column, column_type: ColumnType, parts: Column | None = None) -> Column:
+    """Cast normalised text to ``column_type``; null when it does not parse (``cast_value``).
+
+    Args:
+        text: normalised text.
+        column_type: the target type.
+        parts: for timestamps, a precomputed :func:`timestamp_parts` of ``text``.
+    """
+    match column_type:
+        case ColumnType.STRING:
+            return text
+        case ColumnType.INT | ColumnType.BIGINT:
+            return _parse_integer(text, column_type)
+        case ColumnType.DOUBLE:
+            # Java's Double.parseDouble rounds correctly like Python's float(); the pattern
+            # keeps out what only Java accepts ("1d", "0x1p3", "Infinity").
+            number = F.when(text.rlike(values.DOUBLE_PATTERN), text.cast("double"))
+            return F.when(~F.isnan(number) & (F.abs(number) != F.lit(float("inf"))), number)
+        case ColumnType.BOOLEAN:
+            lowered = F.lower(text)
+            return (
+                F.when(lowered.isin(*values.TRUE_TOKENS), F.lit(True))
+                .when(lowered.isin(*values.FALSE_TOKENS), F.lit(False))
+                .otherwise(F.lit(None).cast(BooleanType()))
+            )
+        case ColumnType.DATE:
+            return _parse_date(text, text.rlike(values.DATE_PATTERN))
+        case ColumnType.TIMESTAMP:
+            return _parse_timestamp(timestamp_parts(text) if parts is None else parts)
+
+
+def _parse_integer(text: Column, column_type: ColumnType) -> Column:
+    low, high = _INT_BOUNDS[column_type]
+    significant = F.regexp_extract(text, _SIGNIFICANT_DIGITS, 1)
+    shaped = text.rlike(values.INTEGER_PATTERN)
+    number = F.when(shaped, F.when(F.length(significant) <= 19, text.cast(_WHOLE)))
+    return F.when(number.between(low, high), number.cast(spark_type(column_type)))
+
+
+def _parse_date(text: Column, shaped: Column) -> Column:
+    """A ``YYYY-MM-DD`` text (when ``shaped``) as a date, null when no such day exists.
+
+    Checked field by field rather than with ``to_date``: Spark's parser raises for some
+    impossible dates (legacy parser policy) and accepts year 0, Python's ``date`` does not.
+    """
+    year = F.substring(text, 1, 4).cast(IntegerType())
+    month = F.substring(text, 6, 2).cast(IntegerType())
+    day = F.substring(text, 9, 2).cast(IntegerType())
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_days = (
+        F.when(month == 2, F.when(leap, 29).otherwise(28))
+        .when(month.isin(4, 6, 9, 11), 30)
+        .otherwise(31)
+    )
+    exists = (year >= 1) & month.between(1, 12) & (day >= 1) & (day <= month_days)
+    return F.when(shaped, F.when(exists, F.make_date(year, month, day))).cast(DateType())
+
+
+def _parse_timestamp(parts: Column) -> Column:
+    # Built from the regex groups as microseconds since the epoch: Spark's own parsers
+    # accept leap second 60 and year 0 and depend on the session time zone, and offsets
+    # must be range-checked exactly as ``values.parse_timestamp`` does.
+    day_text = parts.getField("day")
+    second_text = parts.getField("second")
+    fraction_text = parts.getField("fraction")
+    offset = parts.getField("offset")
+    matched = day_text != ""
+
+    def number(text: Column) -> Column:
+        return text.cast("long")
+
+    day = _parse_date(day_text, matched)
+    hour = number(parts.getField("hour"))
+    minute = number(parts.getField("minute"))
+    second = F.when(second_text != "", number(second_text)).otherwise(0)
+    # Truncate (never round) the fraction to microseconds.
+    micros = F.when(
+        fraction_text != "", number(F.rpad(F.substring(fraction_text, 1, 6), 6, "0"))
+    ).otherwise(0)
+    utc_offset = offset.isin("", "Z", "z")
+    offset_digits = F.regexp_replace(F.substring(offset, 2, 5), ":", "")
+    offset_hours = F.when(utc_offset, 0).otherwise(number(F.substring(offset_digits, 1, 2)))
+    offset_minutes = F.when(utc_offset, 0).otherwise(number(F.substring(offset_digits, 3, 2)))
+    sign = F.when(F.substring(offset, 1, 1) == "-", -1).otherwise(1)
+    instant = (
+        number(F.unix_date(day)) * _MICROS_PER_DAY
+        + ((hour * 60 + minute) * 60 + second) * 1_000_000
+        + micros
+        - sign * (offset_hours * 60 + offset_minutes) * 60_000_000
+    )
+    valid = (
+        day.isNotNull()
+        & (hour <= 23)
+        & (minute <= 59)
+        & (second <= 59)
+        & (offset_hours <= 23)
+        & (offset_minutes <= 59)
+        # A UTC instant outside years 1..9999 is not a Python datetime.
+        & instant.between(_MIN_MICROS, _MAX_MICROS)
+    )
+    return F.when(matched, F.when(valid, F.timestamp_micros(instant))).cast("timestamp")
+
+
+def utc_date(moment: Column) -> Column:
+    """The UTC calendar date of a timestamp, whatever the session time zone."""
+    micros = F.unix_micros(moment)
+    # Floor division, exact in doubles: the dividend is a multiple of the divisor.
+    days = (micros - F.pmod(micros, F.lit(_MICROS_PER_DAY))) / F.lit(_MICROS_PER_DAY)
+    return F.date_from_unix_date(days.cast(IntegerType()))
+
+
+#: How a rule obtains a column cast to a type (inline, or a column computed beforehand).
+Cast = Callable[[str, ColumnType], Column]
+
+
+def inline_cast(column: str, column_type: ColumnType) -> Column:
+    """The cast of a normalised text column, computed where it is used."""
+    return cast_text(F.col(column), column_type)
+
+
+def casts_needed(
+    rules: Sequence[RowRule], types: Mapping[str, ColumnType]
+) -> list[tuple[str, ColumnType]]:
+    """Every ``(column, type)`` cast the rules and the typed output use, once each.
+
+    Computing these once as columns (rather than inline in each rule) keeps the costly
+    timestamp parse from running once per rule that reads the timestamp.
+    """
+    needed: list[tuple[str, ColumnType]] = [
+        (c, t) for c, t in types.items() if t is not ColumnType.STRING
+    ]
+    for rule in rules:
+        match rule:
+            case ParsesAs(column=column, type=column_type):
+                needed.append((column, column_type))
+            case InRange(column=column) if types[column] in _NUMERIC:
+                needed.append((column, types[column]))
+            case DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column):
+                needed += [(date_column, ColumnType.DATE), (ts_column, ColumnType.TIMESTAMP)]
+            case _:
+                pass
+    return list(dict.fromkeys(needed))
+
+
+def rule_broken(rule: RowRule, types: Mapping[str, ColumnType], cast: Cast = inline_cast) -> Column:
+    """A never-null boolean expression: whether a row of normalised text breaks ``rule``.
+
+    Args:
+        rule: the rule.
+        types: column name to logical type (range checks cast with the column's type).
+        cast: how to obtain a cast column; inline by default.
+    """
+    match rule:
+        case NotNull(column=column):
+            broken = F.col(column).isNull()
+        case ParsesAs(column=column, type=column_type):
+            broken = F.col(column).isNotNull() & cast(column, column_type).isNull()
+        case InRange(column=column, minimum=minimum, maximum=maximum):
+            column_type = types[column]
+            if column_type not in _NUMERIC:
+                return F.lit(False)
+            number = cast(column, column_type).cast("double")
+            bounds = [number < minimum] if minimum is not None else []
+            bounds += [number > maximum] if maximum is not None else []
+            broken = reduce(lambda a, b: a | b, bounds)
+        case DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column):
+            day = cast(date_column, ColumnType.DATE)
+            moment = cast(ts_column, ColumnType.TIMESTAMP)
+            broken = utc_date(moment) != day
+        case _:
+            assert_never(rule)
+    return F.coalesce(broken, F.lit(False))
+
+
+def first_violation_index(
+    rules: Sequence[RowRule], types: Mapping[str, ColumnType], cast: Cast = inline_cast
+) -> Column:
+    """Index in ``rules`` of the first rule a row breaks, null when the row is valid."""
+    index = F.lit(None).cast(IntegerType())
+    for position in reversed(range(len(rules))):
+        index = F.when(rule_broken(rules[position], types, cast), F.lit(position)).otherwise(index)
+    return index.cast(IntegerType())
+
+
+def violation_label(index: Column, rules: Sequence[RowRule], label: str) -> Column:
+    """Map a violation index to the rule's ``rule``, ``column`` or ``reason`` text."""
+    texts = {
+        "rule": [rule_name(r) for r in rules],
+        "column": [r.column for r in rules],
+        "reason": [r.reason() for r in rules],
+    }[label]
+    labelled = F.lit(None).cast(StringType())
+    for position in reversed(range(len(rules))):
+        labelled = F.when(index == position, F.lit(texts[position])).otherwise(labelled)
+    return labelled

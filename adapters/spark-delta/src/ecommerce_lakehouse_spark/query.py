@@ -1,0 +1,185 @@
+"""SQL over the lake's Delta tables with Spark SQL, returning Arrow tables like DuckDB does."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
+from ecommerce_lakehouse.ports.storage import ObjectStorage
+from ecommerce_lakehouse_spark.session import SESSION_SETTINGS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Settings of the sessions queries run in, on top of the engine's.
+QUERY_SETTINGS: Mapping[str, str] = {
+    # Errors instead of NULLs for invalid casts and overflows, like DuckDB and Athena.
+    "spark.sql.ansi.enabled": "true",
+}
+
+_MISSING_TABLE = re.compile(r"table or view `?([\w.]+?)`? cannot be found", re.IGNORECASE)
+_ERROR_CLASS = re.compile(r"^\[([A-Z0-9_.]+)\]\s*")
+_SYNTAX_ERROR = "syntax error"
+
+
+class SparkSqlQueryService:
+    """Runs Spark SQL over the lake's curated and audit Delta tables.
+
+    Every call runs in a fresh child session of the engine's (same Spark context, own
+    settings and temporary views), so each query sees the tables' latest commits (or the
+    versions pinned by ``as_of``), ANSI mode never leaks into the engine, and nothing
+    leaks between calls. The session time zone is UTC: ``CAST(timestamp AS DATE)`` is the
+    UTC date, and timestamps come back as ``timestamp[us, tz=UTC]``.
+
+    Args:
+        storage: the lake's storage; tables are read at ``storage.uri(key)``.
+        session: the Spark session (with Delta Lake) queries derive their sessions from.
+    """
+
+    def __init__(self, storage: ObjectStorage, session: SparkSession) -> None:
+        self._storage = storage
+        self._session = session
+
+    def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> pa.Table:
+        """Run one query over ``products``, ``orders``, ``order_items`` and the audit tables.
+
+        Args:
+            query: Spark SQL.
+            as_of: Delta versions to read, by table name (time travel); other tables are
+                read at their latest version.
+
+        Returns:
+            The result as an Arrow table, in the Arrow types DuckDB gives the same columns.
+
+        Raises:
+            ConfigurationError: ``as_of`` names an unknown table, a table not created yet
+                or a version the table does not have.
+            LakehouseError: the query failed; the message is Spark's, on one line.
+        """
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors import PySparkException
+
+        pinned = dict(as_of or {})
+        unknown = sorted(set(pinned) - set(TABLE_NAMES))
+        if unknown:
+            raise ConfigurationError(
+                f"as_of names unknown table(s) {', '.join(unknown)} "
+                f"(tables: {', '.join(sorted(TABLE_NAMES))})"
+            )
+        session = self._query_session()
+        registered: set[str] = set()
+        for name in TABLE_NAMES:
+            version = pinned.get(name)
+            if version is None and not _mentions(query, name):
+                continue
+            frame = self._table(session, name, version)
+            if frame is not None:
+                frame.createOrReplaceTempView(name)
+                registered.add(name)
+            elif version is not None:
+                raise ConfigurationError(
+                    f"cannot read table '{name}' as of version {version}: "
+                    "the table has not been created yet"
+                )
+            # A table not created yet stays unregistered; _explain names it if queried.
+        try:
+            return to_arrow(session.sql(query))
+        except (PySparkException, Py4JJavaError) as error:
+            raise LakehouseError(self._explain(error, registered)) from None
+
+    def _query_session(self) -> SparkSession:
+        session = self._session.newSession()
+        for key, value in {**SESSION_SETTINGS, **QUERY_SETTINGS}.items():
+            session.conf.set(key, value)
+        return session
+
+    def _table(self, session: SparkSession, name: str, version: int | None) -> DataFrame | None:
+        """The table as of ``version`` (latest when None), or None when it does not exist."""
+        from delta.tables import DeltaTable
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors import PySparkException
+
+        uri = self._uri(name)
+        if not DeltaTable.isDeltaTable(session, uri):
+            return None
+        reader = session.read.format("delta")
+        if version is not None:
+            row = DeltaTable.forPath(session, uri).history(1).select("version").first()
+            latest = 0 if row is None else int(row[0])
+            if not 0 <= version <= latest:
+                raise ConfigurationError(
+                    f"table '{name}' has no version {version} (versions 0 to {latest} exist)"
+                )
+            reader = reader.option("versionAsOf", version)
+        try:
+            return reader.load(uri)
+        except (PySparkException, Py4JJavaError) as error:
+            if version is not None:
+                # e.g. the log of an old version was cleaned up by a checkpoint and vacuum.
+                raise ConfigurationError(
+                    f"cannot read table '{name}' as of version {version}: {_message(error)}"
+                ) from None
+            raise LakehouseError(f"cannot open table '{name}': {_message(error)}") from None
+
+    def _explain(self, error: BaseException, registered: set[str]) -> str:
+        from pyspark.errors import ParseException
+
+        message = _message(error)
+        if isinstance(error, ParseException):
+            # "[PARSE_SYNTAX_ERROR] Syntax error at or near ..." reads, like DuckDB's
+            # message, "syntax error at or near ...".
+            reason = _ERROR_CLASS.sub("", message)
+            if reason.lower().startswith(_SYNTAX_ERROR):
+                return _SYNTAX_ERROR + reason[len(_SYNTAX_ERROR) :]
+            return f"{_SYNTAX_ERROR}: {reason}"
+        missing = _MISSING_TABLE.search(message)
+        if missing:
+            name = missing.group(1).lower()
+            if name in TABLE_NAMES and name not in registered:
+                return (
+                    f"table '{name}' has not been created yet (no Delta table at {self._uri(name)})"
+                )
+        return message
+
+    def _uri(self, name: str) -> str:
+        return table_ref(self._storage, name).uri
+
+
+def to_arrow(frame: DataFrame) -> pa.Table:
+    """Collect a Spark result as an Arrow table.
+
+    Spark's own Arrow collection gives the types DuckDB gives for the product's columns
+    (``string``, ``int32``/``int64``, ``double``, ``bool``, ``date32``, and timestamps as
+    ``timestamp[us, tz=UTC]`` in a UTC session); fields are nullable, as DuckDB's are.
+    """
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(frame.schema)
+    schema = pa.schema([field.with_nullable(True) for field in schema])
+    # The Arrow stream of the driver, without pandas (PySpark 3.5 has no public toArrow).
+    batches = frame._collect_as_arrow()
+    if not batches:
+        return schema.empty_table()
+    return pa.Table.from_batches(batches).cast(schema)
+
+
+def _mentions(query: str, name: str) -> bool:
+    # Registering only the tables a query names keeps each call cheap; a false positive
+    # (the name inside a string literal) only registers one table too many.
+    return re.search(rf"\b{name}\b", query, re.IGNORECASE) is not None
+
+
+def _message(error: BaseException) -> str:
+    """The first meaningful line of a Spark error (the Java one for unconverted errors)."""
+    from py4j.protocol import Py4JJavaError
+
+    text = str(error)
+    if isinstance(error, Py4JJavaError):
+        text = str(error.java_exception.getMessage() or error.java_exception.toString())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

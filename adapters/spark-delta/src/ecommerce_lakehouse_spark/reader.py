@@ -1,0 +1,491 @@
+r"""Reading one raw CSV file and checking its rows against the schema (PRODUCT §4.1, §4.2).
+
+Spark's own CSV reader skips blank lines, cannot report physical line numbers and silently
+accepts ragged records and unterminated quotes, so it cannot implement §4.1. The file is
+instead loaded whole by the ``binaryFile`` source (one row: its bytes) and parsed on an
+executor by Python's ``csv`` module (RFC 4180, strict) inside ``mapInArrow``: one row per
+record with the physical line it starts on and its cells, the header as line 1, and a last
+row saying whether the file parsed. Everything after that — trimming, rules, casts, derived
+dates, JSON records — is Spark column expressions.
+
+Line numbers are physical: the header is line 1 and a record spanning lines (a quoted
+newline) is numbered by the line it starts on; records whose every field is blank (blank
+lines) are skipped, not counted as rows. Only ``\n`` ends a line (``\r\n`` too, its ``\r``
+dropped); a lone ``\r`` is text, as for the Polars engine (which also drops one
+ending an unquoted field: trimmed values are the same, raw records may differ).
+
+The rules and casts are compiled here, per file, like the Polars engine does, and the raw
+record (a JSON object of the row) is built only for the rows that break a rule. The parsed
+file is checkpointed when it is read, so later actions never read or parse it again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from functools import reduce
+from typing import TYPE_CHECKING
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from ecommerce_lakehouse.domain.errors import FileRejected
+from ecommerce_lakehouse.domain.headers import (
+    HeaderColumn,
+    check_header,
+    evolved_name,
+    stray_quote_detail,
+)
+from ecommerce_lakehouse.domain.schemas import (
+    FILE_ORDINAL,
+    LINE_NUMBER,
+    RAW_RECORD,
+    RESCUED_DATA,
+    SOURCE_FILE,
+    TableSchema,
+)
+from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
+from ecommerce_lakehouse.ports.engine import SourceFile
+from ecommerce_lakehouse_spark.dtypes import spark_schema, spark_type
+from ecommerce_lakehouse_spark.expressions import (
+    cast_text,
+    casts_needed,
+    first_violation_index,
+    normalized,
+    timestamp_parts,
+    utc_date,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Index in ``schema.rules`` of the first rule a row breaks (null when the row is valid).
+#: The Polars engine's name. Spark resolves column names case-insensitively, so unlike
+#: there the capital letter does not set it apart from an evolved column ``_violation``:
+#: that name is reserved (``domain.headers.RESERVED_COLUMNS``).
+VIOLATION = "_Violation"
+
+
+#: Spark's file sources cannot read files over 2 GiB (one byte array per file).
+MAX_FILE_BYTES = 2**31 - 1
+
+# Engine-internal columns hold "#", which no business or evolved name ([a-z0-9_]) can, so
+# they cannot clash even case-insensitively.
+_LINE = "#line"
+_CELLS = "#cells"
+_ERROR = "#error"
+
+#: What the executor-side parse yields: one row per record (header: line 1; cells padded
+#: with "" to the header's width) and a last row with a null line and the error, if any.
+PARSED_SCHEMA = StructType(
+    [
+        StructField(_LINE, LongType()),
+        StructField(_CELLS, ArrayType(StringType())),
+        StructField(_ERROR, StringType()),
+    ]
+)
+_NOT_UTF8 = "not_utf8"
+_MORE_FIELDS = "more_fields"
+_BAD_QUOTE = "bad_quote"
+_STRAY_QUOTE = "stray_quote"
+_BATCH_ROWS = 8192
+_VALIDATE_BYTES = 1 << 24
+# A lone "\r" is text, but the csv module ends a record on it: it is swapped for a lone
+# surrogate, which strict UTF-8 decoding can never produce, and swapped back in the cells.
+_LONE_CR = re.compile(r"\r(?!\n)")
+_CR_STAND_IN = "\udc0d"
+
+
+def source_frame_schema(schema: TableSchema) -> StructType:
+    """The columns of a source frame without evolved columns."""
+    return StructType(
+        [
+            *spark_schema(schema.columns).fields,
+            StructField(RESCUED_DATA, StringType()),
+            StructField(SOURCE_FILE, StringType()),
+            StructField(FILE_ORDINAL, LongType()),
+            StructField(LINE_NUMBER, LongType()),
+            StructField(VIOLATION, IntegerType()),
+            StructField(RAW_RECORD, StringType()),
+        ]
+    )
+
+
+def read_source_frame(
+    session: SparkSession, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
+) -> DataFrame:
+    """Read one CSV and check every row against ``schema``'s rules.
+
+    The file is parsed once, by the one Spark job this runs (it must, to reject a file
+    here); the frame returned reads the parsed records from a local checkpoint.
+
+    Args:
+        session: the Spark session.
+        source: the raw file.
+        schema: the table the file feeds.
+        evolution: what to do with columns that are not in the schema.
+
+    Returns:
+        One row per record, in no particular order: the business columns typed (null where
+        the text does not parse; a derivable date derived from the UTC timestamp),
+        ``_rescued_data``, evolved text columns (``add_new_columns`` only),
+        ``_source_file``, ``_file_ordinal``, ``_line_number``, :data:`VIOLATION` and
+        ``_raw_record``, the JSON object ``{original header: raw value}`` of the rows that
+        break a rule (null for valid rows).
+
+    Raises:
+        FileRejected: the file is not UTF-8, not parseable CSV, its header does not fit,
+            or Spark cannot read it (over 2 GiB, or a name Spark takes for hidden).
+    """
+    _check_size(source)
+    content = session.read.format("binaryFile").load(_literal_path(source.uri))
+    # Listed without a job. Spark's file sources skip names starting with "_" or "."
+    # without a word, even when given explicitly.
+    if not content.inputFiles():
+        raise FileRejected(
+            "unreadable_name",
+            f"{source.key}: Spark ignores files whose names start with '_' or '.'; rename the file",
+        )
+    with warnings.catch_warnings():
+        # PySpark 3.5 checks the pandas and pyarrow versions with distutils' LooseVersion.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        parsing = content.select("content").mapInArrow(_parse_files, PARSED_SCHEMA)
+    # Materialised by the first action below: the file is parsed exactly once.
+    parsed = parsing.localCheckpoint(eager=False)
+    header, error = _summary(parsed)
+    if error is not None:
+        raise _rejection(source, error)
+    if header is None:
+        # No record at all (Spark does not even scan a zero-byte file).
+        return _empty(session, schema)
+    width = len(header)
+    grid = parsed.where(F.col(_LINE) > 1).select(
+        F.col(_LINE), *(F.col(_CELLS).getItem(i).alias(_cell(i)) for i in range(width))
+    )
+    if all(not h.strip() for h in header) and not _has_records(grid, width):
+        # A whitespace-only file: no header and no data.
+        return _empty(session, schema)
+    columns = check_header(source.key, schema, evolution, header)
+    in_schema = {c.name: c for c in columns if c.name in schema.column_names}
+    extras = [c for c in columns if c.name not in schema.column_names]
+
+    text: list[Column] = []
+    for name in schema.column_names:
+        found = in_schema.get(name)
+        value = F.col(_norm(found.position)) if found else F.lit(None).cast(StringType())
+        text.append(value.alias(name))
+    if extras and evolution is SchemaEvolution.RESCUE:
+        text.append(_json_object(extras).alias(RESCUED_DATA))
+    else:
+        text.append(F.lit(None).cast(StringType()).alias(RESCUED_DATA))
+    evolved = (
+        [evolved_name(c.original, c.position + 1) for c in extras]
+        if evolution is SchemaEvolution.ADD_NEW_COLUMNS
+        else []
+    )
+    text += [F.col(_norm(c.position)).alias(n) for c, n in zip(extras, evolved, strict=False)]
+    text += [F.col(_LINE).alias(LINE_NUMBER), *(F.col(_cell(i)) for i in range(width))]
+
+    records = (
+        grid.select("*", *(normalized(F.col(_cell(i))).alias(_norm(i)) for i in range(width)))
+        .where(~_blank(width))
+        .select(text)
+    )
+    checked = _typed_and_checked(records, schema)
+    broken = F.col(VIOLATION).isNotNull()
+    return checked.select(
+        *schema.column_names,
+        RESCUED_DATA,
+        *evolved,
+        F.lit(source.key).alias(SOURCE_FILE),
+        F.lit(source.ordinal).cast(LongType()).alias(FILE_ORDINAL),
+        LINE_NUMBER,
+        VIOLATION,
+        # Only the rows that break a rule need their raw record, and they are few.
+        F.when(broken, _json_object(columns)).alias(RAW_RECORD),
+    )
+
+
+def _typed_and_checked(records: DataFrame, schema: TableSchema) -> DataFrame:
+    """``records`` (normalised text) with typed business columns and :data:`VIOLATION`."""
+    casts = casts_needed(schema.rules, schema.types)
+    timestamps = [c for c, t in casts if t is ColumnType.TIMESTAMP]
+
+    def cast(column: str, column_type: ColumnType) -> Column:
+        return F.col(_cast(column, column_type))
+
+    with_parts = records.select(
+        "*", *(timestamp_parts(F.col(c)).alias(_parts(c)) for c in timestamps)
+    )
+    with_casts = with_parts.select(
+        "*",
+        *(
+            cast_text(F.col(c), t, F.col(_parts(c)) if t is ColumnType.TIMESTAMP else None).alias(
+                _cast(c, t)
+            )
+            for c, t in casts
+        ),
+    )
+    checked = with_casts.select(
+        "*", first_violation_index(schema.rules, schema.types, cast).alias(VIOLATION)
+    )
+    typed = {
+        c.name: cast(c.name, c.type).cast(spark_type(c.type))
+        for c in schema.columns
+        if c.type is not ColumnType.STRING
+    }
+    if schema.derived_date is not None:
+        # Derived on every row; only valid rows survive, and their values are the same.
+        date_column, ts_column = schema.derived_date
+        typed[date_column] = F.coalesce(
+            typed[date_column], utc_date(cast(ts_column, ColumnType.TIMESTAMP))
+        )
+    return checked.withColumns(typed)
+
+
+def _summary(parsed: DataFrame) -> tuple[list[str] | None, str | None]:
+    """The header (None for an empty file) and the parse error, if any."""
+    rows = parsed.where(F.col(_LINE).isNull() | (F.col(_LINE) == 1)).collect()
+    header = next((list(r[_CELLS]) for r in rows if r[_LINE] == 1), None)
+    return header, next((r[_ERROR] for r in rows if r[_ERROR] is not None), None)
+
+
+def _has_records(grid: DataFrame, width: int) -> bool:
+    blank = reduce(lambda a, b: a & b, (normalized(F.col(_cell(i))).isNull() for i in range(width)))
+    return not grid.where(~blank).isEmpty()
+
+
+def _check_size(source: SourceFile) -> None:
+    if source.size_bytes > MAX_FILE_BYTES:
+        raise FileRejected(
+            "file_too_large",
+            f"{source.key} has {source.size_bytes} bytes; the Spark engine reads files of "
+            "at most 2 GiB (split it, or use the polars engine)",
+        )
+
+
+def _literal_path(uri: str) -> str:
+    """``uri`` with Hadoop glob characters escaped, so it names exactly one file."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", uri)
+
+
+def _rejection(source: SourceFile, error: str) -> FileRejected:
+    if error == _NOT_UTF8:
+        return FileRejected("not_utf8", f"{source.key} is not valid UTF-8 text")
+    if error == _MORE_FIELDS:
+        return FileRejected(
+            "malformed_csv", f"{source.key} has a record with more fields than its header"
+        )
+    if error == _STRAY_QUOTE:
+        return FileRejected("malformed_csv", stray_quote_detail(source.key))
+    return FileRejected(
+        "malformed_csv",
+        f"{source.key} has a quoted field that is not terminated or is followed by "
+        "other characters",
+    )
+
+
+# ---------------------------------------------------------------- executor side
+def _parse_files(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` function: parse every file of the batches (one ``content`` each)."""
+    for batch in batches:
+        for content in batch.column(0).to_pylist():
+            yield from _parse_file(content)
+
+
+def _parse_file(content: bytes) -> Iterator[pa.RecordBatch]:
+    """The records of one file as batches of :data:`PARSED_SCHEMA`, then the end row."""
+    import pyarrow as pa
+
+    arrow_schema = pa.schema(
+        [
+            pa.field(_LINE, pa.int64()),
+            pa.field(_CELLS, pa.list_(pa.string())),
+            pa.field(_ERROR, pa.string()),
+        ]
+    )
+    lines: list[int | None] = []
+    cells: list[list[str] | None] = []
+
+    def flush() -> pa.RecordBatch:
+        batch = pa.RecordBatch.from_arrays(
+            [
+                pa.array(lines, pa.int64()),
+                pa.array(cells, pa.list_(pa.string())),
+                pa.array([None] * len(lines), pa.string()),
+            ],
+            schema=arrow_schema,
+        )
+        lines.clear()
+        cells.clear()
+        return batch
+
+    def end(error: str | None) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays(
+            [pa.array([None], pa.int64()), pa.array([None]), pa.array([error], pa.string())],
+            schema=arrow_schema,
+        )
+
+    # Validated whole first, so a file is "not UTF-8" wherever its bad bytes are.
+    if not _is_utf8(content):
+        yield end(_NOT_UTF8)
+        return
+    # The csv module's default 128 KiB field limit is not the product's.
+    csv.field_size_limit(2**31 - 1)
+    # Decoded lazily, line by line: only "\n" ends a line (as for the Polars engine).
+    text = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline="\n")
+    raw = _RecordLines(_swap_lone_cr(text))
+    reader = csv.reader(raw, strict=True)
+    width = 0
+    start = 1
+    try:
+        for row in reader:
+            if raw.has_stray_quote():
+                yield end(_STRAY_QUOTE)
+                return
+            # A blank line is a record of one empty field (it is a header of width 1).
+            record = row or [""]
+            if width == 0:
+                width = len(record)
+            elif len(record) > width:
+                yield end(_MORE_FIELDS)
+                return
+            if any(_CR_STAND_IN in c for c in record):
+                record = [c.replace(_CR_STAND_IN, "\r") for c in record]
+            lines.append(start)
+            cells.append(record + [""] * (width - len(record)))
+            start = reader.line_num + 1
+            if len(lines) >= _BATCH_ROWS:
+                yield flush()
+    except csv.Error:
+        yield end(_BAD_QUOTE)
+        return
+    if lines:
+        yield flush()
+    yield end(None)
+
+
+class _RecordLines:
+    """The lines handed to ``csv.reader``, remembering those of the record being read.
+
+    The csv module reads a quote inside an unquoted field as text; the Polars reader cannot
+    parse an odd number of them (``a"b``), so both engines reject such files.
+    """
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._record: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._record.append(line)
+        return line
+
+    def has_stray_quote(self) -> bool:
+        """Whether the record just read has an unquoted field with an odd number of quotes."""
+        text = "".join(self._record)
+        self._record.clear()
+        return '"' in text and has_stray_quote(text)
+
+
+def has_stray_quote(record: str) -> bool:
+    """Whether an unquoted field of a CSV record holds an odd number of ``"`` characters."""
+    position, end = 0, len(record)
+    while position <= end:
+        if record.startswith('"', position):
+            # A quoted field: skip to its closing quote (doubled quotes are text).
+            position += 1
+            while position < end:
+                if record[position] == '"':
+                    if record.startswith('"', position + 1):
+                        position += 2
+                        continue
+                    break
+                position += 1
+            comma = record.find(",", position)
+        else:
+            comma = record.find(",", position)
+            field = record[position : end if comma < 0 else comma]
+            if field.count('"') % 2:
+                return True
+        if comma < 0:
+            return False
+        position = comma + 1
+    return False
+
+
+def _is_utf8(content: bytes) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    view = memoryview(content)
+    try:
+        for offset in range(0, len(view), _VALIDATE_BYTES):
+            decoder.decode(view[offset : offset + _VALIDATE_BYTES])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _swap_lone_cr(lines: Iterable[str]) -> Iterator[str]:
+    for line in lines:
+        yield _LONE_CR.sub(_CR_STAND_IN, line) if "\r" in line else line
+
+
+# ---------------------------------------------------------------- driver side helpers
+def _cell(position: int) -> str:
+    return f"#cell{position}"
+
+
+def _norm(position: int) -> str:
+    return f"#norm{position}"
+
+
+def _cast(column: str, column_type: ColumnType) -> str:
+    return f"#cast_{column_type.value}#{column}"
+
+
+def _parts(column: str) -> str:
+    return f"#parts#{column}"
+
+
+def _blank(width: int) -> Column:
+    return reduce(lambda a, b: a & b, (F.col(_norm(i)).isNull() for i in range(width)))
+
+
+#: Jackson writes ``\\u001C`` where the Polars engine (and Python's json) write
+#: ``\\u001c``: lower-case the hex digits of the control-character escapes Jackson writes in
+#: full (U+000B, U+000E, U+000F, U+001A..U+001F), wherever the backslash is not escaped.
+_UPPER_HEX_ESCAPE = r"\\u00[01][A-F]"
+
+
+def _json_object(columns: Sequence[HeaderColumn]) -> Column:
+    """A JSON object ``{original header: raw value}`` of the given columns."""
+    encoded = F.to_json(
+        F.struct(*(F.col(_cell(c.position)).alias(c.original) for c in columns)),
+        {"ignoreNullFields": "false"},
+    )
+    lowered = encoded
+    for digit in "ABCDEF":
+        lowered = F.regexp_replace(
+            lowered, rf"(?<!\\)((?:\\\\)*)\\u00([01]){digit}", rf"$1\\u00$2{digit.lower()}"
+        )
+    return F.when(encoded.rlike(_UPPER_HEX_ESCAPE), lowered).otherwise(encoded)
+
+
+def _empty(session: SparkSession, schema: TableSchema) -> DataFrame:
+    return session.createDataFrame([], source_frame_schema(schema))

@@ -1,0 +1,132 @@
+"""The Spark session the engine runs on: Glue's own, or a local one with local Delta jars.
+
+On AWS Glue (``--datalake-formats delta``) a session already exists and has Delta; it is
+reused and only the settings the engine relies on are applied to it. Anywhere else a local
+session is built with the Delta jars of a directory (``build/spark-jars``, filled by
+``make`` through Maven), so starting a session never touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ecommerce_lakehouse.domain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Environment variable naming the directory of the Delta jars for local sessions.
+JARS_ENV = "LAKEHOUSE_SPARK_JARS"
+#: Environment variable with the master of a local session (default ``local[2]``).
+MASTER_ENV = "LAKEHOUSE_SPARK_MASTER"
+#: Environment variable with the driver memory of a local session (default ``4g``).
+DRIVER_MEMORY_ENV = "LAKEHOUSE_SPARK_DRIVER_MEMORY"
+
+#: Settings the engine relies on, applied to every session (runtime-modifiable ones).
+SESSION_SETTINGS: Mapping[str, str] = {
+    # Timestamps are instants in UTC (PRODUCT §3); dates derive from the UTC timestamp.
+    "spark.sql.session.timeZone": "UTC",
+    # Parquet INT96 timestamps overflow outside 1677-2262 for readers using nanoseconds
+    # (delta-rs, Arrow); microseconds cover years 1-9999 like the Polars engine's files.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # The CSV parser must see the text as written (no date/number guessing).
+    "spark.sql.csv.parser.columnPruning.enabled": "false",
+    # Schema evolution is asked for per MERGE, never by default.
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    # Stable, readable-by-all protocol (PRODUCT §1): no deletion vectors by default.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
+
+_STATIC_SETTINGS: Mapping[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # One machine: a handful of shuffle partitions, not the cluster default of 200.
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+#: Errors only, on stderr (a session's INFO/WARN chatter would bury the CLI's output).
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
+
+_lock = threading.Lock()
+
+
+def delta_jars(directory: str | None = None) -> list[str]:
+    """The jar files of the local Delta jars directory.
+
+    Looked up in ``directory``, else ``$LAKEHOUSE_SPARK_JARS``, else ``build/spark-jars``
+    beside the virtual environment running Python (the project's ignored build folder),
+    else ``build/spark-jars`` under the working directory.
+
+    Raises:
+        ConfigurationError: no directory with ``delta-spark`` jars was found.
+    """
+    candidates = (
+        [Path(directory)]
+        if directory
+        else [
+            *([Path(os.environ[JARS_ENV])] if os.environ.get(JARS_ENV) else []),
+            Path(sys.prefix).parent / "build" / "spark-jars",
+            Path.cwd() / "build" / "spark-jars",
+        ]
+    )
+    for candidate in candidates:
+        jars = sorted(str(p) for p in candidate.glob("*.jar")) if candidate.is_dir() else []
+        if any(Path(j).name.startswith("delta-spark_") for j in jars):
+            return jars
+    searched = ", ".join(str(c) for c in candidates)
+    raise ConfigurationError(
+        f"the Spark engine needs the Delta Lake jars and found none in {searched}; "
+        f"run `make install` (it fetches them with Maven) or set {JARS_ENV}"
+    )
+
+
+def spark_session(options: Mapping[str, str] | None = None) -> SparkSession:
+    """The active Spark session with the engine's settings, built locally when none exists.
+
+    Args:
+        options: adapter options; ``spark.*`` keys are passed to a new local session's
+            builder (e.g. ``spark.master``), ``spark_jars_dir`` names the jars directory.
+
+    Raises:
+        ConfigurationError: no session exists and the Delta jars cannot be found.
+    """
+    from pyspark.sql import SparkSession
+
+    opts = dict(options or {})
+    with _lock:
+        session = SparkSession.getActiveSession()
+        if session is None:
+            jars = delta_jars(opts.get("spark_jars_dir"))
+            # Python workers (the CSV parse runs in one) must import this package and
+            # pyarrow: run them on this interpreter, not on whatever `python3` PATH holds.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            builder = (
+                SparkSession.builder.appName("ecommerce-lakehouse")
+                .master(os.environ.get(MASTER_ENV, "local[2]"))
+                .config("spark.jars", ",".join(jars))
+                .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "4g"))
+                .config(
+                    "spark.driver.extraJavaOptions",
+                    f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}",
+                )
+            )
+            for key, value in {**_STATIC_SETTINGS, **SESSION_SETTINGS}.items():
+                builder = builder.config(key, value)
+            for key, value in opts.items():
+                if key.startswith("spark."):
+                    builder = builder.config(key, value)
+            session = builder.getOrCreate()
+            session.sparkContext.setLogLevel("ERROR")
+        for key, value in SESSION_SETTINGS.items():
+            session.conf.set(key, value)
+        return session

@@ -1,0 +1,138 @@
+"""Staging one entity's batch: quarantine, in-batch dedup and per-file counts.
+
+The rules and casts were compiled per file by :func:`reader.read_source_frame`; staging
+splits the checked rows into quarantine and valid rows and keeps one valid row per key.
+
+The batch is ranked once (one shuffle by key) into a local checkpoint, materialised by the
+job that counts rows per file; the survivors and the quarantine are narrow projections of
+that checkpoint, so the actions run on them later (the quarantine append, the MERGE and its
+classification) neither re-read the source files nor re-evaluate the rules or the ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType
+
+from ecommerce_lakehouse.domain.audit import RowCounts
+from ecommerce_lakehouse.domain.schemas import (
+    FILE_ORDINAL,
+    INGESTED_AT,
+    LINE_NUMBER,
+    RAW_RECORD,
+    RESCUED_DATA,
+    RUN_ID,
+    SOURCE_FILE,
+    TableSchema,
+)
+from ecommerce_lakehouse.ports.engine import RunContext, StagedBatch
+from ecommerce_lakehouse_spark.expressions import violation_label
+from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
+
+# Internal names hold "#", like the reader's, so no business or evolved column can clash.
+_RANK = "#rank"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_literal(moment: datetime) -> Column:
+    """A timestamp literal of an instant (a naive datetime is taken as UTC).
+
+    Built from microseconds since the epoch, so neither the session nor the Python time
+    zone can shift it.
+    """
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    micros = (aware - _EPOCH) // timedelta(microseconds=1)
+    return F.timestamp_micros(F.lit(micros).cast(LongType()))
+
+
+def stage_frames(
+    session: SparkSession, frames: Sequence[DataFrame], schema: TableSchema, run: RunContext
+) -> StagedBatch[DataFrame]:
+    """Quarantine the rows that break a rule and deduplicate the batch.
+
+    Runs one Spark job (the per-file counts, which also materialise the ranked batch).
+
+    Args:
+        session: the Spark session.
+        frames: source frames as :func:`reader.read_source_frame` returns them, in any order.
+        schema: the table the batch feeds.
+        run: the run the batch belongs to.
+
+    Returns:
+        The survivors (typed, one row per key, in no particular order), the quarantined rows
+        in the ``quarantine`` audit table's columns (one partition, sorted by file and line)
+        and the per-file counts of rows read, quarantined and dropped as in-batch
+        duplicates (only files with rows have counts).
+    """
+    base = source_frame_schema(schema)
+    batch = (
+        reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+        if frames
+        else session.createDataFrame([], base)
+    )
+    extras = tuple(c for c in batch.columns if c not in base.names)
+    valid = F.col(VIOLATION).isNull()
+
+    # The survivor of a key is the valid row with the greatest (ordering, file, line): rank
+    # 1 in descending order. Broken rows get a window of their own (their position), so
+    # they neither compete with valid rows nor crowd into one partition of null keys.
+    ordering = [schema.ordering_column] if schema.ordering_column else []
+    window = Window.partitionBy(
+        valid,
+        *(F.when(valid, F.col(k)) for k in schema.dedup.key),
+        F.when(~valid, F.col(FILE_ORDINAL)),
+        F.when(~valid, F.col(LINE_NUMBER)),
+    ).orderBy(*(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER]))
+    ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
+    dropped = valid & (F.col(_RANK) > 1)
+
+    counts = {
+        str(row[SOURCE_FILE]): RowCounts(
+            rows_read=int(row["rows"]),
+            quarantined=int(row["quarantined"]),
+            duplicates_in_batch=int(row["duplicates"]),
+        )
+        for row in ranked.groupBy(SOURCE_FILE)
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count_if(~valid).alias("quarantined"),
+            F.count_if(dropped).alias("duplicates"),
+        )
+        .collect()
+    }
+
+    violation = F.col(VIOLATION)
+    quarantine = (
+        ranked.where(~valid)
+        .select(SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER, VIOLATION, RAW_RECORD)
+        # Few rows: one partition sorted in place, with no range-partitioning sample job.
+        .coalesce(1)
+        .sortWithinPartitions(FILE_ORDINAL, LINE_NUMBER)
+        .select(
+            F.lit(run.run_id).alias("run_id"),
+            F.lit(schema.name).alias("entity"),
+            F.col(SOURCE_FILE).alias("source_file"),
+            F.col(LINE_NUMBER).alias("line_number"),
+            violation_label(violation, schema.rules, "rule").alias("rule"),
+            violation_label(violation, schema.rules, "column").alias("column_name"),
+            violation_label(violation, schema.rules, "reason").alias("reason"),
+            F.col(RAW_RECORD).alias("raw_record"),
+            utc_literal(run.started_at).alias("quarantined_at"),
+        )
+    )
+    survivors = ranked.where(valid & (F.col(_RANK) == 1)).select(
+        *schema.column_names,
+        RESCUED_DATA,
+        *extras,
+        SOURCE_FILE,
+        utc_literal(run.started_at).alias(INGESTED_AT),
+        F.lit(run.run_id).alias(RUN_ID),
+    )
+    return StagedBatch(
+        survivors=survivors, quarantine=quarantine, counts=counts, extra_columns=extras
+    )

@@ -1,0 +1,1 @@
+"""The AWS Glue job of ecommerce-lakehouse (Spark engine)."""

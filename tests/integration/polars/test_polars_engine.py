@@ -1,0 +1,87 @@
+"""What only the Polars + delta-rs engine has: its factory, lazy imports, frame dtypes, guards.
+
+Everything an engine promises through the port is tested once for every engine under
+``tests/integration/engines``; these tests hold Polars' own details.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ecommerce_lakehouse.domain.errors import IntegrityError
+from ecommerce_lakehouse.domain.schemas import ORDERS, PRODUCTS, SOURCE_FILE
+from ecommerce_lakehouse.domain.types import SchemaEvolution
+from ecommerce_lakehouse_polars import merge as merge_module
+from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
+from ecommerce_lakehouse_polars.reader import VIOLATION
+from tests.contract.conftest_engines import polars_case
+from tests.integration.engines.harness import Lake, csv_text, make_run, source_writer
+
+ORDERS_HEADER = "order_num,order_id,user_id,order_timestamp,total_amount,date"
+PRODUCTS_HEADER = "product_id,department_id,department,product_name"
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(case=polars_case(), write_source=source_writer(tmp_path), root=tmp_path)
+
+
+class _Storage:
+    """Just what ``create_engine`` reads of an ObjectStorage."""
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        return {"aws_region": "eu-west-1"}
+
+
+def test_factory_builds_the_engine_from_the_container() -> None:
+    from ecommerce_lakehouse_polars import create_engine
+
+    engine = create_engine(_Storage(), {})  # type: ignore[arg-type]
+    assert isinstance(engine, PolarsDeltaTableEngine)
+    assert engine.name == "polars"
+    assert engine.storage_options == {"aws_region": "eu-west-1"}
+
+    from ecommerce_lakehouse_polars import PolarsEngineContainer
+
+    container = PolarsEngineContainer(storage_options={})
+    assert container.engine() is container.engine()  # one engine per container
+
+
+def test_importing_the_package_loads_no_engine_library() -> None:
+    code = (
+        "import sys, ecommerce_lakehouse_polars; "
+        "print(sorted(m for m in ('polars', 'deltalake', 'pyarrow') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_frames_hold_the_source_file_as_a_categorical(tmp_path: Path) -> None:
+    # One key per file: categorical codes, not the key text on every row.
+    engine = PolarsDeltaTableEngine({})
+    write = source_writer(tmp_path)
+    content = csv_text(PRODUCTS_HEADER, "1,2,dairy,milk", ",2,dairy,cream")
+    frame = engine.read_source(write("f.csv", content, PRODUCTS), PRODUCTS, SchemaEvolution.RESCUE)
+    assert frame.schema[SOURCE_FILE] == pl.Categorical
+    assert frame.schema[VIOLATION] == pl.Int32
+    staged = engine.stage([frame], PRODUCTS, make_run())
+    assert staged.survivors.schema[SOURCE_FILE] == pl.Categorical
+    assert staged.quarantine.schema["source_file"] == pl.String
+
+
+def test_metrics_disagreeing_with_the_classification_raise(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake.ingest(ORDERS, [("a.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,5,"))])
+    # A guard that never holds: delta-rs updates nothing the classification updated.
+    monkeypatch.setattr(merge_module, "update_condition", lambda spec: "false")
+    with pytest.raises(IntegrityError, match="num_target_rows_updated"):
+        lake.ingest(ORDERS, [("b.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,6,"))])

@@ -1,0 +1,234 @@
+"""Spark's Delta I/O and MERGE against the Polars engine's: same tables, shared history.
+
+Batches are built by hand (``session.createDataFrame``), so these tests hold the Delta layer
+of the Spark engine (``delta.py``, ``merge.py``) on their own; the engine-parametrised
+suites under ``tests/integration/engines`` cover reading and staging CSV files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, RowCounts
+from ecommerce_lakehouse.domain.schemas import ORDERS, TableSchema
+from ecommerce_lakehouse.ports.engine import (
+    MERGE_COUNTS_KEY,
+    MergeOutcome,
+    StagedBatch,
+    decode_merge_counts,
+)
+from ecommerce_lakehouse_polars.delta import table_history as polars_history
+from ecommerce_lakehouse_polars.dtypes import polars_dtype
+from ecommerce_lakehouse_polars.merge import merge_batch as polars_merge
+
+pytestmark = pytest.mark.spark
+
+ORDER_HEADER = ("order_num", "order_id", "user_id", "order_timestamp", "total_amount", "date")
+PRODUCT_HEADER = ("product_id", "department_id", "department", "product_name")
+INGESTED = datetime(2024, 6, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def session() -> Any:
+    from ecommerce_lakehouse_spark.session import spark_session
+
+    return spark_session()
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _survivors(
+    schema: TableSchema, header: Sequence[str], rows: Sequence[tuple[Any, ...]], file: str
+) -> list[dict[str, Any]]:
+    return [
+        {
+            **dict(zip(header, row, strict=True)),
+            "_rescued_data": None,
+            "_source_file": file,
+            "_ingested_at": INGESTED,
+            "_run_id": "run",
+        }
+        for row in rows
+    ]
+
+
+def spark_batch(session: Any, schema: TableSchema, records: list[dict[str, Any]]) -> Any:
+    from ecommerce_lakehouse_spark.dtypes import spark_schema
+
+    columns = schema.stored_columns
+    frame = session.createDataFrame(
+        [tuple(r.get(c.name) for c in columns) for r in records], spark_schema(columns)
+    )
+    return StagedBatch(survivors=frame, quarantine=frame.limit(0), counts={})
+
+
+def polars_batch(schema: TableSchema, records: list[dict[str, Any]]) -> StagedBatch[pl.DataFrame]:
+    frame = pl.DataFrame(
+        records, schema={c.name: polars_dtype(c.type) for c in schema.stored_columns}
+    )
+    return StagedBatch(survivors=frame, quarantine=frame.head(0), counts={})
+
+
+def spark_merge(
+    session: Any, uri: str, schema: TableSchema, records: list[dict[str, Any]], run: str
+) -> MergeOutcome:
+    from ecommerce_lakehouse_spark.merge import merge_batch
+
+    batch = spark_batch(session, schema, records)
+    return merge_batch(session, uri, batch, schema, {"lakehouse.run_id": run})
+
+
+def stored(uri: str, *columns: str) -> list[tuple[Any, ...]]:
+    """The table's rows (chosen columns), read by delta-rs, sorted."""
+    frame = pl.DataFrame(pl.from_arrow(DeltaTable(uri).to_pyarrow_table()))
+    return sorted(frame.select(columns).rows(), key=repr)
+
+
+def files_by_partition(uri: str, column: str) -> dict[str | None, set[str]]:
+    actions = pl.from_arrow(pa.table(DeltaTable(uri).get_add_actions(flatten=True)))
+    assert isinstance(actions, pl.DataFrame)
+    result: dict[str | None, set[str]] = {}
+    for path, value in actions.select("path", f"partition.{column}").iter_rows():
+        result.setdefault(None if value is None else str(value), set()).add(path)
+    return result
+
+
+def test_created_tables_match_the_polars_engine(session: Any, tmp_path: Path) -> None:
+    from ecommerce_lakehouse_polars.delta import create_table as polars_create
+    from ecommerce_lakehouse_spark.delta import create_table, table_columns
+
+    spark_uri, polars_uri = str(tmp_path / "spark"), str(tmp_path / "polars")
+    create_table(session, spark_uri, ORDERS.stored_columns, "date", "orders")
+    create_table(session, spark_uri, ORDERS.stored_columns, "date", "orders")  # left alone
+    polars_create(polars_uri, ORDERS.stored_columns, "date", {}, "orders")
+
+    spark_table, polars_table = DeltaTable(spark_uri), DeltaTable(polars_uri)
+    assert spark_table.version() == 0
+    assert spark_table.schema().to_json() == polars_table.schema().to_json()
+    assert spark_table.metadata().partition_columns == ["date"]
+    # Reader 1 / writer 2 with no table features or properties: Glue, Athena and delta-rs.
+    protocol = spark_table.protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+    assert not protocol.reader_features
+    assert not protocol.writer_features
+    assert spark_table.metadata().configuration == {}
+    assert table_columns(session, spark_uri) == ORDERS.stored_columns
+    assert table_columns(session, polars_uri) == ORDERS.stored_columns
+    assert table_columns(session, str(tmp_path / "none")) == ()
+
+
+def test_appends_conform_to_the_audit_columns(session: Any, tmp_path: Path) -> None:
+    from ecommerce_lakehouse_spark.delta import append_frame, append_records, table_history
+
+    quarantine = str(tmp_path / "quarantine")
+    append_frame(
+        session, quarantine, session.createDataFrame([], "run_id string"), QUARANTINE.columns
+    )
+    assert DeltaTable(quarantine).version() == 0  # created, nothing else committed
+    frame = session.createDataFrame(
+        [("r1", 7, "not_null", INGESTED)],
+        "run_id string, line_number int, rule string, quarantined_at timestamp",
+    )
+    append_frame(session, quarantine, frame, QUARANTINE.columns)
+    rows = pl.DataFrame(pl.from_arrow(DeltaTable(quarantine).to_pyarrow_table()))
+    assert rows.schema["line_number"] == pl.Int64
+    assert rows.schema["quarantined_at"] == pl.Datetime("us", "UTC")
+    assert rows.select("run_id", "line_number", "rule", "entity", "quarantined_at").rows() == [
+        ("r1", 7, "not_null", None, INGESTED)
+    ]
+
+    ingest_log = str(tmp_path / "ingest_log")
+    append_records(session, ingest_log, [], INGEST_LOG.columns)
+    assert DeltaTable(ingest_log).version() == 0
+    naive = datetime(2024, 6, 1, 12)  # naive datetimes are UTC, as in the Polars engine
+    append_records(
+        session,
+        ingest_log,
+        [{"run_id": "r1", "rows_read": 3, "started_at": naive}],
+        INGEST_LOG.columns,
+    )
+    assert stored(ingest_log, "run_id", "rows_read", "started_at", "error") == [
+        ("r1", 3, INGESTED, None)
+    ]
+    latest = table_history(session, ingest_log, 1)
+    assert latest[0].operation == "WRITE"
+    # Spark's numOutputRows / numFiles under delta-rs's names.
+    assert latest[0].metrics["num_added_rows"] == 1
+    assert latest[0].metrics["num_added_files"] == 1
+
+
+def test_history_metadata_is_shared_by_both_engines(session: Any, tmp_path: Path) -> None:
+    from ecommerce_lakehouse_spark.delta import table_history
+
+    uri = str(tmp_path / "orders")
+    day = ("1", "A", "u", _at("2024-01-01T10:00Z"), 1.0, date(2024, 1, 1))
+    # delta-rs commit: custom metadata as top-level commitInfo keys.
+    polars_merge(
+        uri,
+        {},
+        polars_batch(ORDERS, _survivors(ORDERS, ORDER_HEADER, [day], "raw-data/a.csv")),
+        ORDERS,
+        {"lakehouse.run_id": "polars-run"},
+    )
+    # Spark commit: the same keys as a JSON object in userMetadata.
+    moved = ("1", "B", "u", _at("2024-01-02T10:00Z"), 2.0, date(2024, 1, 2))
+    spark_merge(
+        session,
+        uri,
+        ORDERS,
+        _survivors(ORDERS, ORDER_HEADER, [moved], "raw-data/b.csv"),
+        "spark-run",
+    )
+
+    spark_view = table_history(session, uri, None)
+    polars_view = polars_history(uri, {}, None)
+    assert [c.version for c in spark_view] == [2, 1, 0]
+    assert [c.operation for c in spark_view] == ["MERGE", "MERGE", "CREATE TABLE"]
+    assert [c.metadata.get("lakehouse.run_id") for c in spark_view] == [
+        "spark-run",
+        "polars-run",
+        None,
+    ]
+    for commit in spark_view[:2]:
+        assert set(decode_merge_counts(commit.metadata[MERGE_COUNTS_KEY]).values()) == {
+            RowCounts(inserted=1)
+        }
+        assert commit.metrics["num_target_rows_inserted"] == 1
+        assert commit.timestamp is not None and commit.timestamp.tzinfo is UTC
+    # The same records whichever engine reads the history.
+    assert spark_view == polars_view
+    assert table_history(session, uri, 1) == spark_view[:1]
+    assert table_history(session, str(tmp_path / "none"), None) == []
+
+
+def test_compaction(session: Any, tmp_path: Path) -> None:
+    from ecommerce_lakehouse_spark.delta import append_records, compact_table, table_history
+
+    uri = str(tmp_path / "ingest_log")
+    for run in range(4):
+        append_records(session, uri, [{"run_id": f"r{run}", "rows_read": run}], INGEST_LOG.columns)
+    version = table_history(session, uri, 1)[0].version
+
+    assert compact_table(session, uri, min_files=5) == 0  # below the threshold: left alone
+    assert compact_table(session, uri, min_files=4) == 4
+
+    table = DeltaTable(uri)
+    assert len(table.file_uris()) == 1
+    assert table.to_pyarrow_table().num_rows == 4
+    latest = table_history(session, uri, 1)[0]
+    assert latest.operation == "OPTIMIZE"
+    assert latest.metrics["num_files_removed"] == 4
+    assert latest.metrics["num_files_added"] == 1
+    table.load_as_version(version)
+    assert table.to_pyarrow_table().num_rows == 4  # time travel still works
+    assert compact_table(session, str(tmp_path / "none"), min_files=1) == 0

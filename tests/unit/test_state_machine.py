@@ -1,0 +1,218 @@
+"""The generated Step Functions definition: validated, snapshot-tested and checked structurally.
+
+Structure: every Task has a timeout, a Retry and a Catch; every Catch ends in a Fail state;
+every path ends in Succeed or Fail; every loop is bounded by a counter; every pipeline step
+has its place. The ASL itself is checked by the `asl-validator` npm package (installed by
+`make install`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecommerce_lakehouse.application.pipeline import PIPELINE
+from ecommerce_lakehouse.domain.types import Severity
+from ecommerce_lakehouse.domain.validation import ValidationPolicy, gate_sql
+from ecommerce_lakehouse_sfn import Integration, StateMachineSettings, build_definition
+from ecommerce_lakehouse_sfn.definition import JOB_STEPS, definition_json
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT = ROOT / "tests" / "snapshots" / "state_machine.json"
+VALIDATOR = Path(
+    os.environ.get(
+        "LAKEHOUSE_ASL_VALIDATOR",
+        ROOT / "build" / "node" / "node_modules" / ".bin" / "asl-validator",
+    )
+)
+
+VARIANTS = {
+    "optimized": (StateMachineSettings(), Integration.OPTIMIZED),
+    "optimized-crawler": (StateMachineSettings(crawler_name="lake-crawler"), Integration.OPTIMIZED),
+    "polling": (StateMachineSettings(), Integration.POLLING),
+    "polling-crawler": (StateMachineSettings(crawler_name="lake-crawler"), Integration.POLLING),
+}
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def definition(request: pytest.FixtureRequest) -> dict[str, Any]:
+    settings, integration = VARIANTS[request.param]
+    return build_definition(settings, integration)
+
+
+def successors(state: dict[str, Any]) -> Iterator[str]:
+    if "Next" in state:
+        yield state["Next"]
+    if "Default" in state:
+        yield state["Default"]
+    for choice in state.get("Choices", []):
+        yield choice["Next"]
+    for catch in state.get("Catch", []):
+        yield catch["Next"]
+
+
+def test_the_production_definition_matches_its_snapshot() -> None:
+    text = definition_json()
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(text, encoding="utf-8")
+    assert text == SNAPSHOT.read_text(encoding="utf-8"), (
+        "the definition changed: review it, then rerun with UPDATE_SNAPSHOTS=1"
+    )
+
+
+def test_every_variant_passes_the_asl_validator(tmp_path: Path) -> None:
+    assert VALIDATOR.exists(), f"{VALIDATOR} missing: run `make install`"
+    paths = []
+    for name, (settings, integration) in VARIANTS.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(definition_json(settings, integration), encoding="utf-8")
+        paths += ["--json-path", str(path)]
+    done = subprocess.run(
+        [str(VALIDATOR), *paths], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("is valid") == len(VARIANTS)
+
+
+def test_the_validator_catches_a_broken_definition(tmp_path: Path) -> None:
+    broken = build_definition()
+    del broken["States"]["ArchiveFailed"]
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken), encoding="utf-8")
+    done = subprocess.run(
+        [str(VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0
+    assert "ArchiveFailed" in done.stdout + done.stderr
+
+
+def test_every_task_has_a_timeout_retry_and_a_catch_into_a_fail_state(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
+    assert tasks
+    for name, task in tasks.items():
+        assert task.get("TimeoutSeconds", 0) > 0, name
+        assert task["Retry"] and all(r["BackoffRate"] > 1 for r in task["Retry"]), name
+        assert all("States.ALL" not in r["ErrorEquals"] for r in task["Retry"]), name
+        assert task["Catch"], name
+        for catch in task["Catch"]:
+            assert states[catch["Next"]]["Type"] == "Fail", (name, catch)
+
+
+def test_every_state_is_reachable_and_every_path_ends(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    seen: set[str] = set()
+    todo = [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = states[name]
+        follow = list(successors(state))
+        if state["Type"] in ("Succeed", "Fail"):
+            assert not follow
+        else:
+            assert follow, f"{name} leads nowhere"
+        todo.extend(follow)
+    assert seen == set(states)
+    assert [n for n, s in states.items() if s["Type"] == "Succeed"] == ["Report"]
+
+
+def test_no_loop_is_unbounded(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+
+    def cycles() -> Iterator[list[str]]:
+        # Every elementary cycle through a Wait state (loops here always wait).
+        for start in (n for n, s in states.items() if s["Type"] == "Wait"):
+            stack: list[tuple[str, list[str]]] = [(start, [start])]
+            while stack:
+                name, path = stack.pop()
+                for nxt in successors(states[name]):
+                    if nxt == start:
+                        yield path
+                    elif nxt not in path:
+                        stack.append((nxt, [*path, nxt]))
+
+    found = list(cycles())
+    loops_expected = sum(
+        1 for s in states.values() if s["Type"] == "Wait"
+    )  # one polling loop per Wait
+    assert len({frozenset(c) for c in found}) == loops_expected
+    for cycle in found:
+        counters = [
+            states[n]["ResultPath"]
+            for n in cycle
+            if states[n]["Type"] == "Pass"
+            and "States.MathAdd" in json.dumps(states[n].get("Parameters", {}))
+        ]
+        assert len(counters) == 1, cycle
+        bounds = [
+            choice
+            for n in cycle
+            if states[n]["Type"] == "Choice"
+            for choice in states[n]["Choices"]
+            if choice.get("Variable") == f"{counters[0]}.count"
+            and "NumericGreaterThanEquals" in choice
+        ]
+        assert bounds and all(states[b["Next"]]["Type"] == "Fail" for b in bounds), cycle
+
+
+def test_the_pipeline_definition_drives_the_states() -> None:
+    definition = build_definition(StateMachineSettings(crawler_name="c"))
+    states = definition["States"]
+    assert definition["StartAt"] == "Ingest"
+    job = states["Ingest"]
+    assert job["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    assert job["Parameters"]["Arguments"]["--steps"] == ",".join(JOB_STEPS)
+    assert job["Parameters"]["Arguments"]["--run-id.$"] == "$$.Execution.Name"
+    assert job["Parameters"]["Arguments"]["--fail-on-error-checks"] == "false"
+    # ingest -> archive -> catalogue (crawler) -> validate -> report
+    assert job["Next"] == "Archive"
+    assert states["Archive"]["Next"] == "StartCrawler"
+    assert states["Validate"]["Resource"] == "arn:aws:states:::athena:startQueryExecution.sync"
+    assert states["GateOnChecks"]["Choices"][0]["Next"] == "Report"
+    for step in PIPELINE:
+        assert step.name in definition["Comment"]
+
+
+def test_without_a_crawler_archive_leads_to_validation() -> None:
+    states = build_definition()["States"]
+    assert states["Archive"]["Next"] == "Validate"
+    assert not any("Crawler" in name for name in states)
+
+
+def test_the_gate_runs_the_shared_validation_sql() -> None:
+    strict = StateMachineSettings(foreign_key_severity=Severity.ERROR)
+    validate = build_definition(strict)["States"]["Validate"]
+    assert validate["Parameters"]["QueryString"] == gate_sql(
+        ValidationPolicy(foreign_key_severity=Severity.ERROR)
+    )
+    assert validate["Parameters"]["QueryString"] != gate_sql()
+
+
+def test_names_come_from_the_environment_or_stay_placeholders() -> None:
+    settings = StateMachineSettings.from_env(
+        {
+            "LAKEHOUSE_LAKE_ROOT": "s3://shop-lake/prod",
+            "LAKEHOUSE_GLUE_JOB": "shop-ingest",
+            "LAKEHOUSE_CRAWLER": "shop-crawler",
+        }
+    )
+    definition = build_definition(settings)
+    arguments = definition["States"]["Ingest"]["Parameters"]["Arguments"]
+    assert arguments["--lake"] == "s3://shop-lake/prod"
+    assert definition["States"]["Ingest"]["Parameters"]["JobName"] == "shop-ingest"
+    assert definition["States"]["StartCrawler"]["Parameters"]["Name"] == "shop-crawler"
+    archive = definition["States"]["Archive"]["Parameters"]
+    assert archive["FunctionName"] == "${ArchiveFunctionArn}"
+    assert "${AthenaWorkGroup}" in json.dumps(definition["States"]["Validate"])
