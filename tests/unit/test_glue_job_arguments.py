@@ -43,6 +43,28 @@ def test_glue_style_arguments_are_parsed_and_unknown_ones_ignored() -> None:
     assert args.options.steps == ("discover", "ingest")
     assert args.options.lock_timeout_seconds == 30.0
     assert args.result_key == "_runs/exec-42.json"
+    assert args.platform_options == {}
+
+
+def test_platform_settings_come_from_the_job_arguments() -> None:
+    # A deployment sets these as the job's default arguments (Glue sets no environment).
+    args = parse_arguments(
+        [
+            *GLUE_NOISE,
+            "--lake", "s3://bucket/lake",
+            "--glue-database", "shop_lake",
+            "--region", "eu-west-1",
+            "--query", "athena",
+            "--athena-workgroup", "lakehouse",
+            "--athena-output", " ",
+        ]
+    )  # fmt: skip
+    assert args.platform_options == {
+        "glue_database": "shop_lake",
+        "region": "eu-west-1",
+        "query": "athena",
+        "athena_workgroup": "lakehouse",
+    }
 
 
 def test_defaults_generate_a_run_id_and_run_every_step() -> None:

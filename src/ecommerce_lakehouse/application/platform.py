@@ -37,14 +37,13 @@ PlatformFactory = Callable[[str, Mapping[str, str]], Platform]
 def platform_name_for(root: str, engine: str = "polars") -> str:
     """The platform (PRODUCT §1 profile) a lake root and engine select.
 
-    ``aws`` for an ``s3://`` lake root whichever the engine. For a directory, the engine's
-    own local platform when one is installed as ``<engine>-local`` (``spark-local``: Spark
-    SQL as the query service), else ``local``.
+    The engine's own platform for the root's kind when one is installed (``<engine>-aws``
+    for an ``s3://`` root, ``<engine>-local`` for a directory: ``spark-aws`` and
+    ``spark-local`` use Spark SQL as the query service), else ``aws`` or ``local``.
     """
-    if root.startswith("s3://"):
-        return "aws"
-    own = f"{engine}-local"
-    return own if own in {ep.name for ep in entry_points(group=PLATFORM_GROUP)} else "local"
+    kind = "aws" if root.startswith("s3://") else "local"
+    own = f"{engine}-{kind}"
+    return own if own in {ep.name for ep in entry_points(group=PLATFORM_GROUP)} else kind
 
 
 def _load(group: str, name: str) -> Any:

@@ -100,10 +100,42 @@ class DateMatchesTimestamp:
 
 RowRule = NotNull | ParsesAs | InRange | DateMatchesTimestamp
 
+#: Column types a range check compares as numbers (a boolean counts as 0/1).
+NUMERIC_TYPES: tuple[ColumnType, ...] = (
+    ColumnType.INT,
+    ColumnType.BIGINT,
+    ColumnType.DOUBLE,
+    ColumnType.BOOLEAN,
+)
+
 
 def rule_name(rule: RowRule) -> str:
     """The name written to ``quarantine.rule`` for a rule."""
     return rule.rule_name if isinstance(rule, ParsesAs) else rule.name
+
+
+def casts_needed(
+    rules: Sequence[RowRule], types: Mapping[str, ColumnType]
+) -> list[tuple[str, ColumnType]]:
+    """Every ``(column, type)`` cast the rules and the typed output use, once each, in order.
+
+    Engines compute these once as columns rather than inline in each rule, so the costly
+    timestamp parse runs once however many rules read the timestamp.
+    """
+    needed: list[tuple[str, ColumnType]] = [
+        (c, t) for c, t in types.items() if t is not ColumnType.STRING
+    ]
+    for rule in rules:
+        match rule:
+            case ParsesAs(column=column, type=column_type):
+                needed.append((column, column_type))
+            case InRange(column=column) if types[column] in NUMERIC_TYPES:
+                needed.append((column, types[column]))
+            case DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column):
+                needed += [(date_column, ColumnType.DATE), (ts_column, ColumnType.TIMESTAMP)]
+            case _:
+                pass
+    return list(dict.fromkeys(needed))
 
 
 def cast_value(text: str | None, column_type: ColumnType) -> object:

@@ -72,6 +72,6 @@ def test_metrics_disagreeing_with_the_classification_raise(
 
     lake.ingest(ORDERS, [("a.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,5,"))])
     # A guard that never holds: Delta updates nothing the classification updated.
-    monkeypatch.setattr(merge_module, "update_condition", lambda spec: "false")
+    monkeypatch.setattr(merge_module, "update_condition", lambda spec, **_: "false")
     with pytest.raises(IntegrityError, match="num_target_rows_updated"):
         lake.ingest(ORDERS, [("b.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,6,"))])

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ecommerce_lakehouse.application.platform import Platform
+from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse_aws.catalogue import GlueCatalogue
 from ecommerce_lakehouse_aws.lock import S3LakeLock
 from ecommerce_lakehouse_aws.settings import AwsSettings
@@ -70,6 +71,11 @@ def create_platform(root: str, options: Mapping[str, str]) -> Platform:
             Glue database) is missing.
     """
     container = container_for(root, options)
+    if container.settings().query == "spark":
+        raise ConfigurationError(
+            "query 'spark' runs SQL in the Spark engine's session: use --engine spark "
+            "(the spark-aws platform), or query duckdb or athena"
+        )
     return Platform(
         storage=container.storage(),
         catalogue=container.catalogue(),

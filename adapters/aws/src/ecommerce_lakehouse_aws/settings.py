@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
 
-#: The query services an S3 lake can use: DuckDB on this machine, or Amazon Athena.
-QUERY_ENGINES: tuple[str, ...] = ("duckdb", "athena")
+#: The query services an S3 lake can use: DuckDB on this machine, Amazon Athena, or the
+#: Spark engine's own session (``spark``: only on the ``spark-aws`` platform).
+QUERY_ENGINES: tuple[str, ...] = ("duckdb", "athena", "spark")
 
 #: How long one Athena query may run before it is cancelled, unless configured.
 DEFAULT_ATHENA_TIMEOUT_SECONDS = 600.0
@@ -56,7 +57,8 @@ class AwsSettings:
         secret_access_key: the secret of ``access_key_id``.
         session_token: the session token of temporary credentials.
         glue_database: the Glue database the lake's tables are registered in.
-        query: ``duckdb`` (SQL on this machine over the Delta tables in S3) or ``athena``.
+        query: ``duckdb`` (SQL on this machine over the Delta tables in S3), ``athena``, or
+            ``spark`` (Spark SQL in the Spark engine's session; the ``spark-aws`` platform).
         athena_workgroup: the Athena workgroup (its settings may enforce a result location).
         athena_output: ``s3://`` location for Athena's result files.
         athena_timeout_seconds: how long one Athena query may take before it is cancelled.

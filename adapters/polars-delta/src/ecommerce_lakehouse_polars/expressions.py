@@ -15,6 +15,7 @@ import polars as pl
 
 from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.rules import (
+    NUMERIC_TYPES,
     DateMatchesTimestamp,
     InRange,
     NotNull,
@@ -31,8 +32,6 @@ PYTHON_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-
-_NUMERIC = (ColumnType.INT, ColumnType.BIGINT, ColumnType.DOUBLE, ColumnType.BOOLEAN)
 
 
 def normalized(text: pl.Expr) -> pl.Expr:
@@ -143,30 +142,6 @@ def inline_cast(column: str, column_type: ColumnType) -> pl.Expr:
     return cast_text(pl.col(column), column_type)
 
 
-def casts_needed(
-    rules: Sequence[RowRule], types: Mapping[str, ColumnType]
-) -> list[tuple[str, ColumnType]]:
-    """Every ``(column, type)`` cast the rules and the typed output use, once each.
-
-    Computing these once as columns (rather than inline in each rule) keeps the costly
-    timestamp parse from running once per rule that reads the timestamp.
-    """
-    needed: list[tuple[str, ColumnType]] = [
-        (c, t) for c, t in types.items() if t is not ColumnType.STRING
-    ]
-    for rule in rules:
-        match rule:
-            case ParsesAs(column=column, type=column_type):
-                needed.append((column, column_type))
-            case InRange(column=column) if types[column] in _NUMERIC:
-                needed.append((column, types[column]))
-            case DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column):
-                needed += [(date_column, ColumnType.DATE), (ts_column, ColumnType.TIMESTAMP)]
-            case _:
-                pass
-    return list(dict.fromkeys(needed))
-
-
 def rule_broken(
     rule: RowRule, types: Mapping[str, ColumnType], cast: Cast = inline_cast
 ) -> pl.Expr:
@@ -184,7 +159,7 @@ def rule_broken(
             broken = pl.col(column).is_not_null() & cast(column, column_type).is_null()
         case InRange(column=column, minimum=minimum, maximum=maximum):
             column_type = types[column]
-            if column_type not in _NUMERIC:
+            if column_type not in NUMERIC_TYPES:
                 return pl.lit(False)
             number = cast(column, column_type).cast(pl.Float64)
             bounds = [number < minimum] if minimum is not None else []

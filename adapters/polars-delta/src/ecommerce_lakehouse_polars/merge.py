@@ -8,7 +8,7 @@ clause repeats the classification's condition so the commit metrics can be check
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +17,7 @@ import polars as pl
 
 from ecommerce_lakehouse.domain.audit import RowCounts
 from ecommerce_lakehouse.domain.errors import IntegrityError
+from ecommerce_lakehouse.domain.merge_sql import merge_predicate, update_condition
 from ecommerce_lakehouse.domain.schemas import SOURCE_FILE, MergeSpec, TableSchema
 from ecommerce_lakehouse.domain.types import Column, ColumnType
 from ecommerce_lakehouse.ports.engine import (
@@ -106,7 +107,9 @@ def merge_batch(
     )
     merger = table.merge(
         source,
-        predicate=merge_predicate(spec, touched, partition_type),
+        predicate=merge_predicate(
+            spec, touched, quote=_quote, literal=lambda v: _sql_literal(v, partition_type)
+        ),
         source_alias="source",
         target_alias="target",
         # Only add_new_columns yields evolved columns; they become nullable strings.
@@ -116,7 +119,7 @@ def merge_batch(
         ),
     )
     raw_metrics = (
-        merger.when_matched_update_all(predicate=update_condition(spec))
+        merger.when_matched_update_all(predicate=update_condition(spec, quote=_quote))
         .when_not_matched_insert_all()
         .execute()
     )
@@ -227,29 +230,6 @@ def touched_partition_values(changed: pl.Series, moved_from: pl.Series) -> list[
     """
     values = set(changed.unique().to_list()) | set(moved_from.unique().to_list())
     return sorted(values, key=lambda v: (v is not None, "" if v is None else _partition_text(v)))
-
-
-def merge_predicate(spec: MergeSpec, touched: Sequence[Any], partition_type: ColumnType) -> str:
-    """The MERGE condition: key equality, with the target limited to touched partitions."""
-    keys = " AND ".join(f"target.{_quote(k)} = source.{_quote(k)}" for k in spec.key)
-    column = f"target.{_quote(spec.partition_column)}"
-    literals = [_sql_literal(v, partition_type) for v in touched if v is not None]
-    allowed = [f"{column} IN ({', '.join(literals)})"] if literals else []
-    if any(v is None for v in touched):
-        allowed.append(f"{column} IS NULL")
-    return f"{keys} AND ({' OR '.join(allowed)})"
-
-
-def update_condition(spec: MergeSpec) -> str:
-    """SQL twin of the classification's update condition."""
-    differs = " OR ".join(
-        f"(source.{_quote(c)} IS DISTINCT FROM target.{_quote(c)})" for c in spec.business_columns
-    )
-    clauses = [f"({differs or 'false'})"]
-    if spec.ordering_column:
-        column = _quote(spec.ordering_column)
-        clauses.insert(0, f"(source.{column} >= target.{column})")
-    return " AND ".join(clauses)
 
 
 def _counts_by_file(files: pl.Series, actions: pl.Series) -> dict[str, RowCounts]:

@@ -24,6 +24,7 @@ from ecommerce_lakehouse.domain.headers import (
     evolved_name,
     stray_quote_detail,
 )
+from ecommerce_lakehouse.domain.rules import casts_needed
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
     LINE_NUMBER,
@@ -37,7 +38,6 @@ from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_polars.dtypes import polars_dtype, polars_schema
 from ecommerce_lakehouse_polars.expressions import (
     cast_text,
-    casts_needed,
     first_violation_index,
     normalized,
     timestamp_parts,

@@ -28,6 +28,7 @@ from pyspark.sql.types import BooleanType, DateType, DecimalType, IntegerType, S
 
 from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.rules import (
+    NUMERIC_TYPES,
     DateMatchesTimestamp,
     InRange,
     NotNull,
@@ -46,7 +47,6 @@ PYTHON_WHITESPACE = (
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 
-_NUMERIC = (ColumnType.INT, ColumnType.BIGINT, ColumnType.DOUBLE, ColumnType.BOOLEAN)
 _INT_BOUNDS: Mapping[ColumnType, tuple[int, int]] = {
     ColumnType.INT: (values.INT32_MIN, values.INT32_MAX),
     ColumnType.BIGINT: (-(2**63), 2**63 - 1),
@@ -213,30 +213,6 @@ def inline_cast(column: str, column_type: ColumnType) -> Column:
     return cast_text(F.col(column), column_type)
 
 
-def casts_needed(
-    rules: Sequence[RowRule], types: Mapping[str, ColumnType]
-) -> list[tuple[str, ColumnType]]:
-    """Every ``(column, type)`` cast the rules and the typed output use, once each.
-
-    Computing these once as columns (rather than inline in each rule) keeps the costly
-    timestamp parse from running once per rule that reads the timestamp.
-    """
-    needed: list[tuple[str, ColumnType]] = [
-        (c, t) for c, t in types.items() if t is not ColumnType.STRING
-    ]
-    for rule in rules:
-        match rule:
-            case ParsesAs(column=column, type=column_type):
-                needed.append((column, column_type))
-            case InRange(column=column) if types[column] in _NUMERIC:
-                needed.append((column, types[column]))
-            case DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column):
-                needed += [(date_column, ColumnType.DATE), (ts_column, ColumnType.TIMESTAMP)]
-            case _:
-                pass
-    return list(dict.fromkeys(needed))
-
-
 def rule_broken(rule: RowRule, types: Mapping[str, ColumnType], cast: Cast = inline_cast) -> Column:
     """A never-null boolean expression: whether a row of normalised text breaks ``rule``.
 
@@ -252,7 +228,7 @@ def rule_broken(rule: RowRule, types: Mapping[str, ColumnType], cast: Cast = inl
             broken = F.col(column).isNotNull() & cast(column, column_type).isNull()
         case InRange(column=column, minimum=minimum, maximum=maximum):
             column_type = types[column]
-            if column_type not in _NUMERIC:
+            if column_type not in NUMERIC_TYPES:
                 return F.lit(False)
             number = cast(column, column_type).cast("double")
             bounds = [number < minimum] if minimum is not None else []

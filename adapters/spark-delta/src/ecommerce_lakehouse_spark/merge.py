@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecommerce_lakehouse.domain.audit import RowCounts
 from ecommerce_lakehouse.domain.errors import IntegrityError
+from ecommerce_lakehouse.domain.merge_sql import merge_predicate, partition_filter, update_condition
 from ecommerce_lakehouse.domain.schemas import SOURCE_FILE, MergeSpec, TableSchema
 from ecommerce_lakehouse.domain.types import ColumnType
 from ecommerce_lakehouse.ports.engine import (
@@ -107,6 +108,10 @@ def merge_batch(
         changed = classified.where(F.col(_ACTION) != _CODES[UNCHANGED])
         partition_type = schema.types.get(spec.partition_column, ColumnType.STRING)
         touched = touched_partition_values(classified, spec, partition_type)
+
+        def literal(value: Any) -> str:
+            return sql_literal(value, partition_type)
+
         target = table.toDF().schema
         known = {f.name for f in target.fields}
         evolved = [c for c in batch.extra_columns if c not in known]
@@ -124,8 +129,11 @@ def merge_batch(
         )
         merger = (
             table.alias("target")
-            .merge(source.alias("source"), merge_predicate(spec, touched, partition_type))
-            .whenMatchedUpdateAll(condition=update_condition(spec))
+            .merge(
+                source.alias("source"),
+                merge_predicate(spec, touched, quote=_quote, literal=literal),
+            )
+            .whenMatchedUpdateAll(condition=update_condition(spec, quote=_quote))
             .whenNotMatchedInsertAll()
         )
         if evolved:
@@ -136,7 +144,7 @@ def merge_batch(
         # which the same pruning gives for a plain read of the snapshot it merges into.
         after_skipping = len(
             table.toDF()
-            .where(partition_filter(_quote(spec.partition_column), touched, partition_type))
+            .where(partition_filter(_quote(spec.partition_column), touched, literal))
             .inputFiles()
         )
         metadata = {**commit_metadata, MERGE_COUNTS_KEY: encode_merge_counts(counts)}
@@ -259,34 +267,6 @@ def touched_partition_values(
         for row in new.union(moved_from).distinct().collect()
     }
     return sorted(values, key=lambda v: (v is not None, "" if v is None else _partition_text(v)))
-
-
-def merge_predicate(spec: MergeSpec, touched: Sequence[Any], partition_type: ColumnType) -> str:
-    """The MERGE condition: key equality, with the target limited to touched partitions."""
-    keys = " AND ".join(f"target.{_quote(k)} = source.{_quote(k)}" for k in spec.key)
-    allowed = partition_filter(f"target.{_quote(spec.partition_column)}", touched, partition_type)
-    return f"{keys} AND {allowed}"
-
-
-def partition_filter(column: str, touched: Sequence[Any], partition_type: ColumnType) -> str:
-    """SQL keeping the rows of ``column`` (an SQL reference) whose value is in ``touched``."""
-    literals = [sql_literal(v, partition_type) for v in touched if v is not None]
-    allowed = [f"{column} IN ({', '.join(literals)})"] if literals else []
-    if any(v is None for v in touched):
-        allowed.append(f"{column} IS NULL")
-    return f"({' OR '.join(allowed)})"
-
-
-def update_condition(spec: MergeSpec) -> str:
-    """SQL twin of the classification's update condition."""
-    differs = " OR ".join(
-        f"(source.{_quote(c)} IS DISTINCT FROM target.{_quote(c)})" for c in spec.business_columns
-    )
-    clauses = [f"({differs or 'false'})"]
-    if spec.ordering_column:
-        column = _quote(spec.ordering_column)
-        clauses.insert(0, f"(source.{column} >= target.{column})")
-    return " AND ".join(clauses)
 
 
 def sql_literal(value: Any, column_type: ColumnType) -> str:

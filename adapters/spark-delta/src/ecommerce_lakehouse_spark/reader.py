@@ -48,6 +48,7 @@ from ecommerce_lakehouse.domain.headers import (
     evolved_name,
     stray_quote_detail,
 )
+from ecommerce_lakehouse.domain.rules import casts_needed
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
     LINE_NUMBER,
@@ -61,7 +62,6 @@ from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_spark.dtypes import spark_schema, spark_type
 from ecommerce_lakehouse_spark.expressions import (
     cast_text,
-    casts_needed,
     first_violation_index,
     normalized,
     timestamp_parts,

@@ -58,6 +58,59 @@ _STATIC_SETTINGS: Mapping[str, str] = {
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 _lock = threading.Lock()
+# Whether this process built the active session (not Glue): only then is its object-store
+# configuration ours to set.
+_built_here = False
+
+
+def s3a_settings(storage_options: Mapping[str, str]) -> dict[str, str]:
+    """Hadoop S3A settings of a local session for a lake's object-store options.
+
+    ``s3://`` URIs (the lake's, as on Glue) go through S3A, whose jars ``make`` fetches
+    with the Delta ones. Delta commits to ``s3`` paths through its S3 single-driver log
+    store: safe because the lake lock admits one writer at a time (PRODUCT §7a).
+
+    Args:
+        storage_options: the storage's delta-rs style options (``AWS_REGION``,
+            ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...). Without keys S3A's default
+            chain finds credentials (environment, profile, instance role).
+    """
+    settings = {"fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
+    if region := storage_options.get("AWS_REGION"):
+        settings["fs.s3a.endpoint.region"] = region
+    if endpoint := storage_options.get("AWS_ENDPOINT_URL"):
+        # An emulator or S3-compatible store: its address, path-style buckets.
+        settings["fs.s3a.endpoint"] = endpoint
+        settings["fs.s3a.path.style.access"] = "true"
+        settings["fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+    key, secret = (
+        storage_options.get("AWS_ACCESS_KEY_ID"),
+        storage_options.get("AWS_SECRET_ACCESS_KEY"),
+    )
+    if key and secret:
+        settings["fs.s3a.access.key"] = key
+        settings["fs.s3a.secret.key"] = secret
+        provider = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        if token := storage_options.get("AWS_SESSION_TOKEN"):
+            settings["fs.s3a.session.token"] = token
+            provider = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+        settings["fs.s3a.aws.credentials.provider"] = provider
+    return settings
+
+
+def configure_object_store(
+    session: SparkSession, root_uri: str, options: Mapping[str, str]
+) -> None:
+    """Point a session this process built at an ``s3://`` lake's object store.
+
+    A session someone else built (AWS Glue's, with its own S3 filesystem and role) is left
+    as it is, and so is any session for a directory lake.
+    """
+    if not (_built_here and root_uri.startswith("s3://")):
+        return
+    hadoop = session.sparkContext._jsc.hadoopConfiguration()  # PySpark has no public API for it
+    for key, value in s3a_settings(options).items():
+        hadoop.set(key, value)
 
 
 def delta_jars(directory: str | None = None) -> list[str]:
@@ -102,6 +155,7 @@ def spark_session(options: Mapping[str, str] | None = None) -> SparkSession:
     """
     from pyspark.sql import SparkSession
 
+    global _built_here
     opts = dict(options or {})
     with _lock:
         session = SparkSession.getActiveSession()
@@ -127,6 +181,7 @@ def spark_session(options: Mapping[str, str] | None = None) -> SparkSession:
                     builder = builder.config(key, value)
             session = builder.getOrCreate()
             session.sparkContext.setLogLevel("ERROR")
+            _built_here = True
         for key, value in SESSION_SETTINGS.items():
             session.conf.set(key, value)
         return session

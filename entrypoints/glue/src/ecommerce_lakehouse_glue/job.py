@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ecommerce_lakehouse.application.lake import open_lake
@@ -41,6 +41,15 @@ DEFAULTS: Mapping[str, str] = {
     "result-key": "",
     "fail-on-error-checks": "true",
 }
+#: Job arguments passed on to the platform as its options (empty: the environment's value,
+#: see the aws adapter's settings). A deployment sets them as the job's default arguments.
+PLATFORM_OPTIONS: Mapping[str, str] = {
+    "region": "region",
+    "glue-database": "glue_database",
+    "query": "query",
+    "athena-workgroup": "athena_workgroup",
+    "athena-output": "athena_output",
+}
 
 #: Key (relative to the lake root) of a run's result unless ``--result-key`` names another.
 RESULT_KEY = "_runs/{run_id}.json"
@@ -59,6 +68,9 @@ class JobArguments:
         result_key: where the result JSON is written, relative to the lake root.
         fail_on_error_checks: whether a failing error-severity check fails the job run; an
             orchestrator that gates on the checks in a later state of its own passes false.
+        platform_options: options for the lake's platform (region, Glue database, query
+            service, ...) from ``--region``, ``--glue-database``, ``--query``,
+            ``--athena-workgroup`` and ``--athena-output``.
     """
 
     job_name: str
@@ -68,6 +80,7 @@ class JobArguments:
     options: RunOptions
     result_key: str
     fail_on_error_checks: bool = True
+    platform_options: Mapping[str, str] = field(default_factory=dict)
 
     def exit_code(self, result: RunResult) -> int:
         """0 on success; 1 when a step or file failed (or an error check, if it counts)."""
@@ -128,7 +141,7 @@ def parse_arguments(argv: Sequence[str]) -> JobArguments:
     Raises:
         ConfigurationError: a required argument is missing or a value is invalid.
     """
-    names = [*REQUIRED, *DEFAULTS]
+    names = [*REQUIRED, *DEFAULTS, *PLATFORM_OPTIONS]
     given = _glue_options(argv, names)
     if given is None:
         given = resolve_options(argv, names)
@@ -169,6 +182,11 @@ def parse_arguments(argv: Sequence[str]) -> JobArguments:
         options=options,
         result_key=values["result-key"].strip() or RESULT_KEY.format(run_id=run_id),
         fail_on_error_checks=flag == "true",
+        platform_options={
+            option: given[name].strip()
+            for name, option in PLATFORM_OPTIONS.items()
+            if given.get(name, "").strip()
+        },
     )
 
 
@@ -180,7 +198,7 @@ def run_job(
     Returns:
         The run's result (also written to ``arguments.result_key``).
     """
-    lake = open_lake(arguments.lake, engine=arguments.engine)
+    lake = open_lake(arguments.lake, engine=arguments.engine, options=arguments.platform_options)
     result = lake.run(arguments.options, progress=progress or _log)
     document = {**result.as_dict(), "result_key": arguments.result_key}
     payload = json.dumps(document, sort_keys=True).encode()

@@ -1,0 +1,209 @@
+"""The Spark engine on an S3 lake (moto): `lakehouse run --engine spark` and the Glue job.
+
+Spark reaches the emulator through S3A (hadoop-aws, fetched by ``make`` with the Delta jars)
+and commits through Delta's S3 single-driver log store, one writer at a time under the S3
+lake lock. The same raw files go through the Polars engine into another bucket; both lakes
+must hold the same rows. The Glue job then runs as the state machine starts it (no archive
+step, the validation gate left to Athena), and the archive Lambda moves exactly the files
+its result lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+
+from ecommerce_lakehouse.domain.schemas import SCHEMAS
+from ecommerce_lakehouse.domain.zones import audit_key, table_key
+from ecommerce_lakehouse_cli.generator import generate
+from tests.aws.test_cli_s3 import lakehouse
+from tests.aws_support import MotoServer
+from tests.e2e.test_cli import LAKEHOUSE
+from tests.e2e.test_spark_engine import RUN_COLUMNS
+
+pytestmark = [pytest.mark.aws, pytest.mark.spark]
+
+GLUE_JOB = str(Path(LAKEHOUSE).with_name("lakehouse-glue-job"))
+
+
+def glue_job(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    # As Glue starts the script, with only the emulator's settings in the environment.
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAKEHOUSE_"))}
+    return subprocess.run(
+        [GLUE_JOB, *args],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        env={**base, **environment},
+    )
+
+
+class S3Lake:
+    """A lake root in the emulator's S3 with the raw files of one generated drop."""
+
+    def __init__(self, moto: MotoServer, raw: Path) -> None:
+        self.root = moto.new_lake()
+        self.bucket, _, self.prefix = self.root.removeprefix("s3://").partition("/")
+        self.s3 = moto.client("s3")
+        self.options = moto.options()
+        self.environment = moto.environment(self.options)
+        for path in sorted((raw / "raw-data").rglob("*.csv")):
+            self.s3.upload_file(str(path), self.bucket, self.key(path.relative_to(raw)))
+
+    def key(self, relative: Path | str) -> str:
+        return f"{self.prefix}/{Path(relative).as_posix()}"
+
+    def keys(self, zone: str) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.key(zone) + "/"
+        )
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def rows(self, key: str, order: list[str]) -> list[dict[str, Any]]:
+        storage = {
+            "AWS_REGION": self.options["region"],
+            "AWS_ENDPOINT_URL": self.options["endpoint_url"],
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": self.options["access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": self.options["secret_access_key"],
+        }
+        table = DeltaTable(f"{self.root}/{key}", storage_options=storage).to_pyarrow_table()
+        frame = pl.DataFrame(pl.from_arrow(table))
+        kept = [c for c in frame.columns if c not in RUN_COLUMNS]
+        return frame.select(kept).sort(order, nulls_last=True).to_dicts()
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    local = tmp_path_factory.mktemp("raw")
+    generate(local, scale=0.0005, seed=23, dirty=0.05)
+    return local
+
+
+@pytest.fixture(scope="module")
+def lakes(moto: MotoServer, raw: Path) -> tuple[S3Lake, S3Lake, dict[str, Any]]:
+    """Two S3 lakes from the same drop: one run by each engine through the CLI."""
+    polars_lake, spark_lake = S3Lake(moto, raw), S3Lake(moto, raw)
+    done = lakehouse(polars_lake.environment, "run", "--lake", polars_lake.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = lakehouse(
+        spark_lake.environment,
+        "run",
+        "--lake",
+        spark_lake.root,
+        "--engine",
+        "spark",
+        "--format",
+        "json",
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return polars_lake, spark_lake, json.loads(done.stdout)
+
+
+def test_lakehouse_run_with_spark_on_s3_archives_and_validates(
+    lakes: tuple[S3Lake, S3Lake, dict[str, Any]],
+) -> None:
+    _, spark_lake, result = lakes
+    assert result["engine"] == "spark" and result["ok"] is True
+    assert spark_lake.keys("raw-data") == []
+    loaded = [f for f in result["files"] if f["status"] == "loaded"]
+    assert loaded and all(spark_lake.keys(f["destination"].rpartition("/")[0]) for f in loaded)
+    assert result["checks"] and all(
+        c["passed"] for c in result["checks"] if c["severity"] == "error"
+    )
+
+
+def test_spark_and_polars_store_the_same_rows_in_s3(
+    lakes: tuple[S3Lake, S3Lake, dict[str, Any]],
+) -> None:
+    polars_lake, spark_lake, _ = lakes
+    for schema in SCHEMAS:
+        key, order = table_key(schema.name), list(schema.primary_key)
+        assert spark_lake.rows(key, order) == polars_lake.rows(key, order), schema.name
+    for name, order in {
+        "quarantine": ["source_file", "line_number"],
+        "ingest_log": ["source_path"],
+        "validation_results": ["table_name", "check_name"],
+    }.items():
+        assert spark_lake.rows(audit_key(name), order) == polars_lake.rows(audit_key(name), order)
+
+
+def test_spark_writes_delta_tables_delta_rs_and_sql_read(
+    lakes: tuple[S3Lake, S3Lake, dict[str, Any]],
+) -> None:
+    _, spark_lake, _ = lakes
+    done = lakehouse(
+        spark_lake.environment,
+        "sql",
+        "--lake",
+        spark_lake.root,
+        "--format",
+        "json",
+        "SELECT (SELECT COUNT(*) FROM orders) AS stored, "
+        "(SELECT SUM(inserted) FROM ingest_log WHERE entity = 'orders') AS inserted",
+    )
+    assert done.returncode == 0, done.stderr
+    [counts] = json.loads(done.stdout)
+    assert counts["stored"] == counts["inserted"] > 0
+    commits = [k for k in spark_lake.keys(table_key("orders")) if "/_delta_log/" in k]
+    assert any(k.endswith("00000000000000000000.json") for k in commits)
+
+
+def test_glue_job_then_archive_lambda_on_s3(
+    moto: MotoServer, raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = S3Lake(moto, raw)
+    uploaded = lake.keys("raw-data")
+    run_id = "lakehouse-spark-s3-1"
+    # As the state machine starts it: the gate is Athena's, archiving the Lambda's.
+    done = glue_job(
+        {k: v for k, v in lake.environment.items() if k != "LAKEHOUSE_GLUE_DATABASE"},
+        "--JOB_NAME",
+        "lakehouse",
+        "--lake",
+        lake.root,
+        "--run-id",
+        run_id,
+        "--glue-database",
+        lake.options["glue_database"],
+        "--region",
+        lake.options["region"],
+        "--steps",
+        "discover,ingest,catalogue,validate",
+        "--fail-on-error-checks",
+        "false",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    stored = lake.s3.get_object(Bucket=lake.bucket, Key=lake.key(f"_runs/{run_id}.json"))
+    written = json.loads(stored["Body"].read())
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == written
+    assert written["run_id"] == run_id and written["engine"] == "spark"
+    assert written["checks"], "validation ran through Spark SQL"
+    assert lake.keys("raw-data") == uploaded  # nothing archived by the job
+    tables = moto.client("glue").get_tables(DatabaseName=lake.options["glue_database"])
+    assert {t["Name"] for t in tables["TableList"]} >= {s.name for s in SCHEMAS}
+
+    from ecommerce_lakehouse_lambdas import archive
+
+    for name, value in lake.environment.items():
+        monkeypatch.setenv(name, value)
+    summary = archive.handler(
+        {"lake_root": lake.root, "run_id": run_id, "result_key": f"_runs/{run_id}.json"}, None
+    )
+
+    listed = {f["source_path"] for f in written["files"] if f["status"] != "failed"}
+    assert listed and {f["source_path"] for f in summary["files"]} == listed
+    left = {k.removeprefix(lake.prefix + "/") for k in lake.keys("raw-data")}
+    assert not left & listed
+    for f in summary["files"]:
+        lake.s3.head_object(Bucket=lake.bucket, Key=lake.key(f["destination"]))
