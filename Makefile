@@ -28,9 +28,17 @@ export LAKEHOUSE_SPARK_JARS := $(JARS_DIR)
 ASL_VALIDATOR_VERSION := 4.0.0
 ASL_VALIDATOR := $(CURDIR)/build/node/node_modules/.bin/asl-validator
 export LAKEHOUSE_ASL_VALIDATOR := $(ASL_VALIDATOR)
+
+# actionlint, the GitHub Actions workflow linter the tests run, built with `go install`.
+# Go's module cache, build cache, settings and telemetry all stay in build/go; the module
+# cache is made writable (-modcacherw) so that `make clean` can delete it.
+ACTIONLINT_VERSION := 1.7.12
+GO_DIR := $(CURDIR)/build/go
+ACTIONLINT := $(GO_DIR)/bin/actionlint
+export LAKEHOUSE_ACTIONLINT := $(ACTIONLINT)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint format typecheck bench clean
+.PHONY: install demo test test-fast lint format typecheck bench package infra-definition clean
 
 $(STAMP): $(MANIFESTS)
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +54,13 @@ $(ASL_VALIDATOR):
 	npm install --silent --prefix $(CURDIR)/build/node --no-save --no-package-lock \
 		--no-audit --no-fund asl-validator@$(ASL_VALIDATOR_VERSION)
 
-install: $(STAMP) $(JARS_STAMP) $(ASL_VALIDATOR)
+$(ACTIONLINT):
+	GOPATH=$(GO_DIR) GOMODCACHE=$(GO_DIR)/pkg/mod GOCACHE=$(GO_DIR)/cache \
+		GOBIN=$(GO_DIR)/bin GOFLAGS=-modcacherw GOTOOLCHAIN=local \
+		XDG_CONFIG_HOME=$(GO_DIR)/config \
+		go install github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION)
+
+install: $(STAMP) $(JARS_STAMP) $(ASL_VALIDATOR) $(ACTIONLINT)
 
 # A fresh demo lake every time (the demo refuses to reuse a non-empty directory).
 demo: install
@@ -63,7 +77,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 typecheck: install
-	$(BIN)/mypy $(SRC)
+	$(BIN)/mypy $(SRC) scripts/package.py infra/deploy.py infra/render_definition.py
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -74,5 +88,15 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/run_pipeline.py
 
+# The deployable artefacts in dist/ (wheels, the Glue script, the Lambda zips, manifest.json;
+# docs/packaging.md). Needs only the virtual environment, not the jars or the linters.
+package: $(STAMP)
+	$(BIN)/python scripts/package.py --out dist
+
+# Rewrite the state-machine definition embedded in infra/template.yaml from the generator
+# (tests/infra fails while the two differ).
+infra-definition: $(STAMP)
+	$(BIN)/python infra/render_definition.py
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
