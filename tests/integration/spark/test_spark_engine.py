@@ -36,6 +36,10 @@ class _Storage:
     """Just what ``create_engine`` reads of an ObjectStorage."""
 
     @property
+    def root_uri(self) -> str:
+        return "/tmp/lake"
+
+    @property
     def storage_options(self) -> dict[str, str]:
         return {}
 
