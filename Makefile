@@ -36,6 +36,15 @@ ACTIONLINT_VERSION := 1.7.12
 GO_DIR := $(CURDIR)/build/go
 ACTIONLINT := $(GO_DIR)/bin/actionlint
 export LAKEHOUSE_ACTIONLINT := $(ACTIONLINT)
+
+# MiniStack, the AWS emulator whose CloudFormation also creates the Glue, Athena and other
+# resources moto skips (tests/aws/test_stack_on_ministack.py). It pins its own botocore, so it
+# gets its own virtual environment in build/ministack, from its own pins: PIP_CONSTRAINT is
+# emptied for that install so that constraints.txt does not apply.
+MINISTACK_VENV := $(CURDIR)/build/ministack
+MINISTACK := $(MINISTACK_VENV)/bin/ministack
+export LAKEHOUSE_MINISTACK := $(MINISTACK)
+
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast lint format typecheck bench package infra-definition clean
@@ -60,7 +69,13 @@ $(ACTIONLINT):
 		XDG_CONFIG_HOME=$(GO_DIR)/config \
 		go install github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION)
 
-install: $(STAMP) $(JARS_STAMP) $(ASL_VALIDATOR) $(ACTIONLINT)
+$(MINISTACK): constraints-ministack.txt
+	$(PYTHON) -m venv $(MINISTACK_VENV)
+	PIP_CONSTRAINT= $(MINISTACK_VENV)/bin/python -m pip install --quiet \
+		-c constraints-ministack.txt ministack
+	touch $@
+
+install: $(STAMP) $(JARS_STAMP) $(ASL_VALIDATOR) $(ACTIONLINT) $(MINISTACK)
 
 # A fresh demo lake every time (the demo refuses to reuse a non-empty directory).
 demo: install
