@@ -15,6 +15,7 @@ Use the ``moto`` fixture (``from tests.aws_support import moto``) or :func:`shar
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
@@ -25,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,22 +153,40 @@ def moto() -> MotoServer:
     return shared_moto()
 
 
+@contextlib.contextmanager
+def private_moto() -> Iterator[MotoServer]:
+    """A moto server of its own, stopped on exit, for tests that need a backend no other
+    suite has configured (the shared server's Step Functions may execute definitions)."""
+    port = _free_port()
+    process, endpoint = _spawn(port)
+    try:
+        if not _ready(endpoint, process):
+            raise RuntimeError("a private moto server did not start")
+        yield MotoServer(endpoint=endpoint, port=port)
+    finally:
+        _stop(process)
+
+
 def _start(attempts: int = 3) -> MotoServer:
     for _ in range(attempts):
         port = _free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "MOTO_PORT": str(port)},
-        )
-        endpoint = f"http://127.0.0.1:{port}"
+        process, endpoint = _spawn(port)
         if _ready(endpoint, process):
             atexit.register(_stop, process)
             os.environ["MOTO_PORT"] = str(port)
             return MotoServer(endpoint=endpoint, port=port)
         _stop(process)  # the port was taken meanwhile: try another one
     raise RuntimeError(f"the moto server did not start after {attempts} attempts")
+
+
+def _spawn(port: int) -> tuple[subprocess.Popen[bytes], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MOTO_PORT": str(port)},
+    )
+    return process, f"http://127.0.0.1:{port}"
 
 
 def _free_port() -> int:

@@ -62,7 +62,14 @@ from moto.cloudformation.parsing import get_model_map
 from ecommerce_lakehouse.domain.types import Severity
 from ecommerce_lakehouse_sfn import StateMachineSettings, definition_json
 from infra import deploy, render_definition
-from tests.aws_support import ACCESS_KEY_ID, ACCOUNT_ID, REGION, SECRET_ACCESS_KEY, MotoServer
+from tests.aws_support import (
+    ACCESS_KEY_ID,
+    ACCOUNT_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    MotoServer,
+    private_moto,
+)
 from tests.infra import cfn
 from tests.infra.fake_dist import make_dist, read_manifest
 
@@ -109,9 +116,12 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def aws(moto: MotoServer) -> Iterator[MotoServer]:
-    """The emulator, with fake credentials in the environment deploy.py's boto3 reads."""
-    with pytest.MonkeyPatch.context() as patch:
+def aws() -> Iterator[MotoServer]:
+    """An emulator of this module's own, with fake credentials in the environment deploy.py's
+    boto3 reads. Not the shared server: once a suite switches its Step Functions to executing
+    definitions, moto's CloudFormation creates state machines that Step Functions cannot see.
+    """
+    with private_moto() as moto, pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
         patch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
         patch.delenv("AWS_SESSION_TOKEN", raising=False)
