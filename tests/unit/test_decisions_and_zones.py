@@ -1,10 +1,17 @@
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from ecommerce_lakehouse.domain.audit import RowCounts
-from ecommerce_lakehouse.domain.decisions import MergeAction, deduplicate, merge_action
+from ecommerce_lakehouse.domain.decisions import (
+    ACTION_CODES,
+    MergeAction,
+    counts_by_file,
+    deduplicate,
+    merge_action,
+    partition_order,
+)
 from ecommerce_lakehouse.domain.errors import IntegrityError, PathOutsideLake
 from ecommerce_lakehouse.domain.schemas import ORDERS, PRODUCTS
 from ecommerce_lakehouse.domain.types import Entity
@@ -134,3 +141,37 @@ def test_zone_paths() -> None:
     )
     assert paths.rejected("raw-data/x.csv") == "rejected/r1/x.csv"
     assert paths.rejected_error("raw-data/x.csv") == "rejected/r1/x.csv.error.json"
+
+
+def test_engine_tallies_become_per_file_counts() -> None:
+    code = ACTION_CODES
+    tallies = [
+        ("a.csv", code[MergeAction.INSERT], 3),
+        ("a.csv", code[MergeAction.UNCHANGED], 1),
+        ("b.csv", code[MergeAction.UPDATE], 2),
+    ]
+    assert counts_by_file(tallies) == {
+        "a.csv": RowCounts(inserted=3, unchanged=1),
+        "b.csv": RowCounts(updated=2),
+    }
+    assert sorted(ACTION_CODES.values()) == [0, 1, 2]  # one byte per row in an engine
+
+
+def test_partitions_are_ordered_null_first_then_by_text() -> None:
+    assert partition_order([date(2024, 1, 2), None, date(2023, 12, 31)]) == [
+        None,
+        date(2023, 12, 31),
+        date(2024, 1, 2),
+    ]
+
+
+def test_the_classification_reads_key_partition_ordering_and_business_columns_once() -> None:
+    spec = ORDERS.merge
+    assert spec.compared_columns[: len(spec.key)] == list(spec.key)
+    assert len(spec.compared_columns) == len(set(spec.compared_columns))
+    assert set(spec.compared_columns) == {
+        *spec.key,
+        spec.partition_column,
+        spec.ordering_column,
+        *spec.business_columns,
+    }

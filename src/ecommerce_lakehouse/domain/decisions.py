@@ -7,9 +7,11 @@ and the unit tests use these functions, and the parity tests hold engines to the
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
+from ecommerce_lakehouse.domain.audit import RowCounts
 from ecommerce_lakehouse.domain.schemas import FILE_ORDINAL, LINE_NUMBER, DedupSpec, MergeSpec
 
 
@@ -19,6 +21,41 @@ class MergeAction(enum.Enum):
     INSERT = "insert"
     UPDATE = "update"
     UNCHANGED = "unchanged"
+
+
+#: One-byte codes of the actions, for engines that tag each survivor with its action (a
+#: column of action names would cost 16 bytes a row).
+ACTION_CODES: Mapping[MergeAction, int] = {action: code for code, action in enumerate(MergeAction)}
+_ACTIONS_BY_CODE = {code: action for action, code in ACTION_CODES.items()}
+
+
+def counts_by_file(tallies: Iterable[Sequence[Any]]) -> dict[str, RowCounts]:
+    """Per-file MERGE counts from ``(source file, action code, rows)`` tallies."""
+    by_file: dict[str, dict[MergeAction, int]] = {}
+    for file, code, rows in tallies:
+        by_file.setdefault(str(file), {})[_ACTIONS_BY_CODE[int(code)]] = int(rows)
+    return {
+        file: RowCounts(
+            inserted=t.get(MergeAction.INSERT, 0),
+            updated=t.get(MergeAction.UPDATE, 0),
+            unchanged=t.get(MergeAction.UNCHANGED, 0),
+        )
+        for file, t in by_file.items()
+    }
+
+
+def partition_text(value: Any) -> str | None:
+    """A partition value as text (ISO dates and timestamps), None for the null partition."""
+    if value is None:
+        return None
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def partition_order(values: Iterable[Any]) -> list[Any]:
+    """Partition values in a stable order: the null partition first, then by their text."""
+    return sorted(values, key=lambda v: (v is not None, "" if v is None else partition_text(v)))
 
 
 def _key(record: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:

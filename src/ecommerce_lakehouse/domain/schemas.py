@@ -59,6 +59,14 @@ class MergeSpec:
     ordering_column: str | None
     partition_column: str
 
+    @property
+    def compared_columns(self) -> list[str]:
+        """The stored columns the MERGE classification reads, once each."""
+        ordering = [self.ordering_column] if self.ordering_column else []
+        return list(
+            dict.fromkeys([*self.key, self.partition_column, *ordering, *self.business_columns])
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TableSchema:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import polars as pl
 
-from ecommerce_lakehouse.domain.audit import RowCounts
+from ecommerce_lakehouse.domain.decisions import (
+    ACTION_CODES,
+    MergeAction,
+    counts_by_file,
+    partition_order,
+    partition_text,
+)
 from ecommerce_lakehouse.domain.errors import IntegrityError
 from ecommerce_lakehouse.domain.merge_sql import merge_predicate, update_condition
 from ecommerce_lakehouse.domain.schemas import SOURCE_FILE, MergeSpec, TableSchema
@@ -36,10 +41,6 @@ _STORED = "_Stored"
 _ACTION = "_Action"
 _ROW = "_Row"
 _ROW_INDEX = pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)
-INSERT, UPDATE, UNCHANGED = "insert", "update", "unchanged"
-#: Actions as one-byte codes (a column of the action names would cost 16 bytes a row).
-_ACTIONS = (INSERT, UPDATE, UNCHANGED)
-_CODES = {action: code for code, action in enumerate(_ACTIONS)}
 
 
 def merge_batch(
@@ -80,16 +81,17 @@ def merge_batch(
 
     classified = classify(survivors, stored_rows(table, survivors, spec), spec)
     actions = classified.actions
-    counts = _counts_by_file(survivors.get_column(SOURCE_FILE), actions)
+    tagged = pl.DataFrame([survivors.get_column(SOURCE_FILE), actions.alias(_ACTION)])
+    counts = counts_by_file(tagged.group_by(SOURCE_FILE, _ACTION).len().iter_rows())
     expected = {
-        "num_target_rows_inserted": int((actions == _CODES[INSERT]).sum()),
-        "num_target_rows_updated": int((actions == _CODES[UPDATE]).sum()),
+        "num_target_rows_inserted": int((actions == ACTION_CODES[MergeAction.INSERT]).sum()),
+        "num_target_rows_updated": int((actions == ACTION_CODES[MergeAction.UPDATE]).sum()),
     }
     if not any(expected.values()):
         return MergeOutcome(
             counts=counts, version=table.version(), touched_partitions=(), metrics={}
         )
-    unchanged = actions == _CODES[UNCHANGED]
+    unchanged = actions == ACTION_CODES[MergeAction.UNCHANGED]
     # The survivors themselves when every row changes (a first load): no copy.
     changed = survivors.filter(~unchanged) if unchanged.any() else survivors
 
@@ -134,7 +136,7 @@ def merge_batch(
     return MergeOutcome(
         counts=counts,
         version=version,
-        touched_partitions=tuple(_partition_text(v) for v in touched),
+        touched_partitions=tuple(partition_text(v) for v in touched),
         metrics=metrics,
     )
 
@@ -145,7 +147,7 @@ def stored_rows(table: Any, survivors: pl.DataFrame, spec: MergeSpec) -> pl.Data
     Raises:
         IntegrityError: a key is stored more than once.
     """
-    wanted = _compared(spec)
+    wanted = spec.compared_columns
     if not table.file_uris():
         # A new (or emptied) table: nothing to look up.
         frame = pl.DataFrame(schema={c: survivors.schema[c] for c in wanted})
@@ -173,7 +175,7 @@ class Classification:
     """What the MERGE will do with each survivor.
 
     Attributes:
-        actions: one code of :data:`_CODES` per survivor, in the survivors' order.
+        actions: one code of :data:`ACTION_CODES` per survivor, in the survivors' order.
         moved_from: the stored partition values of the keys to update.
     """
 
@@ -189,7 +191,9 @@ def classify(survivors: pl.DataFrame, stored: pl.DataFrame, spec: MergeSpec) -> 
     unchanged otherwise (``domain.decisions.merge_action``).
     """
     partition = spec.partition_column + _STORED
-    actions = pl.repeat(_CODES[INSERT], survivors.height, dtype=pl.UInt8, eager=True)
+    actions = pl.repeat(
+        ACTION_CODES[MergeAction.INSERT], survivors.height, dtype=pl.UInt8, eager=True
+    )
     if stored.height == 0:
         return Classification(
             actions, pl.Series(partition, [], dtype=stored.schema[spec.partition_column])
@@ -206,19 +210,21 @@ def classify(survivors: pl.DataFrame, stored: pl.DataFrame, spec: MergeSpec) -> 
     )
     action = (
         pl.when((differs & newer).fill_null(False))
-        .then(pl.lit(_CODES[UPDATE], pl.UInt8))
-        .otherwise(pl.lit(_CODES[UNCHANGED], pl.UInt8))
+        .then(pl.lit(ACTION_CODES[MergeAction.UPDATE], pl.UInt8))
+        .otherwise(pl.lit(ACTION_CODES[MergeAction.UNCHANGED], pl.UInt8))
     )
     # Only the survivors whose key is stored are joined; the others stay inserts.
     matched = (
         survivors.lazy()
-        .select(_ROW_INDEX, *_compared(spec))
+        .select(_ROW_INDEX, *spec.compared_columns)
         .join(renamed.lazy(), on=list(spec.key), how="inner")
         .select(_ROW, action.alias(_ACTION), partition)
         .collect()
     )
     actions = actions.scatter(matched.get_column(_ROW), matched.get_column(_ACTION))
-    moved_from = matched.filter(pl.col(_ACTION) == _CODES[UPDATE]).get_column(partition)
+    moved_from = matched.filter(pl.col(_ACTION) == ACTION_CODES[MergeAction.UPDATE]).get_column(
+        partition
+    )
     return Classification(actions, moved_from)
 
 
@@ -229,46 +235,11 @@ def touched_partition_values(changed: pl.Series, moved_from: pl.Series) -> list[
     partition, so that partition is read and rewritten too.
     """
     values = set(changed.unique().to_list()) | set(moved_from.unique().to_list())
-    return sorted(values, key=lambda v: (v is not None, "" if v is None else _partition_text(v)))
-
-
-def _counts_by_file(files: pl.Series, actions: pl.Series) -> dict[str, RowCounts]:
-    tallies: dict[str, dict[str, int]] = {}
-    grouped = pl.DataFrame([files.alias(SOURCE_FILE), actions.alias(_ACTION)])
-    for file, code, rows in grouped.group_by(SOURCE_FILE, _ACTION).len().iter_rows():
-        tallies.setdefault(str(file), {})[_ACTIONS[code]] = int(rows)
-    return {
-        file: RowCounts(
-            inserted=t.get(INSERT, 0), updated=t.get(UPDATE, 0), unchanged=t.get(UNCHANGED, 0)
-        )
-        for file, t in tallies.items()
-    }
-
-
-def _compared(spec: MergeSpec) -> list[str]:
-    """The columns the classification reads (what :func:`stored_rows` returns)."""
-    return list(
-        dict.fromkeys(
-            [
-                *spec.key,
-                spec.partition_column,
-                *([spec.ordering_column] if spec.ordering_column else []),
-                *spec.business_columns,
-            ]
-        )
-    )
+    return partition_order(values)
 
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _partition_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def _sql_literal(value: Any, column_type: ColumnType) -> str:
@@ -281,5 +252,5 @@ def _sql_literal(value: Any, column_type: ColumnType) -> str:
             return "true" if value else "false"
         case ColumnType.STRING | ColumnType.DATE | ColumnType.TIMESTAMP:
             # delta-rs coerces a quoted literal to the column's type (e.g. '…'::date).
-            text = _partition_text(value) or ""
+            text = partition_text(value) or ""
             return "'" + text.replace("'", "''") + "'"

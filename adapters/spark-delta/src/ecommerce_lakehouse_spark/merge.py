@@ -10,12 +10,18 @@ the commit metrics can be checked against it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from ecommerce_lakehouse.domain.audit import RowCounts
+from ecommerce_lakehouse.domain.decisions import (
+    ACTION_CODES,
+    MergeAction,
+    counts_by_file,
+    partition_order,
+    partition_text,
+)
 from ecommerce_lakehouse.domain.errors import IntegrityError
 from ecommerce_lakehouse.domain.merge_sql import merge_predicate, partition_filter, update_condition
 from ecommerce_lakehouse.domain.schemas import SOURCE_FILE, MergeSpec, TableSchema
@@ -45,10 +51,6 @@ if TYPE_CHECKING:
 _STORED = "#stored"
 _ACTION = "#action"
 _MATCHED = "#matched"
-INSERT, UPDATE, UNCHANGED = "insert", "update", "unchanged"
-#: Actions as one-byte codes.
-_ACTIONS = (INSERT, UPDATE, UNCHANGED)
-_CODES = {action: code for code, action in enumerate(_ACTIONS)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The metric (Delta's MERGE statistic ``numTargetFilesAfterSkipping``) with the number of
 #: target files the MERGE could read after partition pruning; not in Delta's commit metrics.
@@ -96,7 +98,7 @@ def merge_batch(
     try:
         check_unique(stored, spec)
         classified = classify(survivors, stored, spec).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = _counts_by_file(classified.groupBy(SOURCE_FILE, _ACTION).count().collect())
+        counts = counts_by_file(classified.groupBy(SOURCE_FILE, _ACTION).count().collect())
         expected = {
             "num_target_rows_inserted": sum(c.inserted for c in counts.values()),
             "num_target_rows_updated": sum(c.updated for c in counts.values()),
@@ -105,7 +107,7 @@ def merge_batch(
             return MergeOutcome(
                 counts=counts, version=current_version(table), touched_partitions=(), metrics={}
             )
-        changed = classified.where(F.col(_ACTION) != _CODES[UNCHANGED])
+        changed = classified.where(F.col(_ACTION) != ACTION_CODES[MergeAction.UNCHANGED])
         partition_type = schema.types.get(spec.partition_column, ColumnType.STRING)
         touched = touched_partition_values(classified, spec, partition_type)
 
@@ -165,7 +167,7 @@ def merge_batch(
     return MergeOutcome(
         counts=counts,
         version=version,
-        touched_partitions=tuple(_partition_text(v) for v in touched),
+        touched_partitions=tuple(partition_text(v) for v in touched),
         metrics=metrics,
     )
 
@@ -177,7 +179,7 @@ def stored_rows(table: DeltaTable, survivors: DataFrame, spec: MergeSpec) -> Dat
     """
     from pyspark.sql import functions as F
 
-    wanted = _compared(spec)
+    wanted = spec.compared_columns
     types = {f.name: f.dataType for f in survivors.schema.fields}
     # The survivors hold each key once, so a semi join keeps every stored row of a key.
     keys = survivors.select(*(F.col(_quote(k)) for k in spec.key))
@@ -211,7 +213,7 @@ def check_unique(stored: DataFrame, spec: MergeSpec) -> None:
 
 
 def classify(survivors: DataFrame, stored: DataFrame, spec: MergeSpec) -> DataFrame:
-    """The survivors with their action (a code of ``_CODES``) and stored partition value.
+    """The survivors with their action (a code of ``ACTION_CODES``) and stored partition value.
 
     Inserted when the key is new; updated when some business column differs (null-safe)
     and, with an ordering column, the incoming value is greater or equal to the stored one;
@@ -235,9 +237,9 @@ def classify(survivors: DataFrame, stored: DataFrame, spec: MergeSpec) -> DataFr
         else F.lit(True)
     )
     action = (
-        F.when(F.col(_quote(_MATCHED)).isNull(), F.lit(_CODES[INSERT]))
-        .when(F.coalesce(differs & newer, F.lit(False)), F.lit(_CODES[UPDATE]))
-        .otherwise(F.lit(_CODES[UNCHANGED]))
+        F.when(F.col(_quote(_MATCHED)).isNull(), F.lit(ACTION_CODES[MergeAction.INSERT]))
+        .when(F.coalesce(differs & newer, F.lit(False)), F.lit(ACTION_CODES[MergeAction.UPDATE]))
+        .otherwise(F.lit(ACTION_CODES[MergeAction.UNCHANGED]))
         .cast("tinyint")
     )
     return survivors.join(renamed, on=list(spec.key), how="left").withColumn(_ACTION, action)
@@ -256,17 +258,17 @@ def touched_partition_values(
 
     partition = spec.partition_column
     action = F.col(_ACTION)
-    new = classified.where(action != _CODES[UNCHANGED]).select(
+    new = classified.where(action != ACTION_CODES[MergeAction.UNCHANGED]).select(
         _collectable(F.col(_quote(partition)), partition_type).alias("v")
     )
-    moved_from = classified.where(action == _CODES[UPDATE]).select(
+    moved_from = classified.where(action == ACTION_CODES[MergeAction.UPDATE]).select(
         _collectable(F.col(_quote(partition + _STORED)), partition_type).alias("v")
     )
     values = {
         _from_collected(row[0], partition_type)
         for row in new.union(moved_from).distinct().collect()
     }
-    return sorted(values, key=lambda v: (v is not None, "" if v is None else _partition_text(v)))
+    return partition_order(values)
 
 
 def sql_literal(value: Any, column_type: ColumnType) -> str:
@@ -280,9 +282,9 @@ def sql_literal(value: Any, column_type: ColumnType) -> str:
         case ColumnType.BOOLEAN:
             return "true" if value else "false"
         case ColumnType.DATE:
-            return f"DATE'{_partition_text(value)}'"
+            return f"DATE'{partition_text(value)}'"
         case ColumnType.TIMESTAMP:
-            return f"TIMESTAMP'{_partition_text(value)}'"
+            return f"TIMESTAMP'{partition_text(value)}'"
         case ColumnType.STRING:
             # Spark SQL unescapes backslashes in literals and reads 'a''b' as two adjacent
             # literals ('ab'), so quotes are escaped with a backslash, never doubled.
@@ -296,32 +298,6 @@ def _last_merge(table: DeltaTable) -> tuple[int, dict[str, int]]:
     if row is None or row["operation"] != "MERGE":
         raise IntegrityError("the MERGE left no commit in the table's history")
     return int(row["version"]), operation_metrics("MERGE", row["operationMetrics"] or {})
-
-
-def _counts_by_file(tallies: Iterable[Sequence[Any]]) -> dict[str, RowCounts]:
-    by_file: dict[str, dict[str, int]] = {}
-    for file, code, rows in tallies:
-        by_file.setdefault(str(file), {})[_ACTIONS[code]] = int(rows)
-    return {
-        file: RowCounts(
-            inserted=t.get(INSERT, 0), updated=t.get(UPDATE, 0), unchanged=t.get(UNCHANGED, 0)
-        )
-        for file, t in by_file.items()
-    }
-
-
-def _compared(spec: MergeSpec) -> list[str]:
-    """The columns the classification reads (what :func:`stored_rows` returns)."""
-    return list(
-        dict.fromkeys(
-            [
-                *spec.key,
-                spec.partition_column,
-                *([spec.ordering_column] if spec.ordering_column else []),
-                *spec.business_columns,
-            ]
-        )
-    )
 
 
 def _collectable(column: SparkColumn, column_type: ColumnType) -> SparkColumn:
@@ -340,11 +316,3 @@ def _from_collected(value: Any, column_type: ColumnType) -> Any:
 
 def _quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
-
-
-def _partition_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return str(value)
