@@ -63,7 +63,17 @@ import pytest
 
 from ecommerce_lakehouse_sfn import StateMachineSettings, definition_json
 from infra import deploy
-from tests.aws.test_stack_on_moto import Deployment, machine_arn, new_stack_name, run_deploy
+
+# The two test_* names are checks that hold on both emulators, collected here again: they
+# run against this module's `deployed` fixture (the stack in ministack).
+from tests.aws.test_stack_on_moto import (  # noqa: F401
+    Deployment,
+    machine_arn,
+    new_stack_name,
+    run_deploy,
+    test_failure_queue_is_encrypted_and_keeps_messages_two_weeks,
+    test_log_groups_exist_with_retention,
+)
 from tests.aws_support import (
     ACCESS_KEY_ID,
     ACCOUNT_ID,
@@ -496,31 +506,6 @@ def test_roles_carry_the_templates_trust_and_inline_policies(deployed: Deploymen
             f":policy/{deployed.stack}-permissions-boundary"
         )
         assert "PermissionsBoundary" not in role
-
-
-def test_log_groups_exist_with_retention(deployed: Deployment) -> None:
-    logs = deployed.moto.client("logs")
-    groups = {
-        g["logGroupName"]: g.get("retentionInDays")
-        for g in logs.describe_log_groups()["logGroups"]
-        if deployed.stack in g["logGroupName"]
-    }
-    s = deployed.stack
-    assert groups == {
-        f"/aws/lambda/{s}-trigger": 30,
-        f"/aws/lambda/{s}-archive": 30,
-        f"/aws/vendedlogs/states/{s}-pipeline": 30,
-        f"/aws-glue/jobs/{s}/error": 30,
-        f"/aws-glue/jobs/{s}/output": 30,
-    }
-
-
-def test_failure_queue_is_encrypted_and_keeps_messages_two_weeks(deployed: Deployment) -> None:
-    sqs = deployed.moto.client("sqs")
-    url = sqs.get_queue_url(QueueName=f"{deployed.stack}-trigger-failures")["QueueUrl"]
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert attributes["SqsManagedSseEnabled"] == "true"
-    assert attributes["MessageRetentionPeriod"] == "1209600"
 
 
 def test_alarms_watch_the_queue_and_the_pipeline(deployed: Deployment) -> None:
