@@ -64,7 +64,7 @@ import pytest
 from ecommerce_lakehouse_sfn import StateMachineSettings, definition_json
 from infra import deploy
 
-# The two test_* names are checks that hold on both emulators, collected here again: they
+# The test_* names are checks that hold on both emulators, collected here again: they
 # run against this module's `deployed` fixture (the stack in ministack).
 from tests.aws.test_stack_on_moto import (  # noqa: F401
     Deployment,
@@ -73,6 +73,7 @@ from tests.aws.test_stack_on_moto import (  # noqa: F401
     run_deploy,
     test_failure_queue_is_encrypted_and_keeps_messages_two_weeks,
     test_log_groups_exist_with_retention,
+    test_s3_may_invoke_the_trigger_for_the_lake_bucket_only,
 )
 from tests.aws_support import (
     ACCESS_KEY_ID,
@@ -464,21 +465,6 @@ def test_trigger_retries_twice_then_sends_the_event_to_the_queue(deployed: Deplo
         "OnFailure": {
             "Destination": f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{deployed.stack}-trigger-failures"
         }
-    }
-
-
-def test_s3_may_invoke_the_trigger_for_the_lake_bucket_only(deployed: Deployment) -> None:
-    policy = json.loads(
-        deployed.moto.client("lambda").get_policy(FunctionName=f"{deployed.stack}-trigger")[
-            "Policy"
-        ]
-    )
-    (statement,) = policy["Statement"]
-    assert statement["Action"] == "lambda:InvokeFunction"
-    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert statement["Condition"] == {
-        "ArnLike": {"AWS:SourceArn": f"arn:aws:s3:::{deployed.bucket}"},
-        "StringEquals": {"AWS:SourceAccount": ACCOUNT_ID},
     }
 
 
