@@ -7,8 +7,8 @@ definition itself, so the template holds four variants chosen with ``Fn::If``:
 
 * ``EnableCrawler`` (condition ``CrawlerEnabled``): the crawler states, with the crawler's
   name as the ``${CrawlerName}`` placeholder (``LAKEHOUSE_CRAWLER=${CrawlerName}``);
-* ``ForeignKeySeverity`` (condition ``ForeignKeysAreErrors``): ``--fk-severity`` of the Glue
-  job and the foreign-key terms of the Athena gate (``LAKEHOUSE_FK_SEVERITY``).
+* ``ForeignKeySeverity`` (condition ``ForeignKeysAreErrors``): the foreign-key terms of the
+  Athena gate (``LAKEHOUSE_FK_SEVERITY``).
 
 Only the lines between the two marker comments are rewritten::
 

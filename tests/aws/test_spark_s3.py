@@ -3,9 +3,8 @@
 Spark reaches the emulator through S3A (hadoop-aws, fetched by ``make`` with the Delta jars)
 and commits through Delta's S3 single-driver log store, one writer at a time under the S3
 lake lock. The same raw files go through the Polars engine into another bucket; both lakes
-must hold the same rows. The Glue job then runs as the state machine starts it (no archive
-step, the validation gate left to Athena), and the archive Lambda moves exactly the files
-its result lists.
+must hold the same rows. (The Glue job on S3, started as Glue starts it, is
+``test_glue_job_as_glue_runs_it.py``.)
 """
 
 from __future__ import annotations
@@ -157,53 +156,3 @@ def test_spark_writes_delta_tables_delta_rs_and_sql_read(
     assert counts["stored"] == counts["inserted"] > 0
     commits = [k for k in spark_lake.keys(table_key("orders")) if "/_delta_log/" in k]
     assert any(k.endswith("00000000000000000000.json") for k in commits)
-
-
-def test_glue_job_then_archive_lambda_on_s3(
-    moto: MotoServer, raw: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    lake = S3Lake(moto, raw)
-    uploaded = lake.keys("raw-data")
-    run_id = "lakehouse-spark-s3-1"
-    # As the state machine starts it: the gate is Athena's, archiving the Lambda's.
-    done = glue_job(
-        {k: v for k, v in lake.environment.items() if k != "LAKEHOUSE_GLUE_DATABASE"},
-        "--JOB_NAME",
-        "lakehouse",
-        "--lake",
-        lake.root,
-        "--run-id",
-        run_id,
-        "--glue-database",
-        lake.options["glue_database"],
-        "--region",
-        lake.options["region"],
-        "--steps",
-        "discover,ingest,catalogue,validate",
-        "--fail-on-error-checks",
-        "false",
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    stored = lake.s3.get_object(Bucket=lake.bucket, Key=lake.key(f"_runs/{run_id}.json"))
-    written = json.loads(stored["Body"].read())
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == written
-    assert written["run_id"] == run_id and written["engine"] == "spark"
-    assert written["checks"], "validation ran through Spark SQL"
-    assert lake.keys("raw-data") == uploaded  # nothing archived by the job
-    tables = moto.client("glue").get_tables(DatabaseName=lake.options["glue_database"])
-    assert {t["Name"] for t in tables["TableList"]} >= {s.name for s in SCHEMAS}
-
-    from ecommerce_lakehouse_lambdas import archive
-
-    for name, value in lake.environment.items():
-        monkeypatch.setenv(name, value)
-    summary = archive.handler(
-        {"lake_root": lake.root, "run_id": run_id, "result_key": f"_runs/{run_id}.json"}, None
-    )
-
-    listed = {f["source_path"] for f in written["files"] if f["status"] != "failed"}
-    assert listed and {f["source_path"] for f in summary["files"]} == listed
-    left = {k.removeprefix(lake.prefix + "/") for k in lake.keys("raw-data")}
-    assert not left & listed
-    for f in summary["files"]:
-        lake.s3.head_object(Bucket=lake.bucket, Key=lake.key(f["destination"]))

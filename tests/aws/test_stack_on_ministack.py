@@ -311,7 +311,7 @@ def test_glue_job_runs_the_release_with_the_templates_arguments(deployed: Deploy
         "dependency-injector==4.49.1"
     )
     assert arguments["--python-modules-installer-option"] == "--no-deps"
-    assert arguments["--glue-database"] == "ecommerce_lakehouse"
+    assert arguments["--glue_database"] == "ecommerce_lakehouse"
     assert arguments["--query"] == "spark"
     assert arguments["--lake"] == f"s3://{deployed.bucket}"
     assert arguments["--custom-logGroup-prefix"] == f"/aws-glue/jobs/{deployed.stack}"

@@ -229,10 +229,9 @@ def test_the_glue_loop_waits_for_the_run_and_a_failing_archive_fails_the_executi
     assert len(runs) == 1
     assert runs[0]["Arguments"] == {
         "--lake": deployment.lake_root,
-        "--run-id": name,
-        "--steps": "discover,ingest,catalogue,validate",
-        "--fail-on-error-checks": "false",
-        "--fk-severity": "warn",
+        "--run_id": name,
+        "--result_key": f"_runs/{name}.json",
+        "--steps": "discover,ingest,catalogue",
     }
     # The Lambda Task failed and its Catch put the error at $.error on the way to the Fail.
     assert task_failures(events) == [("invoke", "Lambda.ResourceNotFoundException")]

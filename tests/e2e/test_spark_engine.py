@@ -106,7 +106,8 @@ def test_the_glue_job_runs_end_to_end_on_a_local_lake_root(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(archived, target)
 
-    code = main(["--JOB_NAME", "lakehouse", "--lake", str(root), "--run-id", "glue-1"])
+    argv = ["glue_job.py", "--JOB_NAME", "lakehouse", "--lake", str(root), "--run_id", "glue-1"]
+    code = main(argv)
 
     assert code == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -133,7 +134,8 @@ def test_the_glue_job_can_stop_after_ingest_for_the_orchestrator(tmp_path: Path)
     (root / "raw-data" / "products_1.csv").write_text(
         "product_id,department_id,department,product_name\n1,2,dairy,milk\n"
     )
-    code = main(["--lake", str(root), "--run-id", "r1", "--steps", "discover,ingest"])
+    argv = ["glue_job.py", "--lake", str(root), "--run_id", "r1", "--steps", "discover,ingest"]
+    code = main(argv)
 
     assert code == 0
     written = json.loads((root / "_runs" / "r1.json").read_text())

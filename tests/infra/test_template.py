@@ -731,7 +731,7 @@ def test_glue_job_runs_the_release_with_delta_and_one_run_at_a_time() -> None:
     assert arguments["--additional-python-modules"] == SAMPLE["GlueAdditionalPythonModules"]
     assert arguments["--python-modules-installer-option"] == "--no-deps"
     assert arguments["--lake"] == f"s3://{s.name_of('LakeBucket')}"
-    assert arguments["--glue-database"] == "ecommerce_lakehouse"
+    assert arguments["--glue_database"] == "ecommerce_lakehouse"
     assert arguments["--region"] == "eu-west-1"
     # Every argument of our own is one the job reads (Glue's own start with a known name).
     glue_own = {

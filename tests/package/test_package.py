@@ -352,7 +352,7 @@ def glue_python(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
 GLUE_CODE = """
 import importlib.util, json, sys
 from ecommerce_lakehouse_glue import job
-arguments = job.parse_arguments(["--lake", {root!r}, "--run-id", "r1"])
+arguments = job.parse_arguments(["glue_job.py", "--lake", {root!r}, "--run_id", "r1"])
 from ecommerce_lakehouse.application.platform import (
     load_engine_factory, load_platform_factory, platform_name_for,
 )

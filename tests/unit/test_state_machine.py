@@ -21,7 +21,7 @@ from ecommerce_lakehouse.application.pipeline import PIPELINE
 from ecommerce_lakehouse.domain.types import Severity
 from ecommerce_lakehouse.domain.validation import ValidationPolicy, gate_sql
 from ecommerce_lakehouse_sfn import Integration, StateMachineSettings, build_definition
-from ecommerce_lakehouse_sfn.definition import JOB_STEPS, definition_json
+from ecommerce_lakehouse_sfn.definition import definition_json, job_steps, placement
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "tests" / "snapshots" / "state_machine.json"
@@ -173,9 +173,12 @@ def test_the_pipeline_definition_drives_the_states() -> None:
     assert definition["StartAt"] == "Ingest"
     job = states["Ingest"]
     assert job["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
-    assert job["Parameters"]["Arguments"]["--steps"] == ",".join(JOB_STEPS)
-    assert job["Parameters"]["Arguments"]["--run-id.$"] == "$$.Execution.Name"
-    assert job["Parameters"]["Arguments"]["--fail-on-error-checks"] == "false"
+    assert job["Parameters"]["Arguments"] == {
+        "--lake": "${LakeRoot}",
+        "--run_id.$": "$$.Execution.Name",
+        "--result_key.$": "States.Format('_runs/{}.json', $$.Execution.Name)",
+        "--steps": "discover,ingest",
+    }
     # ingest -> archive -> catalogue (crawler) -> validate -> report
     assert job["Next"] == "Archive"
     assert states["Archive"]["Next"] == "StartCrawler"
@@ -189,6 +192,27 @@ def test_without_a_crawler_archive_leads_to_validation() -> None:
     states = build_definition()["States"]
     assert states["Archive"]["Next"] == "Validate"
     assert not any("Crawler" in name for name in states)
+    # The job registers the tables itself then.
+    assert states["Ingest"]["Parameters"]["Arguments"]["--steps"] == "discover,ingest,catalogue"
+
+
+@pytest.mark.parametrize("crawler", [None, "lakehouse-crawler"])
+@pytest.mark.parametrize("integration", list(Integration))
+def test_catalogue_and_validate_each_run_in_exactly_one_place(
+    crawler: str | None, integration: Integration
+) -> None:
+    settings = StateMachineSettings(crawler_name=crawler)
+    states = build_definition(settings, integration)["States"]
+    steps = states["Ingest"]["Parameters"]["Arguments"]["--steps"].split(",")
+    assert tuple(steps) == job_steps(settings)
+    in_job = {"catalogue": "catalogue" in steps, "validate": "validate" in steps}
+    elsewhere = {"catalogue": ("crawler", "StartCrawler"), "validate": ("athena", "Validate")}
+    places = {
+        step: [p for p, here in (("job", in_job[step]), (place, state in states)) if here]
+        for step, (place, state) in elsewhere.items()
+    }
+    assert places == {"catalogue": ["crawler" if crawler else "job"], "validate": ["athena"]}
+    assert placement(settings)["catalogue"] == ("crawler" if crawler else "glue_job")
 
 
 def test_the_gate_runs_the_shared_validation_sql() -> None:

@@ -1,9 +1,11 @@
 """The Spark session the engine runs on: Glue's own, or a local one with local Delta jars.
 
-On AWS Glue (``--datalake-formats delta``) a session already exists and has Delta; it is
-reused and only the settings the engine relies on are applied to it. Anywhere else a local
-session is built with the Delta jars of a directory (``build/spark-jars``, filled by
-``make`` through Maven), so starting a session never touches the network.
+On AWS Glue (``--datalake-formats delta``), as under any ``spark-submit``, the process was
+started by a launcher that configured Spark (master, jars, Delta, the S3 file system): the
+session is taken from it as configured and only the settings the engine relies on are
+applied to it. Anywhere else a local session is built with the Delta jars of a directory
+(``build/spark-jars``, filled by ``make`` through Maven), so starting a session never
+touches the network.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ JARS_ENV = "LAKEHOUSE_SPARK_JARS"
 MASTER_ENV = "LAKEHOUSE_SPARK_MASTER"
 #: Environment variable with the driver memory of a local session (default ``4g``).
 DRIVER_MEMORY_ENV = "LAKEHOUSE_SPARK_DRIVER_MEMORY"
+
+#: Set by ``spark-submit`` (and so on Glue) for a Python driver: the launcher's JVM, already
+#: configured, waits on this Py4J port.
+LAUNCHER_ENV = "PYSPARK_GATEWAY_PORT"
 
 #: Settings the engine relies on, applied to every session (runtime-modifiable ones).
 SESSION_SETTINGS: Mapping[str, str] = {
@@ -159,6 +165,9 @@ def spark_session(options: Mapping[str, str] | None = None) -> SparkSession:
     opts = dict(options or {})
     with _lock:
         session = SparkSession.getActiveSession()
+        if session is None and os.environ.get(LAUNCHER_ENV):
+            # Glue or spark-submit configured this application: take its session as it is.
+            session = SparkSession.builder.getOrCreate()
         if session is None:
             jars = delta_jars(opts.get("spark_jars_dir"))
             # Python workers (the CSV parse runs in one) must import this package and

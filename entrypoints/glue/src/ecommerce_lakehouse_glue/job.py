@@ -1,24 +1,30 @@
 """The AWS Glue job: run the pipeline's steps on one lake with the Spark engine.
 
-Glue starts the job script (``glue_job.py``, uploaded as the job's ScriptLocation) with
-arguments such as ``--JOB_NAME lakehouse --lake s3://bucket --run-id <execution>``; the
-script calls :func:`main`. The job ingests (and, unless told otherwise, archives, catalogues
-and validates), then writes a machine-readable result - the files committed with their
-counts and the checks - to ``_runs/<run id>.json`` in the lake (or ``--result-key``) and
-prints it as one JSON line, for the orchestration to pass on. It exits non-zero when a step
-or an error-severity check failed, so Glue marks the run failed.
+Glue starts the job script (``glue_job.py``, the job's ScriptLocation) as
+``glue_job.py --JOB_ID j_.. --JOB_RUN_ID jr_.. --job-bookmark-option .. --TempDir ..
+--JOB_NAME <job> <DefaultArguments> <the run's Arguments>``; the script calls :func:`main`,
+which reads the arguments with Glue's own ``awsglue.utils.getResolvedOptions`` - argparse
+over ``argv[1:]`` - so the job's arguments are spelled with underscores, as AWS asks
+(``--run_id``, ``--glue_database``): the same names as the settings they carry. The job runs
+the steps it is given (``--steps``; the state machine passes the steps it places in the job),
+then writes a machine-readable result - the files committed with their counts and the
+checks - to ``_runs/<run id>.json`` in the lake (or ``--result_key``) and prints it as one
+JSON line, for the orchestration to pass on. It exits non-zero when a step or file failed,
+or an error-severity check (unless ``--fail_on_error_checks false``), so Glue marks the run
+failed.
 
 Outside Glue (no ``awsglue`` module) the same job runs locally on a directory lake with a
-local Spark session: ``lakehouse-glue-job --lake ./lake``.
+local Spark session, its arguments parsed the same way: ``lakehouse-glue-job --lake ./lake``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NoReturn
 
 from ecommerce_lakehouse.application.lake import open_lake
 from ecommerce_lakehouse.application.pipeline import selected_steps
@@ -31,27 +37,29 @@ from ecommerce_lakehouse.domain.validation import ValidationPolicy
 REQUIRED = ("lake",)
 #: Optional arguments and their defaults (Glue passes ``--name value`` pairs).
 DEFAULTS: Mapping[str, str] = {
-    "JOB_NAME": "ecommerce-lakehouse",
-    "run-id": "",
+    "run_id": "",
     "engine": "spark",
-    "schema-evolution": SchemaEvolution.RESCUE.value,
-    "fk-severity": Severity.WARN.value,
-    "lock-timeout-seconds": "600",
+    "schema_evolution": SchemaEvolution.RESCUE.value,
+    "fk_severity": Severity.WARN.value,
+    "lock_timeout": "600",
     "steps": "",
-    "result-key": "",
-    "fail-on-error-checks": "true",
+    "result_key": "",
+    "fail_on_error_checks": "true",
 }
-#: Job arguments passed on to the platform as its options (empty: the environment's value,
-#: see the aws adapter's settings). A deployment sets them as the job's default arguments.
-PLATFORM_OPTIONS: Mapping[str, str] = {
-    "region": "region",
-    "glue-database": "glue_database",
-    "query": "query",
-    "athena-workgroup": "athena_workgroup",
-    "athena-output": "athena_output",
-}
+#: Job arguments passed on to the platform as its options, under the same names (empty:
+#: the environment's value, see the aws adapter's settings). A deployment sets them as the
+#: job's default arguments, because Glue gives a job no environment variables.
+PLATFORM_OPTIONS: tuple[str, ...] = (
+    "region",
+    "glue_database",
+    "query",
+    "athena_workgroup",
+    "athena_output",
+)
+#: Every argument the job reads.
+ARGUMENTS: tuple[str, ...] = (*REQUIRED, *DEFAULTS, *PLATFORM_OPTIONS)
 
-#: Key (relative to the lake root) of a run's result unless ``--result-key`` names another.
+#: Key (relative to the lake root) of a run's result unless ``--result_key`` names another.
 RESULT_KEY = "_runs/{run_id}.json"
 
 
@@ -60,20 +68,17 @@ class JobArguments:
     """The job's arguments, parsed and checked.
 
     Attributes:
-        job_name: Glue's ``JOB_NAME`` (used by ``awsglue.job.Job``).
         lake: the lake root (``s3://bucket[/prefix]`` on AWS, a directory locally).
         run_id: the run id (an orchestrator passes its execution name); generated if empty.
         engine: the table engine (``spark`` on Glue).
         options: the pipeline's run options.
         result_key: where the result JSON is written, relative to the lake root.
-        fail_on_error_checks: whether a failing error-severity check fails the job run; an
-            orchestrator that gates on the checks in a later state of its own passes false.
+        fail_on_error_checks: whether a failing error-severity check fails the job run.
         platform_options: options for the lake's platform (region, Glue database, query
-            service, ...) from ``--region``, ``--glue-database``, ``--query``,
-            ``--athena-workgroup`` and ``--athena-output``.
+            service, ...) from ``--region``, ``--glue_database``, ``--query``,
+            ``--athena_workgroup`` and ``--athena_output``.
     """
 
-    job_name: str
     lake: str
     run_id: str
     engine: str
@@ -93,99 +98,103 @@ def _failed_files(result: RunResult) -> bool:
     return any(f.status is FileStatus.FAILED for f in result.files)
 
 
-def resolve_options(argv: Sequence[str], names: Sequence[str]) -> dict[str, str]:
-    """``--name value`` (or ``--name=value``) pairs of ``argv`` for the given names.
+def _given(argv: Sequence[str], name: str) -> bool:
+    flag = f"--{name}"
+    return any(arg == flag or arg.startswith(flag + "=") for arg in argv[1:])
 
-    Behaves like ``awsglue.utils.getResolvedOptions`` for the arguments it is asked for:
-    the last occurrence wins, and Glue's own arguments (``--TempDir``, ``--job-bookmark-
-    option``, ...) are ignored. Unlike it, a missing name is simply absent from the result.
+
+def resolve_options(argv: Sequence[str], names: Sequence[str]) -> dict[str, str]:
+    """``getResolvedOptions`` for machines without ``awsglue`` (a local job run).
+
+    The same semantics as Glue's: argparse over ``argv[1:]`` (``argv[0]`` is the script),
+    every asked-for name required, ``--name value`` or ``--name=value``, the last occurrence
+    wins, other arguments (Glue's own, ``--conf``, ...) ignored. The tests hold it to the
+    real function's answers.
 
     Raises:
-        ConfigurationError: a wanted ``--name`` has no value.
+        ConfigurationError: an asked-for argument is missing or has no value.
     """
-    wanted = set(names)
-    found: dict[str, str] = {}
-    items = list(argv)
-    index = 0
-    while index < len(items):
-        item = items[index]
-        index += 1
-        if not item.startswith("--"):
-            continue
-        name, sep, value = item[2:].partition("=")
-        if name not in wanted:
-            continue
-        if not sep:
-            if index >= len(items) or items[index].startswith("--"):
-                raise ConfigurationError(f"job argument --{name} needs a value")
-            value = items[index]
-            index += 1
-        found[name] = value
-    return found
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise ConfigurationError(f"job arguments: {message}")
+
+    parser = _Parser(add_help=False)
+    for name in names:
+        parser.add_argument(f"--{name}", required=True)
+    parsed, _ = parser.parse_known_args(list(argv[1:]))
+    return {name: str(value) for name, value in vars(parsed).items()}
 
 
-def _glue_options(argv: Sequence[str], names: Sequence[str]) -> dict[str, str] | None:
+def _resolved(argv: Sequence[str], names: Sequence[str]) -> dict[str, str]:
     try:
         from awsglue.utils import getResolvedOptions
     except ImportError:
-        return None
-    # getResolvedOptions treats every name as required: ask only for those present.
-    present = [n for n in names if f"--{n}" in argv or any(a.startswith(f"--{n}=") for a in argv)]
-    resolved: dict[str, str] = getResolvedOptions(list(argv), present)
-    return resolved
+        return resolve_options(argv, names)
+    try:
+        resolved: dict[str, str] = getResolvedOptions(list(argv), list(names))
+    except Exception as error:  # GlueArgumentError, RuntimeError: Glue's words, one line
+        raise ConfigurationError(f"job arguments: {error}") from None
+    return {name: str(resolved[name]) for name in names}
 
 
 def parse_arguments(argv: Sequence[str]) -> JobArguments:
-    """Parse Glue-style job arguments (``awsglue`` when installed, the fallback when not).
+    """Parse the job's arguments as Glue delivers them (``argv[0]`` is the script).
+
+    Glue's ``getResolvedOptions`` reads them when ``awsglue`` is installed (on Glue), and
+    :func:`resolve_options` when it is not. Since it requires every name it is asked for,
+    only the names present are asked for; the others take their defaults.
 
     Raises:
-        ConfigurationError: a required argument is missing or a value is invalid.
+        ConfigurationError: a required argument is missing, a value is invalid, or one of
+            the job's arguments is spelled with dashes (Glue resolves names as written, so
+            ``--run-id`` would be silently ignored).
     """
-    names = [*REQUIRED, *DEFAULTS, *PLATFORM_OPTIONS]
-    given = _glue_options(argv, names)
-    if given is None:
-        given = resolve_options(argv, names)
+    for name in ARGUMENTS:
+        dashed = name.replace("_", "-")
+        if dashed != name and _given(argv, dashed):
+            raise ConfigurationError(
+                f"job argument --{dashed} is spelled --{name} (Glue job arguments use underscores)"
+            )
+    given = _resolved(argv, [n for n in ARGUMENTS if _given(argv, n)])
     missing = [n for n in REQUIRED if not given.get(n, "").strip()]
     if missing:
         raise ConfigurationError(f"missing job argument(s): {', '.join('--' + n for n in missing)}")
     values = {**DEFAULTS, **given}
     try:
-        timeout = float(values["lock-timeout-seconds"])
+        timeout = float(values["lock_timeout"])
     except ValueError:
         raise ConfigurationError(
-            f"invalid --lock-timeout-seconds '{values['lock-timeout-seconds']}': expected seconds"
+            f"invalid --lock_timeout {values['lock_timeout']!r}: expected seconds"
         ) from None
     if timeout < 0:
-        raise ConfigurationError("--lock-timeout-seconds must not be negative")
+        raise ConfigurationError("--lock_timeout must not be negative")
     steps_text = values["steps"].strip()
     steps = tuple(s.strip() for s in steps_text.split(",") if s.strip()) if steps_text else None
     selected_steps(steps)  # refuses unknown names now, not after Spark has started
-    flag = values["fail-on-error-checks"].strip().lower()
+    flag = values["fail_on_error_checks"].strip().lower()
     if flag not in ("true", "false"):
         raise ConfigurationError(
-            f"invalid --fail-on-error-checks '{values['fail-on-error-checks']}': expected "
+            f"invalid --fail_on_error_checks {values['fail_on_error_checks']!r}: expected "
             "true or false"
         )
-    run_id = values["run-id"].strip() or new_run_id(utc_now())
+    run_id = values["run_id"].strip() or new_run_id(utc_now())
     options = RunOptions(
-        evolution=SchemaEvolution.from_str(values["schema-evolution"]),
-        policy=ValidationPolicy(foreign_key_severity=Severity.from_str(values["fk-severity"])),
+        evolution=SchemaEvolution.from_str(values["schema_evolution"]),
+        policy=ValidationPolicy(foreign_key_severity=Severity.from_str(values["fk_severity"])),
         lock_timeout_seconds=timeout,
         run_id=run_id,
         steps=steps,
     )
     return JobArguments(
-        job_name=values["JOB_NAME"],
         lake=values["lake"].strip(),
         run_id=run_id,
         engine=values["engine"].strip() or "spark",
         options=options,
-        result_key=values["result-key"].strip() or RESULT_KEY.format(run_id=run_id),
+        result_key=values["result_key"].strip() or RESULT_KEY.format(run_id=run_id),
         fail_on_error_checks=flag == "true",
         platform_options={
-            option: given[name].strip()
-            for name, option in PLATFORM_OPTIONS.items()
-            if given.get(name, "").strip()
+            name: given[name].strip() for name in PLATFORM_OPTIONS if given.get(name, "").strip()
         },
     )
 
@@ -211,32 +220,18 @@ def _log(step: str, message: str) -> None:
     print(f"{step}: {message}", file=sys.stderr, flush=True)
 
 
-def _glue_job(job_name: str) -> Any | None:
-    """Glue's ``Job`` bound to a GlueContext (which makes its Spark session the active one)."""
-    try:
-        from awsglue.context import GlueContext
-        from awsglue.job import Job
-        from pyspark.context import SparkContext
-    except ImportError:
-        return None
-    glue_context = GlueContext(SparkContext.getOrCreate())
-    job = Job(glue_context)
-    job.init(job_name, {})
-    return job
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; returns (and exits with) 0 on success, 1 on failure, 2 on bad arguments.
 
+    Args:
+        argv: the whole argument vector, script first (``sys.argv`` when None).
+
     The result JSON is printed as the last line of stdout; errors are one line on stderr.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv if argv is None else argv)
     try:
         arguments = parse_arguments(args)
-        job = _glue_job(arguments.job_name)
         result = run_job(arguments)
-        if job is not None:
-            job.commit()
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return _exit(2, argv)

@@ -1,16 +1,18 @@
 """The Amazon States Language definition, generated from the pipeline's own step list.
 
-``PIPELINE`` (the in-process runner's definition) is walked in order and every step is placed:
+``PIPELINE`` (the in-process runner's definition) is walked in order and every step is placed
+once, by :func:`placement` - the one answer to "where does this step run":
 
-* ``discover``, ``ingest`` — the Glue job (Spark engine), which also registers the tables
-  (``catalogue``) and records ``validation_results`` (``validate``) without failing on them;
-* ``archive`` — the archive Lambda, given the run id, so it moves exactly the files the job's
+* ``discover``, ``ingest`` - the Glue job (Spark engine), given exactly the steps placed in it
+  (``--steps``);
+* ``archive`` - the archive Lambda, given the run id, so it moves exactly the files the job's
   result lists as committed or rejected;
-* ``catalogue`` — optionally a Glue crawler, started and polled in a bounded loop that checks
-  the status of the crawl it started;
-* ``validate`` — the error-severity checks as one Athena query whose single value a Choice
+* ``catalogue`` - a Glue crawler when the deployment has one (started and polled in a bounded
+  loop that checks the status of the crawl it started), else the Glue job, which registers
+  the tables through the Data Catalog API;
+* ``validate`` - the error-severity checks as one Athena query whose single value a Choice
   gates on: any failing check ends the execution in a ``Fail`` state;
-* ``report`` — the ``Succeed`` state.
+* ``report`` - the ``Succeed`` state.
 
 Every Task has a timeout, retries with backoff on throttling and concurrency errors, and a
 Catch that ends in a ``Fail`` state; every loop is bounded by a counter. The run id is the
@@ -35,7 +37,8 @@ from ecommerce_lakehouse_sfn.settings import StateMachineSettings
 
 State = dict[str, Any]
 
-#: Where each pipeline step runs in the state machine (every PIPELINE step must be here).
+#: Where each pipeline step runs in the state machine (every PIPELINE step must be here);
+#: ``catalogue`` falls back to the Glue job when the deployment has no crawler.
 PLACEMENT: dict[str, str] = {
     "discover": "glue_job",
     "ingest": "glue_job",
@@ -44,8 +47,28 @@ PLACEMENT: dict[str, str] = {
     "validate": "athena_gate",
     "report": "succeed",
 }
-#: Steps the Glue job runs itself (``--steps``), in pipeline order.
-JOB_STEPS: tuple[str, ...] = ("discover", "ingest", "catalogue", "validate")
+
+
+def placement(settings: StateMachineSettings) -> dict[str, str]:
+    """Where each ``PIPELINE`` step runs in a deployment with these settings.
+
+    Raises:
+        ValueError: a pipeline step has no placement.
+    """
+    missing = [step.name for step in PIPELINE if step.name not in PLACEMENT]
+    if missing:
+        raise ValueError(f"pipeline step(s) without a state-machine placement: {missing}")
+    places = {step.name: PLACEMENT[step.name] for step in PIPELINE}
+    if settings.crawler_name is None:
+        # The job registers the tables through the Data Catalog API.
+        places["catalogue"] = "glue_job"
+    return places
+
+
+def job_steps(settings: StateMachineSettings) -> tuple[str, ...]:
+    """The steps the Glue job runs (its ``--steps``), in pipeline order."""
+    return tuple(name for name, place in placement(settings).items() if place == "glue_job")
+
 
 RUN_ID = "$$.Execution.Name"
 RESULT_KEY = "States.Format('_runs/{}.json', $$.Execution.Name)"
@@ -199,12 +222,15 @@ class _Builder:
 
     def glue_job(self, next_state: str) -> str:
         s = self.settings
+        steps = job_steps(s)
+        # Job arguments are spelled with underscores: Glue's getResolvedOptions reads them
+        # as written. The job validates nothing here (the Athena gate does), so the check
+        # severities are the gate's alone.
         arguments = {
             "--lake": s.lake_root,
-            "--run-id.$": RUN_ID,
-            "--steps": ",".join(JOB_STEPS),
-            "--fail-on-error-checks": "false",
-            "--fk-severity": self.policy.foreign_key_severity.value,
+            "--run_id.$": RUN_ID,
+            "--result_key.$": RESULT_KEY,
+            "--steps": ",".join(steps),
         }
         parameters: State = {
             "JobName": s.glue_job_name,
@@ -212,7 +238,7 @@ class _Builder:
             "Timeout": max(1, s.glue_timeout_seconds // 60),
         }
         summary = "; ".join(
-            f"{step.name}: {step.summary}" for step in PIPELINE if step.name in JOB_STEPS
+            f"{step.name}: {step.summary}" for step in PIPELINE if step.name in steps
         )
         if self.integration is Integration.OPTIMIZED:
             self.add(
@@ -311,9 +337,7 @@ class _Builder:
 
     def crawler(self, next_state: str) -> str:
         s = self.settings
-        if s.crawler_name is None:
-            # The Glue job registered the tables through the Data Catalog API already.
-            return next_state
+        assert s.crawler_name is not None, "placed in a crawler only when one is configured"
         status = "$.crawler_status.Crawler"
         loop = self.poll_loop(
             "Crawler",
@@ -491,8 +515,8 @@ def build_definition(
 ) -> dict[str, Any]:
     """The state machine of ``PIPELINE`` as an ASL document.
 
-    Steps are placed back to front (each placement needs the state that follows it); steps
-    sharing a placement (``discover`` and ``ingest`` in the Glue job) yield one state.
+    Places are built back to front (each needs the state that follows it); the steps sharing
+    a place (``discover`` and ``ingest`` in the Glue job) yield one state.
 
     Raises:
         ValueError: a pipeline step has no placement.
@@ -500,16 +524,11 @@ def build_definition(
     settings = settings or StateMachineSettings()
     policy = ValidationPolicy(foreign_key_severity=settings.foreign_key_severity)
     builder = _Builder(settings, integration, policy)
-    missing = [step.name for step in PIPELINE if step.name not in PLACEMENT]
-    if missing:
-        raise ValueError(f"pipeline step(s) without a state-machine placement: {missing}")
-    placements: list[str] = []
-    for step in PIPELINE:
-        if not placements or placements[-1] != PLACEMENT[step.name]:
-            placements.append(PLACEMENT[step.name])
+    # Each place once, where its first step stands: the job runs all the steps placed in it.
+    places = list(dict.fromkeys(placement(settings).values()))
     next_state = ""
-    for placement in reversed(placements):
-        next_state = getattr(builder, placement)(next_state)
+    for place in reversed(places):
+        next_state = getattr(builder, place)(next_state)
     ordered = dict(sorted(builder.states.items()))
     return {
         "Comment": "ecommerce-lakehouse: "
