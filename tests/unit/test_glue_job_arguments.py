@@ -99,6 +99,12 @@ def test_a_dashed_spelling_is_refused_not_silently_ignored(name: str) -> None:
         parse_arguments([SCRIPT, "--lake", "s3://b", dashed, "x"])
 
 
+def test_help_lists_every_argument_as_glue_passes_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([SCRIPT, "--help"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"--{name} " in printed for name in ARGUMENTS)
+
+
 def test_defaults_generate_a_run_id_and_run_every_step() -> None:
     args = parse_arguments([SCRIPT, "--lake", "/tmp/lake"])
     assert args.options.steps is None
@@ -140,6 +146,9 @@ def test_the_local_parser_answers_as_glue_does(argv: list[str]) -> None:
         ([SCRIPT, "--lake", "x", "--steps", "ingest,upload"], "unknown pipeline step.*'upload'"),
         ([SCRIPT, "--lake", "x", "--lock_timeout", "soon"], "invalid --lock_timeout"),
         ([SCRIPT, "--lake", "x", "--fk_severity", "fatal"], "fatal"),
+        ([SCRIPT, "--lake", "x", "--run_id", "../x"], "invalid --run_id '../x'"),
+        ([SCRIPT, "--lake", "x", "--run_id", "a b"], "invalid --run_id"),
+        ([SCRIPT, "--lake", "x", "--result_key", "../../etc/x.json"], "invalid --result_key"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(argv: list[str], message: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,44 @@ ARGUMENTS: tuple[str, ...] = (*REQUIRED, *DEFAULTS, *PLATFORM_OPTIONS)
 
 #: Key (relative to the lake root) of a run's result unless ``--result_key`` names another.
 RESULT_KEY = "_runs/{run_id}.json"
+
+#: A run id names a folder of the archive and a result file: one safe path segment (what
+#: the trigger's execution names and generated ids are).
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
+
+#: What each argument means (``--help``).
+HELP: Mapping[str, str] = {
+    "lake": "the lake root: s3://bucket[/prefix] on AWS, a directory locally (required)",
+    "run_id": "the run id; the state machine passes its execution name (default: generated)",
+    "engine": "the table engine",
+    "schema_evolution": "rescue, add_new_columns or fail",
+    "fk_severity": "severity of the foreign-key checks: warn or error",
+    "lock_timeout": "seconds to wait for another run to release the lake",
+    "steps": "comma-separated pipeline steps to run (default: every step)",
+    "result_key": "where the result JSON goes, relative to the lake (default: " + RESULT_KEY + ")",
+    "fail_on_error_checks": "whether a failing error-severity check fails the run: true or false",
+    "region": "AWS region (default: the environment's)",
+    "glue_database": "Glue Data Catalog database (default: LAKEHOUSE_GLUE_DATABASE)",
+    "query": "query service of the checks: spark, athena or duckdb",
+    "athena_workgroup": "Athena workgroup, with --query athena",
+    "athena_output": "s3:// location of Athena's results, with --query athena",
+}
+
+
+def usage() -> str:
+    """The ``--help`` text: every argument, as Glue passes it (underscores)."""
+    lines = [
+        "usage: glue_job.py --lake LAKE [--NAME VALUE ...]",
+        "",
+        "The ecommerce-lakehouse Glue job: runs the pipeline's steps on one lake and writes",
+        "the run's result to _runs/<run id>.json. Exit 0 success, 1 failure, 2 bad arguments.",
+        "Arguments (spelled with underscores, as Glue's getResolvedOptions reads them):",
+    ]
+    for name in ARGUMENTS:
+        default = DEFAULTS.get(name, "")
+        shown = f" (default: {default})" if default and "default" not in HELP[name] else ""
+        lines.append(f"  --{name:<22}{HELP[name]}{shown}")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +218,13 @@ def parse_arguments(argv: Sequence[str]) -> JobArguments:
             "true or false"
         )
     run_id = values["run_id"].strip() or new_run_id(utc_now())
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ConfigurationError(
+            f"invalid --run_id {run_id!r}: letters, digits, '-', '_' and '.' only, 80 at most"
+        )
+    result_key = values["result_key"].strip() or RESULT_KEY.format(run_id=run_id)
+    if result_key.startswith("/") or ".." in result_key.split("/") or "\\" in result_key:
+        raise ConfigurationError(f"invalid --result_key {result_key!r}: a key inside the lake")
     options = RunOptions(
         evolution=SchemaEvolution.from_str(values["schema_evolution"]),
         policy=ValidationPolicy(foreign_key_severity=Severity.from_str(values["fk_severity"])),
@@ -191,7 +237,7 @@ def parse_arguments(argv: Sequence[str]) -> JobArguments:
         run_id=run_id,
         engine=values["engine"].strip() or "spark",
         options=options,
-        result_key=values["result_key"].strip() or RESULT_KEY.format(run_id=run_id),
+        result_key=result_key,
         fail_on_error_checks=flag == "true",
         platform_options={
             name: given[name].strip() for name in PLATFORM_OPTIONS if given.get(name, "").strip()
@@ -229,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     The result JSON is printed as the last line of stdout; errors are one line on stderr.
     """
     args = list(sys.argv if argv is None else argv)
+    if any(arg in ("-h", "--help") for arg in args[1:]):
+        print(usage())
+        return 0
     try:
         arguments = parse_arguments(args)
         result = run_job(arguments)
