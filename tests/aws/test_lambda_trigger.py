@@ -1,28 +1,33 @@
-"""The S3 trigger Lambda, invoked directly with real S3 event notifications.
+"""The trigger Lambda, invoked directly with real S3 notifications and EventBridge events.
 
 Moto cannot run a Lambda's code here (no Docker), so the handler is called in-process with
-the events S3 sends. Most events are the emulator's own: the lake's bucket notifies an SQS
-queue in moto, and the test receives what S3 published, URL-encoded keys and all. One is
-AWS's documented notification (with ``sequencer``, ``userIdentity`` and the other fields
-moto leaves out). The state machines are moto's, executing (their executions run, succeed,
-or wait until stopped).
+the events AWS sends. Most S3 notifications are the emulator's own: the lake's bucket
+notifies an SQS queue in moto, and the test receives what S3 published, URL-encoded keys
+and all. One is AWS's documented notification (with ``sequencer``, ``userIdentity`` and the
+other fields moto leaves out). The EventBridge events ("Step Functions Execution Status
+Change", "Scheduled Event") are built in the shape AWS documents, from moto's own
+DescribeExecution. The state machines are moto's, executing (their executions run, succeed,
+fail, or wait until stopped).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 from botocore.exceptions import ClientError
 
 from ecommerce_lakehouse_lambdas import trigger
-from ecommerce_lakehouse_lambdas.errors import RunInProgress
-from ecommerce_lakehouse_lambdas.trigger import execution_name
+from ecommerce_lakehouse_lambdas.errors import InvalidEvent
+from ecommerce_lakehouse_lambdas.settings import TriggerSettings
+from ecommerce_lakehouse_lambdas.trigger import START_RECORD_KEY, execution_name
 from tests.aws.sfn_support import (
     DONE,
     HOLD,
@@ -80,14 +85,21 @@ class Lake:
         return self.notification()
 
     def notification(self) -> dict[str, Any]:
-        """The next S3 event notification S3 published to the queue."""
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=2
-        ).get("Messages", [])
-        assert messages, "S3 published no notification"
-        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
-        event: dict[str, Any] = json.loads(messages[0]["Body"])
-        return event
+        """The next S3 event notification S3 published to the queue, skipping those of the
+        trigger's start record (the stack's filter, ``raw-data/`` and ``.csv``, never
+        sends them)."""
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=2
+            ).get("Messages", [])
+            assert messages, "S3 published no notification"
+            self.sqs.delete_message(
+                QueueUrl=self.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"]
+            )
+            event: dict[str, Any] = json.loads(messages[0]["Body"])
+            keys = [unquote_plus(r["s3"]["object"]["key"]) for r in event.get("Records", [])]
+            if not keys or not all(k == self.key(START_RECORD_KEY) for k in keys):
+                return event
 
 
 def documented_notification(
@@ -127,6 +139,66 @@ def documented_notification(
             }
         ]
     }
+
+
+#: A state machine whose executions fail at once (as the pipeline's do in IngestFailed).
+FAILS: dict[str, Any] = {
+    "StartAt": "IngestFailed",
+    "States": {"IngestFailed": {"Type": "Fail", "Error": "IngestFailed", "Cause": "test"}},
+}
+
+
+def _millis(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def status_change_event(described: dict[str, Any]) -> dict[str, Any]:
+    """EventBridge's "Step Functions Execution Status Change" for an execution, in the shape
+    AWS documents, from its ``DescribeExecution`` (the event's detail carries the same)."""
+    arn = described["executionArn"]
+    stop = described.get("stopDate")
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": ACCOUNT_ID,
+        "time": (stop or described["startDate"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": described["stateMachineArn"],
+            "name": described["name"],
+            "status": described["status"],
+            "startDate": _millis(described["startDate"]),
+            "stopDate": _millis(stop),
+            "input": described.get("input"),
+            "output": described.get("output"),
+            "inputDetails": {"included": True},
+            "outputDetails": {"included": True},
+        },
+    }
+
+
+def scheduled_event(rule: str = "lakehouse-sweep") -> dict[str, Any]:
+    """The event an EventBridge schedule rule sends its target, in the shape AWS documents."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule}"],
+        "detail": {},
+    }
+
+
+def ended(moto: MotoServer, execution_arn: str) -> dict[str, Any]:
+    """The status change event AWS sends once the execution has ended."""
+    return status_change_event(wait_for_end(moto, execution_arn))
 
 
 @pytest.fixture
@@ -332,24 +404,317 @@ def test_s3s_test_event_is_ignored(lake: Lake, configure: Any) -> None:
     assert trigger.handler(lake.test_event, None)["records"] == []
 
 
-def test_a_running_execution_of_the_lake_makes_the_trigger_fail(
-    moto: MotoServer, lake: Lake, configure: Any
+def test_a_file_uploaded_during_a_run_is_deferred_and_the_runs_end_starts_it(
+    moto: MotoServer, lake: Lake, configure: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     machine = configure(lake, HOLD)
     running = trigger.handler(lake.upload("raw-data/products.csv"), None)
     event = lake.upload("raw-data/orders/orders_1.csv")
 
-    with pytest.raises(RunInProgress, match="is running: not starting another") as raised:
+    with caplog.at_level(logging.INFO, logger=trigger.__name__):
+        deferred = trigger.handler(event, None)  # returns: no retry, no failure queue
+
+    (record,) = deferred["records"]
+    assert (record["status"], deferred["deferred"], deferred["started"]) == ("deferred", 1, 0)
+    first = running["records"][0]["execution_name"]
+    assert record["reason"].startswith(f"execution {first} is running")
+    assert record["execution_name"] is None and "\n" not in record["reason"]
+    assert f"deferred s3://{lake.bucket}/lake/raw-data/orders/orders_1.csv" in caplog.text
+    assert len(executions(moto, machine)) == 1
+    # The run ends; the status change makes the trigger sweep, which starts the next run
+    # for everything still in raw-data/ (HOLD archived nothing: both files).
+    stop_running(moto, machine)
+
+    swept = trigger.handler(ended(moto, running["records"][0]["execution_arn"]), None)
+
+    listed = lake.s3.list_objects_v2(Bucket=lake.bucket, Prefix="lake/raw-data/")["Contents"]
+    assert swept["event"] == "execution-status-change" and swept["ended_status"] == "ABORTED"
+    assert (swept["status"], swept["raw_files"]) == ("started", 2)
+    assert swept["execution_name"] == execution_name(
+        [(lake.bucket, o["Key"], o["ETag"]) for o in sorted(listed, key=lambda o: o["Key"])]
+    )
+    assert len(executions(moto, machine)) == 2
+
+
+def test_a_sweep_starts_one_execution_for_the_raw_zone_and_a_second_sweep_none(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    machine = configure(lake, HOLD)
+    for relative in ("raw-data/products.csv", "raw-data/orders/o1.csv", "raw-data/notes.txt"):
+        lake.upload(relative)  # notifications not delivered: e.g. lost
+
+    first = trigger.handler(scheduled_event(), None)
+    again = trigger.handler(scheduled_event(), None)
+
+    assert (first["event"], first["status"], first["raw_files"]) == ("schedule", "started", 2)
+    assert (again["status"], again["reason"]) == ("duplicate", "its execution is running")
+    assert again["execution_name"] == first["execution_name"]
+    (started,) = executions(moto, machine)
+    described = moto.client("stepfunctions").describe_execution(
+        executionArn=started["executionArn"]
+    )
+    payload = json.loads(described["input"])
+    assert payload["lake_root"] == lake.root
+    assert [o["key"] for o in payload["objects"]] == [
+        "lake/raw-data/orders/o1.csv",
+        "lake/raw-data/products.csv",
+    ]
+    assert "objects_total" not in payload
+
+
+def test_a_sweep_of_an_empty_raw_zone_starts_nothing(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    machine = configure(lake, DONE)
+    lake.upload("archive/orders/2026/11/25/run/orders.csv")
+    lake.upload("raw-data/orders/README.txt")
+
+    summary = trigger.handler(scheduled_event(), None)
+
+    assert (summary["status"], summary["raw_files"]) == ("empty", 0)
+    assert summary["reason"] == f"no raw CSV in {lake.root}/raw-data/"
+    assert summary["execution_name"] is None
+    assert executions(moto, machine) == []
+
+
+def test_a_set_of_files_whose_execution_failed_is_not_started_again(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    machine = configure(lake, FAILS)
+    first = trigger.handler(lake.upload("raw-data/products.csv"), None)
+    failed = ended(moto, first["records"][0]["execution_arn"])
+    assert failed["detail"]["status"] == "FAILED"
+
+    # The file stayed in raw-data/; its end, and every schedule after, sweep the same set.
+    sweeps = [trigger.handler(failed, None), trigger.handler(scheduled_event(), None)]
+
+    for sweep in sweeps:
+        assert (sweep["status"], sweep["reason"]) == ("duplicate", "its execution already ran")
+        assert sweep["execution_name"] == first["records"][0]["execution_name"]
+    assert len(executions(moto, machine)) == 1
+    # A new file changes the set: the next sweep (or its notification) starts a run of both.
+    lake.upload("raw-data/orders/orders_2.csv")
+    assert trigger.handler(scheduled_event(), None)["status"] == "started"
+    assert len(executions(moto, machine)) == 2
+
+
+def test_a_sweep_ignores_the_executions_of_other_state_machines(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    machine = configure(lake, HOLD)
+    other = create_state_machine(moto, DONE)
+    arn = moto.client("stepfunctions").start_execution(stateMachineArn=other, name="other-run")[
+        "executionArn"
+    ]
+    lake.upload("raw-data/products.csv")
+
+    summary = trigger.handler(ended(moto, arn), None)
+
+    assert summary["status"] == "ignored"
+    assert summary["reason"] == f"an execution of {other}, not of {machine}"
+    assert executions(moto, machine) == []
+
+
+def test_a_late_notification_for_a_file_a_run_took_starts_nothing(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    machine = configure(lake, DONE)
+    event = lake.upload("raw-data/products.csv")
+    # A run archived the file before Lambda delivered the (throttled) notification.
+    lake.s3.delete_object(Bucket=lake.bucket, Key=lake.key("raw-data/products.csv"))
+    lake.notification()
+
+    summary = trigger.handler(event, None)
+
+    assert summary["ignored"] == 1 and summary["started"] == 0
+    assert summary["records"][0]["reason"].startswith("no longer in raw-data/ with this ETag")
+    assert executions(moto, machine) == []
+
+
+class ListsNothing:
+    """A Step Functions client whose ListExecutions lags behind, as it may in AWS."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "list_executions"
+
+        class Empty:
+            def paginate(self, **_: Any) -> list[dict[str, Any]]:
+                return [{"executions": []}]
+
+        return Empty()
+
+
+def test_the_start_record_defers_a_run_that_listexecutions_does_not_show_yet(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    machine = configure(lake, HOLD)
+    settings = TriggerSettings.from_env({**_env(lake, machine)})
+    lagging = trigger.Trigger(
+        ListsNothing(moto.client("stepfunctions")), settings, moto.client("s3")
+    )
+    first = lagging(lake.upload("raw-data/products.csv"))
+
+    second = lagging(lake.upload("raw-data/orders/orders_1.csv"))
+
+    assert first["started"] == 1
+    assert second["deferred"] == 1
+    name = first["records"][0]["execution_name"]
+    assert second["records"][0]["reason"].startswith(f"execution {name} is running")
+    assert len(executions(moto, machine)) == 1
+    record = json.loads(
+        lake.s3.get_object(Bucket=lake.bucket, Key=lake.key(START_RECORD_KEY))["Body"].read()
+    )
+    assert record["execution_name"] == name
+    assert record["state_machine_arn"] == machine
+
+
+class RaceOnRecord:
+    """An S3 client that holds each reader of the start record until the other has read it
+    too, so that two invocations reach their claims having seen the same record."""
+
+    def __init__(self, client: Any, key: str, barrier: threading.Barrier) -> None:
+        self._client, self._key, self._barrier = client, key, barrier
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        try:
+            return self._client.get_object(**kwargs)
+        finally:
+            if kwargs["Key"] == self._key:
+                self._barrier.wait(timeout=30)
+
+
+def test_two_invocations_racing_to_start_start_one_execution(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    """Without the reserved concurrency of 1, two invocations may check at the same time:
+    the conditional write of the start record lets exactly one of them start."""
+    machine = configure(lake, HOLD)
+    settings = TriggerSettings.from_env(_env(lake, machine))
+    events = [lake.upload("raw-data/products.csv"), lake.upload("raw-data/orders/o1.csv")]
+    barrier = threading.Barrier(2)
+    s3 = RaceOnRecord(moto.client("s3"), lake.key(START_RECORD_KEY), barrier)
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def invoke(event: dict[str, Any]) -> None:
+        try:
+            results.append(trigger.Trigger(moto.client("stepfunctions"), settings, s3)(event))
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=invoke, args=(e,)) for e in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    statuses = sorted(r["records"][0]["status"] for r in results)
+    assert statuses == ["deferred", "started"]
+    (loser,) = [r for r in results if r["deferred"]]
+    assert "claimed the next start at the same moment" in loser["records"][0]["reason"]
+    assert len(executions(moto, machine)) == 1
+
+
+def test_a_claim_whose_execution_never_started_defers_only_for_the_grace_period(
+    moto: MotoServer, lake: Lake, configure: Any
+) -> None:
+    machine = configure(lake, DONE)
+    settings = TriggerSettings.from_env(_env(lake, machine))
+    claimed = datetime.now(UTC)
+    crashed = {
+        "execution_name": "lakehouse-crashed",
+        "execution_arn": settings.execution_arn("lakehouse-crashed"),
+        "state_machine_arn": machine,
+        "claimed_at": claimed.isoformat(),
+    }
+    key = lake.key(START_RECORD_KEY)
+    lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=json.dumps(crashed).encode())
+    event = lake.upload("raw-data/products.csv")
+
+    def at(moment: datetime) -> trigger.Trigger:
+        return trigger.Trigger(
+            moto.client("stepfunctions"), settings, moto.client("s3"), now=lambda: moment
+        )
+
+    soon = at(claimed + timedelta(seconds=30))(event)
+    later = at(claimed + timedelta(seconds=trigger.CLAIM_GRACE_SECONDS + 1))(event)
+
+    assert soon["deferred"] == 1
+    assert "lakehouse-crashed is being started" in soon["records"][0]["reason"]
+    assert later["started"] == 1
+    assert [e["name"] for e in executions(moto, machine)] == [later["records"][0]["execution_name"]]
+
+
+def test_an_unreadable_start_record_is_replaced(
+    moto: MotoServer, lake: Lake, configure: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure(lake, DONE)
+    key = lake.key(START_RECORD_KEY)
+    lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=b"{not json")
+
+    with caplog.at_level(logging.WARNING, logger=trigger.__name__):
+        summary = trigger.handler(lake.upload("raw-data/products.csv"), None)
+
+    assert summary["started"] == 1
+    assert f"unreadable start record s3://{lake.bucket}/{key}" in caplog.text
+    record = json.loads(lake.s3.get_object(Bucket=lake.bucket, Key=key)["Body"].read())
+    assert record["execution_name"] == summary["records"][0]["execution_name"]
+
+
+def test_a_sweeps_input_lists_at_most_the_first_objects(
+    moto: MotoServer, lake: Lake, configure: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = configure(lake, DONE)
+    monkeypatch.setattr(trigger, "INPUT_OBJECTS", 2)
+    for index in range(3):
+        lake.upload(f"raw-data/orders/orders_{index}.csv", f"order_id\n{index}\n".encode())
+
+    summary = trigger.handler(scheduled_event(), None)
+
+    assert (summary["status"], summary["raw_files"]) == ("started", 3)
+    (started,) = executions(moto, machine)
+    described = moto.client("stepfunctions").describe_execution(
+        executionArn=started["executionArn"]
+    )
+    payload = json.loads(described["input"])
+    assert [o["key"] for o in payload["objects"]] == [
+        "lake/raw-data/orders/orders_0.csv",
+        "lake/raw-data/orders/orders_1.csv",
+    ]
+    assert payload["objects_total"] == 3
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"source": "aws.states", "detail-type": "Step Functions Execution Status Change"},
+        {
+            "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "detail": {"executionArn": "x", "status": "SUCCEEDED"},
+        },
+    ],
+)
+def test_a_malformed_status_change_is_refused(
+    lake: Lake, configure: Any, event: dict[str, Any]
+) -> None:
+    configure(lake, DONE)
+    with pytest.raises(InvalidEvent, match=r"has no detail\.stateMachineArn"):
         trigger.handler(event, None)
 
-    assert "\n" not in str(raised.value)
-    assert running["records"][0]["execution_name"] in str(raised.value)
-    assert len(executions(moto, machine)) == 1
-    # Once the run is over, Lambda's retry of the same event starts the next run.
-    stop_running(moto, machine)
-    retried = trigger.handler(event, None)
-    assert retried["started"] == 1
-    assert len(executions(moto, machine)) == 2
+
+def _env(lake: Lake, machine: str) -> dict[str, str]:
+    return {"LAKEHOUSE_LAKE_ROOT": lake.root, "LAKEHOUSE_STATE_MACHINE_ARN": machine}
 
 
 def test_a_multi_record_event_starts_one_execution(
@@ -378,3 +743,13 @@ def test_aws_errors_propagate(moto: MotoServer, lake: Lake, configure: Any) -> N
         patch.setenv("LAKEHOUSE_STATE_MACHINE_ARN", missing)
         with pytest.raises(ClientError, match="StateMachineDoesNotExist"):
             trigger.handler(lake.upload("raw-data/products.csv"), None)
+        with pytest.raises(ClientError, match="StateMachineDoesNotExist"):
+            trigger.handler(scheduled_event(), None)
+
+
+def test_s3_errors_of_a_sweep_propagate(moto: MotoServer, lake: Lake, configure: Any) -> None:
+    configure(lake, DONE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAKEHOUSE_LAKE_ROOT", f"s3://no-such-lake-{uuid.uuid4().hex[:12]}")
+        with pytest.raises(ClientError, match="NoSuchBucket"):
+            trigger.handler(scheduled_event(), None)

@@ -16,16 +16,17 @@ What MiniStack 1.5.33 makes of the template:
   Athena workgroup (enforced configuration, SSE-S3 result location, engine, cutoff), the
   bucket policy, the Lambda functions (code from the uploaded zips), their permission and
   event invoke configuration, the roles (trust and inline policies), the log groups
-  (retention), the queue, both alarms and the state machine, whose ``DefinitionString`` gets
+  (retention), the queue, the alarms and the state machine, whose ``DefinitionString`` gets
   its ``DefinitionSubstitutions`` applied; every output;
 * of the bucket's properties it applies versioning, the public access block and the Lambda
   notification; ``BucketEncryption`` and ``OwnershipControls`` are not applied, the bucket has
   the defaults of every new bucket (SSE-S3 without a bucket key, ``BucketOwnerEnforced``, as
   on AWS), and the lifecycle rules are ignored;
 * dropped: the Glue job's ``ExecutionProperty`` (``MaxConcurrentRuns``: MiniStack's Glue has
-  no field for it), the roles' ``PermissionsBoundary`` and the state machine's
-  ``LoggingConfiguration`` (the template's values are tested statically in
-  ``tests/infra/test_template.py``).
+  no field for it), the trigger's ``ReservedConcurrentExecutions``, the roles'
+  ``PermissionsBoundary`` and the state machine's ``LoggingConfiguration`` (the template's
+  values are tested statically in ``tests/infra/test_template.py``; moto applies the
+  reserved concurrency).
 
 Where it differs from AWS otherwise:
 
@@ -71,9 +72,10 @@ from tests.aws.test_stack_on_moto import (  # noqa: F401
     machine_arn,
     new_stack_name,
     run_deploy,
+    test_each_source_may_invoke_the_trigger_only_for_its_own_events,
     test_failure_queue_is_encrypted_and_keeps_messages_two_weeks,
     test_log_groups_exist_with_retention,
-    test_s3_may_invoke_the_trigger_for_the_lake_bucket_only,
+    test_the_trigger_hears_every_runs_end_and_a_five_minute_schedule,
 )
 from tests.aws_support import (
     ACCESS_KEY_ID,
@@ -337,6 +339,15 @@ def test_ministack_drops_the_jobs_max_concurrent_runs(deployed: Deployment) -> N
     assert "ExecutionProperty" not in job
 
 
+def test_ministack_drops_the_triggers_reserved_concurrency(deployed: Deployment) -> None:
+    # Pinned (see the module docstring): the template runs one trigger invocation at a time
+    # (test_stack_on_moto checks moto applies it). When MiniStack learns it, assert 1 here.
+    wanted = model(deployed, **CRAWLER_AND_ERRORS).properties("TriggerFunction")
+    assert wanted["ReservedConcurrentExecutions"] == 1
+    function = deployed.moto.client("lambda").get_function(FunctionName=f"{deployed.stack}-trigger")
+    assert "Concurrency" not in function
+
+
 def test_crawler_crawls_the_curated_delta_tables(deployed: Deployment) -> None:
     crawler = deployed.moto.client("glue").get_crawler(Name=f"{deployed.stack}-crawler")["Crawler"]
     stack = model(deployed, **CRAWLER_AND_ERRORS)
@@ -500,7 +511,12 @@ def test_alarms_watch_the_queue_and_the_pipeline(deployed: Deployment) -> None:
     alarms = {a["AlarmName"]: a for a in listed["MetricAlarms"]}
     wanted = {
         stack.properties(n)["AlarmName"]: stack.properties(n)
-        for n in ("TriggerFailureAlarm", "PipelineFailureAlarm")
+        for n in (
+            "TriggerFailureAlarm",
+            "PipelineFailureAlarm",
+            "PipelineTimeoutAlarm",
+            "PipelineAbortAlarm",
+        )
     }
     assert (
         set(alarms)
@@ -508,6 +524,8 @@ def test_alarms_watch_the_queue_and_the_pipeline(deployed: Deployment) -> None:
         == {
             f"{deployed.stack}-trigger-failures",
             f"{deployed.stack}-pipeline-failed",
+            f"{deployed.stack}-pipeline-timed-out",
+            f"{deployed.stack}-pipeline-aborted",
         }
     )
     for name, alarm in alarms.items():

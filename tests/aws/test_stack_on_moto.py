@@ -7,8 +7,9 @@ exactly as the GitHub workflow does, with ``--endpoint-url``.
 What moto 5.2.5 makes of the template:
 
 * created: ``AWS::S3::Bucket``, ``AWS::IAM::Role`` (inline policies, permissions boundary),
-  ``AWS::Lambda::Function`` (code from the uploaded zips, environment, role),
-  ``AWS::Lambda::Permission``, ``AWS::Logs::LogGroup`` (retention), ``AWS::SQS::Queue`` and
+  ``AWS::Lambda::Function`` (code from the uploaded zips, environment, role, reserved
+  concurrency), ``AWS::Lambda::Permission``, ``AWS::Events::Rule`` (pattern or schedule,
+  targets), ``AWS::Logs::LogGroup`` (retention), ``AWS::SQS::Queue`` and
   ``AWS::StepFunctions::StateMachine`` (``DefinitionString`` with the ``Fn::If`` variant the
   parameters select);
 * silently skipped, with a "No Moto CloudFormation support" warning and no failure:
@@ -273,19 +274,56 @@ def test_moto_applies_none_of_the_buckets_other_settings(deployed: Deployment) -
             getattr(s3, call)(Bucket=deployed.bucket)
 
 
-def test_s3_may_invoke_the_trigger_for_the_lake_bucket_only(deployed: Deployment) -> None:
+def test_each_source_may_invoke_the_trigger_only_for_its_own_events(
+    deployed: Deployment,
+) -> None:
     policy = json.loads(
         deployed.moto.client("lambda").get_policy(FunctionName=f"{deployed.stack}-trigger")[
             "Policy"
         ]
     )
-    (statement,) = policy["Statement"]
-    assert statement["Action"] == "lambda:InvokeFunction"
-    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert statement["Condition"] == {
-        "ArnLike": {"AWS:SourceArn": f"arn:aws:s3:::{deployed.bucket}"},
-        "StringEquals": {"AWS:SourceAccount": ACCOUNT_ID},
+    rules = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{deployed.stack}"
+    sources = set()
+    for statement in policy["Statement"]:
+        assert statement["Action"] == "lambda:InvokeFunction"
+        assert statement["Condition"]["StringEquals"] == {"AWS:SourceAccount": ACCOUNT_ID}
+        sources.add(
+            (statement["Principal"]["Service"], statement["Condition"]["ArnLike"]["AWS:SourceArn"])
+        )
+    # The lake bucket's uploads, the end of the pipeline's executions, the sweep schedule.
+    assert sources == {
+        ("s3.amazonaws.com", f"arn:aws:s3:::{deployed.bucket}"),
+        ("events.amazonaws.com", f"{rules}-run-ended"),
+        ("events.amazonaws.com", f"{rules}-sweep"),
     }
+
+
+def test_the_trigger_hears_every_runs_end_and_a_five_minute_schedule(
+    deployed: Deployment,
+) -> None:
+    events = deployed.moto.client("events")
+    rules = {r["Name"]: r for r in events.list_rules(NamePrefix=f"{deployed.stack}-")["Rules"]}
+    assert set(rules) == {f"{deployed.stack}-run-ended", f"{deployed.stack}-sweep"}
+    trigger = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{deployed.stack}-trigger"
+    for name, rule in rules.items():
+        assert rule["State"] == "ENABLED"
+        assert events.list_targets_by_rule(Rule=name)["Targets"] == [
+            {"Id": "trigger", "Arn": trigger}
+        ]
+    assert json.loads(rules[f"{deployed.stack}-run-ended"]["EventPattern"]) == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "stateMachineArn": [machine_arn(deployed.stack)],
+            "status": ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"],
+        },
+    }
+    assert rules[f"{deployed.stack}-sweep"]["ScheduleExpression"] == "rate(5 minutes)"
+
+
+def test_the_trigger_runs_one_invocation_at_a_time(deployed: Deployment) -> None:
+    function = deployed.moto.client("lambda").get_function(FunctionName=f"{deployed.stack}-trigger")
+    assert function["Concurrency"] == {"ReservedConcurrentExecutions": 1}
 
 
 def test_roles_carry_the_templates_policies_and_the_boundary(deployed: Deployment) -> None:

@@ -2,9 +2,10 @@
 
 PyYAML does not know CloudFormation's short-form tags (``!Ref``, ``!Sub``, ...); the loader
 turns them into the long form (``{"Ref": ...}``, ``{"Fn::Sub": ...}``). :class:`Stack`
-evaluates ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::If``, ``Fn::Equals``, ``Fn::Not`` and
-``Fn::Join`` for given parameter values, as CloudFormation would, with the names and ARNs the
-stack's resources would get (``AWS::NoValue`` drops the key or item).
+evaluates ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::If``, ``Fn::Equals``, ``Fn::Not``,
+``Fn::And``, ``Fn::Or`` and ``Fn::Join`` for given parameter values, as CloudFormation would,
+with the names and ARNs the stack's resources would get (``AWS::NoValue`` drops the key or
+item).
 """
 
 from __future__ import annotations
@@ -219,6 +220,10 @@ class Stack:
                 return str(left) == str(right)
             if key == "Fn::Not":
                 return not self.resolve(value[0])
+            if key == "Fn::And":
+                return all(self.resolve(v) for v in value)
+            if key == "Fn::Or":
+                return any(self.resolve(v) for v in value)
             if key == "Fn::Join":
                 separator, items = value
                 return separator.join(str(i) for i in self.resolve(items))

@@ -47,6 +47,10 @@ STAR_ACTIONS = {
     "lakeformation:ListResources",
     "lakeformation:DescribeResource",
     "lakeformation:DescribeLakeFormationIdentityCenterConfiguration",
+    # The Lake Formation grants' handler (deploy role, LakeFormationGrants=true).
+    "lakeformation:GrantPermissions",
+    "lakeformation:RevokePermissions",
+    "lakeformation:ListPermissions",
 }
 VARIANTS = [
     pytest.param(crawler, severity, id=f"crawler={crawler}-fk={severity.value}")
@@ -429,6 +433,13 @@ def test_trigger_and_archive_roles_reach_only_what_the_functions_touch() -> None
     assert granted(s, "TriggerRole") == {
         ("states:StartExecution", s.arn_of("StateMachine")),
         ("states:ListExecutions", s.arn_of("StateMachine")),
+        (
+            "states:DescribeExecution",
+            f"arn:aws:states:eu-west-1:123456789012:execution:{s.name_of('StateMachine')}:*",
+        ),
+        ("s3:ListBucket", bucket),
+        ("s3:GetObject", f"{bucket}/_trigger/*"),
+        ("s3:PutObject", f"{bucket}/_trigger/*"),
         ("sqs:SendMessage", s.arn_of("TriggerFailureQueue")),
         ("logs:CreateLogStream", s.arn_of("TriggerLogGroup")),
         ("logs:PutLogEvents", s.arn_of("TriggerLogGroup")),
@@ -707,7 +718,8 @@ def test_trigger_failures_are_retried_then_kept() -> None:
     assert config["DestinationConfig"]["OnFailure"]["Destination"] == s.arn_of(
         "TriggerFailureQueue"
     )
-    assert "ReservedConcurrentExecutions" not in s.properties("TriggerFunction")
+    # One invocation at a time (docs/adr/0005-no-file-waits.md; test_template_trigger.py).
+    assert s.properties("TriggerFunction")["ReservedConcurrentExecutions"] == 1
 
 
 def test_glue_job_runs_the_release_with_delta_and_one_run_at_a_time() -> None:

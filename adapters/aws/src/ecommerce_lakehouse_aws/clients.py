@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
+import botocore
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse_aws.settings import AwsSettings
 
 #: A boto3 client; botocore builds its methods at run time, so there is no static type.
 AwsClient = Any
+
+#: The first botocore whose S3 model has every conditional request member below: 1.35.68
+#: still lacks ``PutObject.IfMatch`` (read from ``botocore/data/s3/2006-03-01/service-2.json``
+#: of each release; tests/aws/test_sdk_requirements.py installs both to prove it).
+MINIMUM_BOTOCORE = "1.35.69"
+
+#: The S3 request members the lake lock (``If-None-Match: *``, ``If-Match``) and the
+#: storage's moves (``DeleteObject`` with ``If-Match``) send, by operation.
+S3_CONDITIONAL_MEMBERS: Mapping[str, tuple[str, ...]] = {
+    "PutObject": ("IfNoneMatch", "IfMatch"),
+    "DeleteObject": ("IfMatch",),
+}
 
 # One boto3 session per set of credentials (see make_client).
 _SESSIONS: dict[tuple[str | None, ...], Any] = {}
@@ -25,6 +40,10 @@ def make_client(service: str, settings: AwsSettings) -> AwsClient:
     Clients use the ``standard`` retry mode, which backs off on throttling and transient
     errors. With a custom endpoint S3 is addressed path-style (``endpoint/bucket/key``),
     which emulators and S3-compatible stores expect.
+
+    Raises:
+        ConfigurationError: an S3 client's botocore is too old for the lake's conditional
+            requests (:func:`require_conditional_s3`).
     """
     config = Config(
         retries={"mode": "standard", "max_attempts": 5},
@@ -49,7 +68,36 @@ def make_client(service: str, settings: AwsSettings) -> AwsClient:
                 region_name=settings.region,
             )
             _SESSIONS[credentials] = session
-        return session.client(service, endpoint_url=settings.endpoint_url, config=config)
+        client = session.client(service, endpoint_url=settings.endpoint_url, config=config)
+    if service == "s3":
+        require_conditional_s3(client)
+    return client
+
+
+def require_conditional_s3(client: AwsClient) -> None:
+    """Check that an S3 client's SDK can send the lake's conditional writes and deletes.
+
+    botocore validates request parameters against the S3 model it bundles, so an older one
+    (as a Lambda or Glue runtime may ship) would refuse the lock's first ``IfNoneMatch`` with
+    a ``ParamValidationError``. The loaded model is checked, not the version string: it is
+    what botocore validates against, whatever the version says.
+
+    Raises:
+        ConfigurationError: the model lacks a member of :data:`S3_CONDITIONAL_MEMBERS`.
+    """
+    model = client.meta.service_model
+    missing = [
+        f"{operation}.{member}"
+        for operation, members in S3_CONDITIONAL_MEMBERS.items()
+        for member in members
+        if member not in model.operation_model(operation).input_shape.members
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"botocore {botocore.__version__} cannot send the lake's conditional S3 requests "
+            f"(its S3 model lacks {', '.join(missing)}): botocore {MINIMUM_BOTOCORE} or newer "
+            "is needed"
+        )
 
 
 def error_code(error: ClientError) -> str:

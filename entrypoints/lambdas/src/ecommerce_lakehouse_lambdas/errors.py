@@ -9,10 +9,6 @@ class InvalidEvent(LakehouseError):
     """The function was invoked with an event it cannot read."""
 
 
-class RunInProgress(LakehouseError):
-    """An execution of the state machine is running, so no other may start (PRODUCT §7a)."""
-
-
 class RunResultMissing(LakehouseError):
     """The Glue job wrote no result for the run being archived."""
 

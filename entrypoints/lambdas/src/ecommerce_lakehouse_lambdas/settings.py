@@ -7,7 +7,9 @@
 | ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` | archive | set by Lambda itself |
 | ``AWS_ENDPOINT_URL`` | both | optional: an emulator or S3-compatible endpoint |
 
-The trigger calls Step Functions in the state machine's own region (read from its ARN).
+The trigger calls Step Functions, and S3 for the lake's raw zone and its start record
+(``_trigger/last-start.json``), in the state machine's own region (read from its ARN): the
+stack puts the lake bucket and the state machine in one region.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class TriggerSettings:
         lake: the lake root whose ``raw-data/`` CSVs start runs.
         state_machine_arn: the ARN of the pipeline's state machine.
         region: the state machine's region (from its ARN).
-        endpoint_url: a custom endpoint for Step Functions, or None for AWS's own.
+        endpoint_url: a custom endpoint for Step Functions and S3, or None for AWS's own.
     """
 
     lake: S3Location
