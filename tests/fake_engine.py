@@ -16,7 +16,17 @@ from typing import Any
 from ecommerce_lakehouse.domain.audit import AuditTable, RowCounts
 from ecommerce_lakehouse.domain.decisions import MergeAction, deduplicate, merge_action
 from ecommerce_lakehouse.domain.errors import FileRejected
-from ecommerce_lakehouse.domain.rules import cast_value, first_violation
+from ecommerce_lakehouse.domain.headers import (
+    DEFAULT_READ_LIMITS,
+    file_start_violation,
+    limit_rejection,
+)
+from ecommerce_lakehouse.domain.rules import (
+    EXTRA_FIELDS_KEY,
+    RAGGED_RECORD,
+    cast_value,
+    first_violation,
+)
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
     INGESTED_AT,
@@ -24,6 +34,7 @@ from ecommerce_lakehouse.domain.schemas import (
     RAW_RECORD,
     RESCUED_DATA,
     RUN_ID,
+    SOURCE_CHECKSUM,
     SOURCE_FILE,
     TableSchema,
 )
@@ -78,18 +89,24 @@ class InMemoryTableEngine:
     def read_source(
         self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
     ) -> Frame:
+        content = self._storage.read_bytes(source.key)
+        limits = DEFAULT_READ_LIMITS
+        violation = file_start_violation([content], limits)
+        if violation is not None:
+            raise limit_rejection(source.key, violation, limits)
         try:
-            text = self._storage.read_bytes(source.key).decode("utf-8-sig")
+            text = content.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             raise FileRejected("not_utf8", f"{source.key} is not UTF-8 ({error.reason})") from None
         try:
             rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
         except csv.Error as error:
             raise FileRejected("malformed_csv", f"{source.key}: {error}") from None
-        # Like the engines: blank records are not rows, and a blank file has no header.
-        rows = [r for r in rows if any(v.strip() for v in r)]
-        if not rows:
+        # Like the engines: a blank file has no header; otherwise every record is a row.
+        if not any(v.strip() for r in rows for v in r):
             return []
+        if any(len(v.encode()) > limits.max_field_bytes for r in rows for v in r):
+            raise limit_rejection(source.key, "field_too_large", limits)
         header = [h.strip().lower() for h in rows[0]]
         if len(set(header)) != len(header):
             raise FileRejected("duplicate_columns", f"{source.key} repeats a column")
@@ -100,11 +117,18 @@ class InMemoryTableEngine:
         if extra and evolution is SchemaEvolution.FAIL:
             raise FileRejected("unexpected_columns", f"{source.key} has {', '.join(extra)}")
         frame: Frame = []
-        for index, values in enumerate(rows[1:]):
-            if len(values) > len(header):
-                raise FileRejected("malformed_csv", f"{source.key} line {index + 2} is ragged")
-            values = values + [""] * (len(header) - len(values))
-            raw = dict(zip(rows[0], values, strict=True))
+        for index, fields in enumerate(rows[1:]):
+            fields = fields or [""]
+            if len(fields) > limits.max_columns:
+                raise limit_rejection(source.key, "too_many_columns", limits)
+            # Aligned to the header: padded, trailing empty fields past it ignored.
+            while len(fields) > len(header) and not fields[-1]:
+                fields.pop()
+            past = fields[len(header) :]
+            values = fields[: len(header)] + [""] * (len(header) - len(fields))
+            raw: dict[str, Any] = dict(zip(rows[0], values, strict=True))
+            if past:
+                raw[EXTRA_FIELDS_KEY] = past
             by_name = dict(zip(header, values, strict=True))
             record: dict[str, Any] = {c: by_name.get(c) for c in schema.column_names}
             rescued = {o: v for o, h, v in zip(rows[0], header, values, strict=True) if h in extra}
@@ -119,6 +143,8 @@ class InMemoryTableEngine:
                     FILE_ORDINAL: source.ordinal,
                     LINE_NUMBER: index + 2,
                     RAW_RECORD: json.dumps(raw),
+                    RAGGED_RECORD: bool(past),
+                    SOURCE_CHECKSUM: source.checksum,
                 }
             )
             frame.append(record)
@@ -139,6 +165,7 @@ class InMemoryTableEngine:
                 for c, v in record.items()
                 if c in schema.column_names
             }
+            text[RAGGED_RECORD] = record.get(RAGGED_RECORD)
             violation = first_violation(text, schema.rules, schema.types)
             if violation is not None:
                 tally["q"] += 1
@@ -153,6 +180,7 @@ class InMemoryTableEngine:
                         "reason": violation.reason,
                         "raw_record": record[RAW_RECORD],
                         "quarantined_at": run.started_at,
+                        "source_checksum": record[SOURCE_CHECKSUM],
                     }
                 )
                 continue
@@ -171,7 +199,12 @@ class InMemoryTableEngine:
             counts[loser[SOURCE_FILE]]["d"] += 1
         finished = [
             {
-                **{k: v for k, v in s.items() if k not in (FILE_ORDINAL, LINE_NUMBER, RAW_RECORD)},
+                **{
+                    k: v
+                    for k, v in s.items()
+                    if k
+                    not in (FILE_ORDINAL, LINE_NUMBER, RAW_RECORD, RAGGED_RECORD, SOURCE_CHECKSUM)
+                },
                 INGESTED_AT: run.started_at,
                 RUN_ID: run.run_id,
             }
@@ -248,6 +281,15 @@ class InMemoryTableEngine:
         )
 
     def append_frame(self, table: TableRef, audit: AuditTable, frame: Frame) -> None:
+        if audit.unique_key and table.uri in self.tables:
+            # Like the engines' insert-only MERGE: keys already stored (none null) are skipped.
+            key = audit.unique_key
+            stored = {
+                tuple(r.get(k) for k in key)
+                for r in self.tables[table.uri].rows
+                if all(r.get(k) is not None for k in key)
+            }
+            frame = [r for r in frame if tuple(r.get(k) for k in key) not in stored]
         self.append_records(table, audit, frame)
 
     def append_records(
@@ -255,6 +297,9 @@ class InMemoryTableEngine:
     ) -> None:
         self.ensure_table(table, audit.columns, None)
         stored = self.tables[table.uri]
+        # Columns the contract appended are added to a table that lacks them.
+        known = {c.name for c in stored.columns}
+        stored.columns += [c for c in audit.columns if c.name not in known]
         stored.rows.extend({c: r.get(c) for c in audit.column_names} for r in records)
         stored.commit("WRITE")
 

@@ -63,6 +63,7 @@ def test_audit_columns_are_the_contract() -> None:
         "reason",
         "raw_record",
         "quarantined_at",
+        "source_checksum",
     )
     assert VALIDATION_RESULTS.column_names == (
         "run_id",

@@ -1,13 +1,19 @@
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
 from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.rules import (
+    RAGGED_RECORD,
     DateMatchesTimestamp,
+    FieldCount,
     InRange,
+    MaxBytes,
     NotNull,
+    NotReserved,
     ParsesAs,
+    Violation,
     cast_value,
     first_violation,
 )
@@ -180,3 +186,62 @@ def test_rules_are_declarative_value_objects() -> None:
         InRange(column="a", minimum=2, maximum=1)
     with pytest.raises(ValueError, match="typed column"):
         ParsesAs(column="a", type=ColumnType.STRING)
+
+
+# ---------------------------------------------------------------- issue 11
+def _product(department: str | None, **marks: object) -> dict[str, object]:
+    return {
+        "product_id": "p1",
+        "department_id": "1",
+        "department": department,
+        "product_name": "x",
+        **marks,
+    }
+
+
+@pytest.mark.parametrize(
+    ("department", "rule"),
+    [
+        ("d" * values.MAX_PARTITION_VALUE_BYTES, None),
+        ("d" * (values.MAX_PARTITION_VALUE_BYTES + 1), "value_too_long"),
+        ("é" * (values.MAX_PARTITION_VALUE_BYTES // 2) + "x", "value_too_long"),  # bytes count
+        (values.HIVE_DEFAULT_PARTITION, "reserved_value"),
+        (values.HIVE_DEFAULT_PARTITION.lower(), None),
+        (None, None),
+    ],
+)
+def test_a_text_partition_value_is_bounded_and_never_the_null_marker(
+    department: str | None, rule: str | None
+) -> None:
+    record: Any = _product(department)
+    violation = first_violation(record, PRODUCTS.rules, PRODUCTS.types)
+    assert (violation.rule if violation else None) == rule
+    if violation:
+        assert violation.column == "department"
+
+
+def test_partition_rules_apply_to_text_partitions_only() -> None:
+    assert MaxBytes(column="department", maximum=values.MAX_PARTITION_VALUE_BYTES) in (
+        PRODUCTS.rules
+    )
+    assert not any(isinstance(r, MaxBytes | NotReserved) for r in ORDERS.rules)
+    # The encoded directory name stays well under the 255-byte file-name limit.
+    assert len("department=") + 3 * values.MAX_PARTITION_VALUE_BYTES < 255 - 32
+    with pytest.raises(ValueError, match="positive maximum"):
+        MaxBytes(column="a", maximum=0)
+    with pytest.raises(ValueError, match="at least one"):
+        NotReserved(column="a", reserved=())
+
+
+def test_a_record_marked_ragged_breaks_wrong_field_count_first() -> None:
+    record: Any = _product(None, product_id=None, **{RAGGED_RECORD: True})
+    violation = first_violation(record, PRODUCTS.rules, PRODUCTS.types)
+    assert violation == Violation(
+        rule="wrong_field_count",
+        column=None,
+        reason="the record has more fields than the header",
+    )
+    assert all(s.rules[0] == FieldCount() for s in (PRODUCTS, ORDERS, ORDER_ITEMS))
+    record[RAGGED_RECORD] = False
+    violation = first_violation(record, PRODUCTS.rules, PRODUCTS.types)
+    assert violation is not None and violation.rule == "not_null"

@@ -14,10 +14,20 @@ from ecommerce_lakehouse.domain.types import Column, ColumnType, FileStatus
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditTable:
-    """An append-only audit table under ``lakehouse-dwh/_audit/``."""
+    """An append-only audit table under ``lakehouse-dwh/_audit/``.
+
+    Attributes:
+        name: the table name.
+        columns: its columns; new ones are only ever appended (nullable), and engines add
+            those an existing table lacks before writing to it.
+        unique_key: when set, an append skips rows whose key is already stored, so a batch
+            written again after a crash adds nothing (rows whose key holds a null always
+            go in).
+    """
 
     name: str
     columns: tuple[Column, ...]
+    unique_key: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -62,7 +72,10 @@ QUARANTINE = AuditTable(
         _c("reason"),
         _c("raw_record"),
         _c("quarantined_at", ColumnType.TIMESTAMP),
+        _c("source_checksum"),
     ),
+    # Exactly once per (file content, line) whatever crashes when (ADR 0002).
+    unique_key=("source_checksum", "line_number"),
 )
 
 VALIDATION_RESULTS = AuditTable(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from ecommerce_lakehouse.domain.errors import FileRejected
+from ecommerce_lakehouse.domain.rules import RAGGED_RECORD
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
     INGESTED_AT,
@@ -19,6 +21,7 @@ from ecommerce_lakehouse.domain.schemas import (
     RAW_RECORD,
     RESCUED_DATA,
     RUN_ID,
+    SOURCE_CHECKSUM,
     SOURCE_FILE,
     TableSchema,
 )
@@ -36,11 +39,119 @@ RESERVED_COLUMNS: frozenset[str] = frozenset(
         FILE_ORDINAL,
         LINE_NUMBER,
         RAW_RECORD,
+        RAGGED_RECORD,
+        SOURCE_CHECKSUM,
         "_violation",
     }
 )
 
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadLimits:
+    """Bounds on what one raw file may hold, checked before the costly parse.
+
+    Defaults no real export reaches; a file over a bound is rejected whole (its raw record
+    could not be stored within bounds either), the same way on every engine.
+
+    Attributes:
+        max_columns: the most fields a header may have (reason ``too_many_columns``).
+        max_field_bytes: the longest field, header or value, in UTF-8 bytes (reason
+            ``field_too_large``).
+    """
+
+    max_columns: int = 1000
+    max_field_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.max_columns < 1 or self.max_field_bytes < 1:
+            raise ValueError("read limits must be positive")
+
+
+#: The limits engines apply unless configured otherwise.
+DEFAULT_READ_LIMITS = ReadLimits()
+
+#: Bytes an engine reads at a time while scanning a header (:func:`check_file_start`).
+HEADER_CHUNK_BYTES = 1 << 16
+
+#: Leading bytes of compressed formats. None is valid UTF-8 text a CSV export starts with,
+#: so a match is never a false alarm; they are named rather than reported as ``not_utf8``.
+COMPRESSED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"PK\x03\x04", "zip"),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+#: Enough leading bytes for every signature above.
+_SIGNATURE_BYTES = 16
+_HEADER_TOKENS = re.compile(rb'[",\n]')
+
+
+def compressed_format(start: bytes) -> str | None:
+    """The compressed format whose signature ``start`` (a file's first bytes) begins with."""
+    for signature, name in COMPRESSED_SIGNATURES:
+        if start.startswith(signature):
+            return name
+    return "bzip2" if _BZIP2.match(start) else None
+
+
+def file_start_violation(chunks: Iterable[bytes], limits: ReadLimits) -> str | None:
+    """The reason a file is rejected, from its leading bytes, or None.
+
+    Reads ``chunks`` (the file's bytes, in order) only up to the end of the header line, or
+    until a limit is exceeded: at most about ``max_field_bytes`` plus one chunk beyond the
+    header, so a 50 MB single-line header costs no more than a normal one.
+
+    Returns:
+        ``compressed``, ``too_many_columns``, ``field_too_large`` or None.
+    """
+    remaining = iter(chunks)
+    first: list[bytes] = []
+    start = b""
+    for chunk in remaining:
+        first.append(chunk)
+        start += chunk[: _SIGNATURE_BYTES - len(start)]
+        if len(start) >= _SIGNATURE_BYTES:
+            break
+    if compressed_format(start) is not None:
+        return "compressed"
+    fields, field_start, offset, quoted = 1, 0, 0, False
+    for chunk in chain(first, remaining):
+        for token in _HEADER_TOKENS.finditer(chunk):
+            byte = token.group()
+            if byte == b'"':
+                quoted = not quoted
+                continue
+            if quoted:
+                continue
+            position = offset + token.start()
+            if position - field_start > limits.max_field_bytes:
+                return "field_too_large"
+            if byte == b"\n":
+                return None
+            fields += 1
+            if fields > limits.max_columns:
+                return "too_many_columns"
+            field_start = position + 1
+        offset += len(chunk)
+        if offset - field_start > limits.max_field_bytes:
+            return "field_too_large"
+    return None
+
+
+def limit_rejection(key: str, reason: str, limits: ReadLimits) -> FileRejected:
+    """The rejection of a file :func:`file_start_violation` (or a parse) found over a bound."""
+    detail = {
+        "compressed": f"{key} is compressed (decompress it and drop the .csv text instead)",
+        "too_many_columns": f"{key} has more than {limits.max_columns} columns",
+        "field_too_large": (
+            f"{key} has a field longer than {limits.max_field_bytes} bytes "
+            "(or a quoted field that never ends)"
+        ),
+    }[reason]
+    return FileRejected(reason, detail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,37 @@ from typing import Literal
 from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.types import ColumnType
 
+#: The reader's mark (true) on a record with a non-empty field past the header's last
+#: column; engines carry it as a column of that name while the rules run.
+RAGGED_RECORD = "_ragged_record"
+#: The key under which such a record's raw record keeps its fields past the header (a JSON
+#: array, trailing empty fields left out).
+EXTRA_FIELDS_KEY = "_extra_fields"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldCount:
+    """A record fits the header: no non-empty field past the header's last column.
+
+    Records are aligned to the header: missing trailing fields read as empty (exporters
+    drop trailing empty fields) and empty fields past the header (trailing commas) are
+    ignored, but a value past the header has no column to go to. The reader marks such
+    records in :data:`RAGGED_RECORD`; this rule is checked first, as the other values of a
+    misaligned record mean nothing.
+    """
+
+    marker: str = RAGGED_RECORD
+    name: Literal["wrong_field_count"] = "wrong_field_count"
+
+    @property
+    def column(self) -> None:
+        """No single column is at fault (``quarantine.column_name`` is null)."""
+        return None
+
+    def reason(self) -> str:
+        """Human-readable reason for a violation."""
+        return "the record has more fields than the header"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotNull:
@@ -98,7 +129,51 @@ class DateMatchesTimestamp:
         return f"{self.date_column} differs from the UTC date of {self.timestamp_column}"
 
 
-RowRule = NotNull | ParsesAs | InRange | DateMatchesTimestamp
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaxBytes:
+    """A non-null value is at most ``maximum`` bytes long in UTF-8.
+
+    Bounds a partition value: its directory name (``<column>=<escaped value>``) must stay
+    well under the 255-byte file-name limit of common file systems, whichever engine writes.
+    """
+
+    column: str
+    maximum: int
+    name: Literal["value_too_long"] = "value_too_long"
+
+    def __post_init__(self) -> None:
+        if self.maximum < 1:
+            raise ValueError("MaxBytes needs a positive maximum")
+
+    def reason(self) -> str:
+        """Human-readable reason for a violation."""
+        return f"{self.column} is longer than {self.maximum} bytes"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotReserved:
+    """A non-null value is none of ``reserved`` (compared exactly, after trimming).
+
+    ``__HIVE_DEFAULT_PARTITION__`` is the directory name of the null partition: a row
+    holding it as text would be read back as null.
+    """
+
+    column: str
+    reserved: tuple[str, ...]
+    name: Literal["reserved_value"] = "reserved_value"
+
+    def __post_init__(self) -> None:
+        if not self.reserved:
+            raise ValueError("NotReserved needs at least one reserved value")
+
+    def reason(self) -> str:
+        """Human-readable reason for a violation."""
+        return (
+            f"{self.column} holds a value reserved by the table format: {', '.join(self.reserved)}"
+        )
+
+
+RowRule = FieldCount | NotNull | ParsesAs | InRange | DateMatchesTimestamp | MaxBytes | NotReserved
 
 #: Column types a range check compares as numbers (a boolean counts as 0/1).
 NUMERIC_TYPES: tuple[ColumnType, ...] = (
@@ -164,7 +239,7 @@ class Violation:
     """The first rule a row breaks."""
 
     rule: str
-    column: str
+    column: str | None
     reason: str
 
 
@@ -174,7 +249,8 @@ def first_violation(
     """Reference evaluation of ``rules`` on one record of *normalised* text values.
 
     Args:
-        record: column name to trimmed text (None for empty).
+        record: column name to trimmed text (None for empty), and the reader's
+            :data:`RAGGED_RECORD` mark when set.
         rules: the schema's rules, in order.
         types: column name to logical type, used to cast values for range and date checks.
 
@@ -191,6 +267,8 @@ def _breaks(
     rule: RowRule, record: Mapping[str, str | None], types: Mapping[str, ColumnType]
 ) -> bool:
     match rule:
+        case FieldCount(marker=marker):
+            return bool(record.get(marker))
         case NotNull(column=column):
             return record.get(column) is None
         case ParsesAs(column=column, type=column_type):
@@ -210,4 +288,9 @@ def _breaks(
                 return False
             assert hasattr(moment, "date")
             return bool(moment.date() != day)
+        case MaxBytes(column=column, maximum=maximum):
+            text = record.get(column)
+            return text is not None and len(text.encode("utf-8")) > maximum
+        case NotReserved(column=column, reserved=reserved):
+            return record.get(column) in reserved
     raise TypeError(f"unknown rule {rule!r}")  # pragma: no cover

@@ -6,12 +6,16 @@ from dataclasses import dataclass, field
 
 from ecommerce_lakehouse.domain.rules import (
     DateMatchesTimestamp,
+    FieldCount,
     InRange,
+    MaxBytes,
     NotNull,
+    NotReserved,
     ParsesAs,
     RowRule,
 )
 from ecommerce_lakehouse.domain.types import Column, ColumnType, Entity
+from ecommerce_lakehouse.domain.values import HIVE_DEFAULT_PARTITION, MAX_PARTITION_VALUE_BYTES
 
 #: Lineage columns on every curated table.
 SOURCE_FILE = "_source_file"
@@ -31,6 +35,8 @@ RESCUED_COLUMN = Column(name=RESCUED_DATA, type=ColumnType.STRING)
 LINE_NUMBER = "_line_number"
 FILE_ORDINAL = "_file_ordinal"
 RAW_RECORD = "_raw_record"
+#: The SHA-256 of the row's file, for ``quarantine.source_checksum``.
+SOURCE_CHECKSUM = "_source_checksum"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,13 +113,21 @@ class TableSchema:
         required = [*self.primary_key, *self.foreign_keys]
         if self.ordering_column is not None:
             required.append(self.ordering_column)
-        rules: list[RowRule] = [NotNull(column=c) for c in dict.fromkeys(required)]
+        rules: list[RowRule] = [FieldCount()]
+        rules += [NotNull(column=c) for c in dict.fromkeys(required)]
         rules += [
             ParsesAs(column=c.name, type=c.type)
             for c in self.columns
             if c.type is not ColumnType.STRING
         ]
         rules += self.value_rules
+        if self.types[self.partition_column] is ColumnType.STRING:
+            # A text partition value names a directory: bounded, and never the null marker.
+            partition = self.partition_column
+            rules += [
+                MaxBytes(column=partition, maximum=MAX_PARTITION_VALUE_BYTES),
+                NotReserved(column=partition, reserved=(HIVE_DEFAULT_PARTITION,)),
+            ]
         if self.derived_date is not None:
             date_column, ts_column = self.derived_date
             rules.append(DateMatchesTimestamp(date_column=date_column, timestamp_column=ts_column))

@@ -31,6 +31,15 @@ FALSE_TOKENS: tuple[str, ...] = ("0", "false")
 
 _TIMESTAMP_RE = re.compile(TIMESTAMP_PATTERN)
 
+#: The longest text partition value, in UTF-8 bytes. Engines escape some characters of a
+#: partition value as ``%XX`` (3 bytes each) in its directory name, so even a value escaped
+#: whole stays at ``len("<column>=") + 3 * 64`` bytes, well under the 255-byte file-name
+#: limit of common file systems (ext4, XFS, APFS, NTFS).
+MAX_PARTITION_VALUE_BYTES = 64
+#: The directory name Hive, Spark and delta-rs give the null partition: a text partition
+#: value equal to it would be read back as null.
+HIVE_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
 
 def normalize_text(value: str | None) -> str | None:
     """Trim a raw value; an empty string becomes null."""

@@ -285,13 +285,21 @@ class TableEngine(Protocol[FrameT]):
         ...
 
     def append_frame(self, table: TableRef, audit: AuditTable, frame: FrameT) -> None:
-        """Append a frame (in ``audit``'s columns) to an audit table."""
+        """Append a frame (in ``audit``'s columns) to an audit table.
+
+        Columns of ``audit`` an existing table lacks are added first (nullable). When
+        ``audit.unique_key`` is set, rows whose key is already stored are skipped, so
+        appending the same rows again (a run replayed after a crash) adds nothing.
+        """
         ...
 
     def append_records(
         self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
     ) -> None:
-        """Append plain records (``audit``'s column names) to an audit table."""
+        """Append plain records (``audit``'s column names) to an audit table.
+
+        Columns of ``audit`` an existing table lacks are added first (nullable).
+        """
         ...
 
     def columns(self, table: TableRef) -> tuple[Column, ...]:

@@ -137,6 +137,7 @@ def test_append_frame_and_empty_appends(engine: EngineCase, tmp_path: Path) -> N
         "reason": "order_id is required but is empty",
         "raw_record": '{"order_id": ""}',
         "quarantined_at": STARTED,
+        "source_checksum": "c" * 64,
     }
     frame = engine.frame([record], QUARANTINE.columns)
     engine.engine.append_frame(table, QUARANTINE, frame)

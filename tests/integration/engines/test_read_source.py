@@ -17,6 +17,7 @@ from ecommerce_lakehouse.domain.schemas import (
     PRODUCTS,
     RAW_RECORD,
     RESCUED_DATA,
+    SOURCE_CHECKSUM,
     SOURCE_FILE,
     TableSchema,
 )
@@ -36,6 +37,7 @@ def source_columns(engine: EngineCase, *evolved: str) -> list[str]:
         RESCUED_DATA,
         *evolved,
         SOURCE_FILE,
+        SOURCE_CHECKSUM,
         FILE_ORDINAL,
         LINE_NUMBER,
         *violation,
@@ -103,6 +105,7 @@ def test_reads_every_value_as_trimmed_text_with_lineage(
         "product_name": "Milk",
         RESCUED_DATA: None,
         SOURCE_FILE: "raw-data/products/f.csv",
+        SOURCE_CHECKSUM: "0" * 64,
         FILE_ORDINAL: 3,
         LINE_NUMBER: 2,
         **violation,
@@ -113,7 +116,8 @@ def test_reads_every_value_as_trimmed_text_with_lineage(
     assert second[LINE_NUMBER] == 3
     # A row breaking a rule keeps its raw, untrimmed values under the original headers.
     if engine.violation:
-        assert third[engine.violation] == 0  # not_null(product_id), the first rule
+        # not_null(product_id), the first rule after wrong_field_count
+        assert third[engine.violation] == 1
     assert third[LINE_NUMBER] == 4
     assert json.loads(third[RAW_RECORD]) == {
         "product_id": "  ",
@@ -224,14 +228,18 @@ def test_empty_files_yield_no_rows(
     assert engine.columns(frame) == source_columns(engine)
 
 
-def test_blank_records_are_skipped_but_counted_as_lines(
+def test_blank_records_are_rows_that_break_not_null(
     engine: EngineCase, write_source: WriteSource
 ) -> None:
+    # Issue 11 item 13: a blank line or a row of empty fields is counted and quarantined
+    # (no key), never dropped uncounted.
     content = csv_text(PRODUCTS_HEADER, "1,2,dairy,milk", "", " , ,,", "2,2,dairy,cream", "")
     frame = read(engine, write_source, content)
     records = in_line_order(engine, frame)
-    assert [r["product_id"] for r in records] == ["1", "2"]
-    assert [r[LINE_NUMBER] for r in records] == [2, 5]
+    assert [r["product_id"] for r in records] == ["1", None, None, "2", None]
+    assert [r[LINE_NUMBER] for r in records] == [2, 3, 4, 5, 6]
+    if engine.violation:
+        assert [r[engine.violation] for r in records] == [None, 1, 1, None, 1]
 
 
 def test_short_records_read_missing_fields_as_null(
@@ -258,7 +266,6 @@ def test_orders_date_may_be_absent(engine: EngineCase, write_source: WriteSource
             "product_id,department_id,department,product_name\n1,2,x,y\n".encode("utf-16"),
             "not_utf8",
         ),
-        (csv_text(PRODUCTS_HEADER, "1,2,dairy,milk,extra"), "malformed_csv"),
         (csv_text(PRODUCTS_HEADER, '1,2,"dairy,milk', "2,2,x,y"), "malformed_csv"),
         (csv_text(PRODUCTS_HEADER, '1,2,"dairy"x,milk'), "malformed_csv"),
         (csv_text("product_id,department,product_name", "1,dairy,milk"), "missing_columns"),
@@ -267,7 +274,6 @@ def test_orders_date_may_be_absent(engine: EngineCase, write_source: WriteSource
     ids=[
         "latin-1",
         "utf-16",
-        "more-fields-than-header",
         "unterminated-quote",
         "text-after-closing-quote",
         "missing-column",

@@ -208,15 +208,16 @@ def test_glob_characters_in_a_name_are_literal(
 def test_the_file_is_parsed_once_and_not_read_again(
     spark: EngineCase, write_source: WriteSource
 ) -> None:
-    # 20 000 records: several Arrow batches out of the parse, quoted newlines and blank
-    # lines among them.
+    # 20 000 records: several Arrow batches out of the parse, quoted newlines among them,
+    # and two blank lines at the end (rows too, quarantined for their missing key).
     rows = [f'{i},2,"d\n{i}",x' if i % 1000 == 0 else f"{i},2,d,x" for i in range(20_000)]
     source = write_source("big.csv", csv_text(PRODUCTS_HEADER, *rows, "", "  "), PRODUCTS)
     frame = spark.engine.read_source(source, PRODUCTS, RESCUE)
     # The raw file is archived once committed: nothing after read_source may need it.
     Path(source.uri).unlink()
     staged = spark.engine.stage([frame], PRODUCTS, make_run())
-    assert staged.counts[source.key].rows_read == 20_000
+    assert staged.counts[source.key].rows_read == 20_002
+    assert staged.counts[source.key].quarantined == 2
     lines = dict(spark.rows(frame, "product_id", LINE_NUMBER))
     # Line 1 is the header; record i starts on line 2 + i + (quoted newlines before it).
     assert lines["0"] == 2

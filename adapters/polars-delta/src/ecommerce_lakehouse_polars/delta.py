@@ -10,7 +10,12 @@ import polars as pl
 
 from ecommerce_lakehouse.domain.types import Column
 from ecommerce_lakehouse.ports.engine import CommitRecord, operation_metrics, user_metadata
-from ecommerce_lakehouse_polars.dtypes import arrow_schema, delta_columns, polars_dtype
+from ecommerce_lakehouse_polars.dtypes import (
+    arrow_schema,
+    delta_columns,
+    delta_type_name,
+    polars_dtype,
+)
 
 
 def open_table(uri: str, storage_options: Mapping[str, str]) -> Any | None:
@@ -90,20 +95,58 @@ def delta_arrow_stream(
     return pa.RecordBatchReader.from_batches(arrow_schema(columns), batches())
 
 
+def add_missing_columns(table: Any, columns: Sequence[Column]) -> None:
+    """Append to ``table``'s schema the ``columns`` it lacks, as nullable columns.
+
+    How an audit table written by an older version gains a column the contract appended
+    (``quarantine.source_checksum``); existing rows read it as null.
+    """
+    from deltalake import Field
+    from deltalake.schema import PrimitiveType
+
+    present = {field.name for field in table.schema().fields}
+    missing = [c for c in columns if c.name not in present]
+    if missing:
+        table.alter.add_columns(
+            [Field(c.name, PrimitiveType(delta_type_name(c.type)), nullable=True) for c in missing]
+        )
+
+
 def append(
-    uri: str, frame: pl.DataFrame, columns: Sequence[Column], storage_options: Mapping[str, str]
+    uri: str,
+    frame: pl.DataFrame,
+    columns: Sequence[Column],
+    storage_options: Mapping[str, str],
+    unique_key: Sequence[str] = (),
 ) -> None:
-    """Append ``frame``, conformed to ``columns``, to the table at ``uri`` (created if missing)."""
+    """Append ``frame``, conformed to ``columns``, to the table at ``uri`` (created if missing).
+
+    Args:
+        uri: the table.
+        frame: the rows.
+        columns: the table's columns; those an existing table lacks are added first.
+        storage_options: object-store options.
+        unique_key: when given, rows whose key is already stored are skipped (an
+            insert-only MERGE), so writing the same rows again adds nothing.
+    """
     from deltalake import write_deltalake
 
-    create_table(uri, columns, None, storage_options)
+    table = create_table(uri, columns, None, storage_options)
+    add_missing_columns(table, columns)
     if frame.height == 0:
         return
-    write_deltalake(
-        uri,
-        to_delta_arrow(frame, columns),
-        mode="append",
-        storage_options=dict(storage_options) or None,
+    data = to_delta_arrow(frame, columns)
+    if not unique_key:
+        write_deltalake(uri, data, mode="append", storage_options=dict(storage_options) or None)
+        return
+    # Opened again: the table object predates the columns just added.
+    table = open_table(uri, storage_options)
+    assert table is not None  # created above
+    predicate = " AND ".join(f"t.{k} = s.{k}" for k in unique_key)
+    (
+        table.merge(data, predicate=predicate, source_alias="s", target_alias="t")
+        .when_not_matched_insert_all()
+        .execute()
     )
 
 

@@ -74,6 +74,11 @@ def column_type_of_delta(type_name: str, column: str) -> ColumnType:
         ) from None
 
 
+def delta_type_name(column_type: ColumnType) -> str:
+    """The Delta primitive type name of a logical type (``long`` for BIGINT)."""
+    return next(name for name, logical in _DELTA.items() if logical is column_type)
+
+
 def delta_columns(delta_schema: Any) -> tuple[Column, ...]:
     """Domain columns of a ``deltalake.Schema``."""
     columns: list[Column] = []

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from ecommerce_lakehouse.domain.audit import AuditTable
+from ecommerce_lakehouse.domain.headers import DEFAULT_READ_LIMITS, ReadLimits
 from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import (
@@ -37,10 +38,16 @@ class PolarsDeltaTableEngine:
         storage_options: object-store options (credentials, endpoint, region) passed to the
             Polars CSV reader and to delta-rs; empty for local paths. A table's own
             ``TableRef.storage_options`` take precedence for that table.
+        read_limits: bounds on the columns and field size of a raw file.
     """
 
-    def __init__(self, storage_options: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        storage_options: Mapping[str, str] | None = None,
+        read_limits: ReadLimits = DEFAULT_READ_LIMITS,
+    ) -> None:
         self._storage_options = dict(storage_options or {})
+        self._read_limits = read_limits
 
     @property
     def name(self) -> str:
@@ -60,7 +67,9 @@ class PolarsDeltaTableEngine:
         Raises:
             FileRejected: the file cannot be read at all (PRODUCT §4.1).
         """
-        return read_source_frame(source, schema, evolution, self._storage_options)
+        return read_source_frame(
+            source, schema, evolution, self._storage_options, self._read_limits
+        )
 
     def stage(
         self, frames: Sequence[pl.DataFrame], schema: TableSchema, run: RunContext
@@ -90,8 +99,11 @@ class PolarsDeltaTableEngine:
         return merge_batch(table.uri, self._options(table), batch, schema, commit_metadata)
 
     def append_frame(self, table: TableRef, audit: AuditTable, frame: pl.DataFrame) -> None:
-        """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing."""
-        append(table.uri, frame, audit.columns, self._options(table))
+        """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing.
+
+        Rows whose ``audit.unique_key`` is already stored are skipped.
+        """
+        append(table.uri, frame, audit.columns, self._options(table), audit.unique_key)
 
     def append_records(
         self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]

@@ -17,8 +17,11 @@ from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.rules import (
     NUMERIC_TYPES,
     DateMatchesTimestamp,
+    FieldCount,
     InRange,
+    MaxBytes,
     NotNull,
+    NotReserved,
     ParsesAs,
     RowRule,
     rule_name,
@@ -153,6 +156,8 @@ def rule_broken(
         cast: how to obtain a cast column; inline by default.
     """
     match rule:
+        case FieldCount(marker=marker):
+            broken = pl.col(marker)
         case NotNull(column=column):
             broken = pl.col(column).is_null()
         case ParsesAs(column=column, type=column_type):
@@ -169,6 +174,10 @@ def rule_broken(
             day = cast(date_column, ColumnType.DATE)
             moment = cast(ts_column, ColumnType.TIMESTAMP)
             broken = moment.dt.date() != day
+        case MaxBytes(column=column, maximum=maximum):
+            broken = pl.col(column).str.len_bytes() > maximum
+        case NotReserved(column=column, reserved=reserved):
+            broken = pl.col(column).is_in(list(reserved))
         case _:
             assert_never(rule)
     return broken.fill_null(False)
@@ -190,11 +199,12 @@ def first_violation_index(
 
 def violation_label(index: pl.Expr, rules: Sequence[RowRule], label: str) -> pl.Expr:
     """Map a violation index to the rule's ``rule``, ``column`` or ``reason`` text."""
-    texts = {
+    labels: dict[str, list[str | None]] = {
         "rule": [rule_name(r) for r in rules],
         "column": [r.column for r in rules],
         "reason": [r.reason() for r in rules],
-    }[label]
+    }
+    texts = labels[label]
     return index.replace_strict(
         old=list(range(len(rules))), new=texts, default=None, return_dtype=pl.String
     )

@@ -3,8 +3,10 @@
 Polars parses the file with no header and no type inference, so the header row arrives
 verbatim (duplicate names are not silently renamed) and every value is text. Line numbers
 are physical: the header is line 1 and a record spanning lines (a quoted newline) is
-numbered by the line it starts on; records whose every field is blank (blank lines) are
-skipped, not counted as rows.
+numbered by the line it starts on. Every record is a row, blank lines and rows of empty
+fields included (they are quarantined for their missing key, never dropped uncounted).
+Records are aligned to the header: missing trailing fields read as empty, empty fields past
+it are ignored, and a record with a value past it is marked for rule ``wrong_field_count``.
 
 The rules and casts run here, one file at a time, rather than on the whole batch in
 ``stage``: a source frame then holds typed values (far smaller than text) and builds the
@@ -13,23 +15,30 @@ raw record (a JSON object of the row) only for the rows that break a rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from urllib.parse import unquote, urlparse
 
 import polars as pl
 
 from ecommerce_lakehouse.domain.errors import FileRejected
 from ecommerce_lakehouse.domain.headers import (
+    DEFAULT_READ_LIMITS,
+    HEADER_CHUNK_BYTES,
     HeaderColumn,
+    ReadLimits,
     check_header,
     evolved_name,
+    file_start_violation,
+    limit_rejection,
     stray_quote_detail,
 )
-from ecommerce_lakehouse.domain.rules import casts_needed
+from ecommerce_lakehouse.domain.rules import EXTRA_FIELDS_KEY, RAGGED_RECORD, casts_needed
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
     LINE_NUMBER,
     RAW_RECORD,
     RESCUED_DATA,
+    SOURCE_CHECKSUM,
     SOURCE_FILE,
     TableSchema,
 )
@@ -58,6 +67,7 @@ def source_frame_schema(schema: TableSchema) -> pl.Schema:
             RESCUED_DATA: pl.String(),
             # One key per file: categorical codes, not the key text on every row.
             SOURCE_FILE: pl.Categorical(),
+            SOURCE_CHECKSUM: pl.Categorical(),
             FILE_ORDINAL: pl.Int64(),
             LINE_NUMBER: pl.Int64(),
             VIOLATION: pl.Int32(),
@@ -71,6 +81,7 @@ def read_source_frame(
     schema: TableSchema,
     evolution: SchemaEvolution,
     storage_options: Mapping[str, str],
+    limits: ReadLimits = DEFAULT_READ_LIMITS,
 ) -> pl.DataFrame:
     """Read one CSV and check every row against ``schema``'s rules.
 
@@ -79,6 +90,8 @@ def read_source_frame(
         schema: the table the file feeds.
         evolution: what to do with columns that are not in the schema.
         storage_options: object-store options for non-local URIs.
+        limits: bounds on columns and field size. A local file's header is checked with a
+            bounded read before the parse; a remote one's after it.
 
     Returns:
         One row per record: the business columns typed (null where the text does not
@@ -89,16 +102,31 @@ def read_source_frame(
         valid rows).
 
     Raises:
-        FileRejected: the file is not UTF-8, not parseable CSV, or its header does not fit.
+        FileRejected: the file is compressed, not UTF-8, not parseable CSV, over a limit,
+            or its header does not fit.
     """
-    grid = _read_grid(source, storage_options)
+    path = _local_path(source.uri)
+    if path is not None:
+        # Polars would decompress a gzip file silently, and a very wide header costs far
+        # more to parse than its size suggests: both are caught from the file's first bytes.
+        violation = file_start_violation(_chunks(path), limits)
+        if violation is not None:
+            raise limit_rejection(source.key, violation, limits)
+    grid, width = _read_grid(source, storage_options, limits)
     if grid.width == 0:
         return _empty(schema)
+    if width > limits.max_columns:
+        raise limit_rejection(source.key, "too_many_columns", limits)
+    # String views know their length: this reads no text.
+    longest = grid.select(pl.max_horizontal(pl.all().str.len_bytes().max())).item()
+    if longest is not None and longest > limits.max_field_bytes:
+        raise limit_rejection(source.key, "field_too_large", limits)
     # Internal names cannot clash with business or evolved names (see VIOLATION).
     grid = grid.rename({c: _cell(i) for i, c in enumerate(grid.columns)})
-    width = grid.width
-    header = ["" if v is None else str(v) for v in grid.row(0)]
-    if all(not h.strip() for h in header) and not _has_records(grid.slice(1), width):
+    # Cells past the header's width hold the fields of longer records ("" elsewhere).
+    total = grid.width
+    header = ["" if v is None else str(v) for v in grid.row(0)[:width]]
+    if all(not h.strip() for h in header) and not _has_records(grid.slice(1), total):
         # A whitespace-only file: no header and no data.
         return _empty(schema)
     columns = check_header(source.key, schema, evolution, header)
@@ -120,14 +148,18 @@ def read_source_frame(
         else []
     )
     text += [pl.col(_norm(c.position)).alias(n) for c, n in zip(extras, evolved, strict=False)]
-    text += [pl.col(_LINE).alias(LINE_NUMBER), *(pl.col(_cell(i)) for i in range(width))]
+    text += [
+        pl.col(_LINE).alias(LINE_NUMBER),
+        _ragged(width, total).alias(RAGGED_RECORD),
+        *(pl.col(_cell(i)) for i in range(total)),
+    ]
 
+    # Every record is a row, blank ones too: they are quarantined (no key), not dropped.
     records = (
         grid.lazy()
-        .with_columns(_line_numbers(width).alias(_LINE))
+        .with_columns(_line_numbers(total).alias(_LINE))
         .slice(1)
         .with_columns(normalized(pl.col(_cell(i))).alias(_norm(i)) for i in range(width))
-        .filter(~_blank(width))
         .select(text)
     )
     checked = _typed_and_checked(records, schema).select(
@@ -135,18 +167,26 @@ def read_source_frame(
         RESCUED_DATA,
         *evolved,
         pl.lit(source.key, pl.Categorical).alias(SOURCE_FILE),
+        pl.lit(source.checksum, pl.Categorical).alias(SOURCE_CHECKSUM),
         pl.lit(source.ordinal, pl.Int64).alias(FILE_ORDINAL),
         LINE_NUMBER,
         VIOLATION,
-        *(_cell(i) for i in range(width)),
+        RAGGED_RECORD,
+        *(_cell(i) for i in range(total)),
     )
     frame = checked.collect()
     # One chunk per column: the batch then has one per file in every column, and filters
     # on it need not realign (copy) columns of different chunkings.
     return frame.select(
-        pl.exclude([_cell(i) for i in range(width)]),
-        _raw_records(frame, columns).alias(RAW_RECORD),
+        pl.exclude([RAGGED_RECORD, *(_cell(i) for i in range(total))]),
+        _raw_records(frame, columns, width, total).alias(RAW_RECORD),
     ).rechunk()
+
+
+def _ragged(width: int, total: int) -> pl.Expr:
+    """Whether a record has a non-empty field past the header (``FieldCount``)."""
+    past = [pl.col(_cell(i)) != "" for i in range(width, total)]
+    return pl.any_horizontal(past) if past else pl.lit(False)
 
 
 def _typed_and_checked(records: pl.LazyFrame, schema: TableSchema) -> pl.LazyFrame:
@@ -181,12 +221,30 @@ def _typed_and_checked(records: pl.LazyFrame, schema: TableSchema) -> pl.LazyFra
     return checked.with_columns(value.alias(name) for name, value in typed.items())
 
 
-def _raw_records(frame: pl.DataFrame, columns: Sequence[HeaderColumn]) -> pl.Series:
+def _raw_records(
+    frame: pl.DataFrame, columns: Sequence[HeaderColumn], width: int, total: int
+) -> pl.Series:
     # Only the rows that break a rule need their raw record, and they are few: encode
     # those, and leave every other row null.
     broken = frame.get_column(VIOLATION).is_not_null()
-    cells = frame.select(_cell(c.position) for c in columns).filter(broken)
-    raw = cells.select(_json_object(columns)).to_series()
+    cells = frame.select(RAGGED_RECORD, *(_cell(i) for i in range(total))).filter(broken)
+    encoded = _json_object(columns)
+    if total > width:
+        # A record longer than the header keeps its fields past it, as a JSON array
+        # without the trailing empty ones (the padding of shorter records).
+        past = [pl.col(_cell(i)) for i in range(width, total)]
+        kept = pl.max_horizontal(
+            pl.when(cell != "").then(pl.lit(n + 1)).otherwise(pl.lit(0))
+            for n, cell in enumerate(past)
+        )
+        with_extra = pl.struct(
+            [
+                *(pl.col(_cell(c.position)).alias(c.original) for c in columns),
+                pl.concat_list(past).list.head(kept).alias(EXTRA_FIELDS_KEY),
+            ]
+        ).struct.json_encode()
+        encoded = pl.when(pl.col(RAGGED_RECORD)).then(with_extra).otherwise(encoded)
+    raw = cells.select(encoded).to_series()
     return pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(
         broken.arg_true(), raw
     )
@@ -208,16 +266,61 @@ def _parts(column: str) -> str:
     return f"_Parts_{column}"
 
 
-def _blank(width: int) -> pl.Expr:
-    return pl.all_horizontal(pl.col(_norm(i)).is_null() for i in range(width))
-
-
 def _has_records(rows: pl.DataFrame, width: int) -> bool:
     blank = pl.all_horizontal(normalized(pl.col(_cell(i))).is_null() for i in range(width))
     return bool(rows.select((~blank).any()).item())
 
 
-def _read_grid(source: SourceFile, storage_options: Mapping[str, str]) -> pl.DataFrame:
+def _local_path(uri: str) -> str | None:
+    """The file-system path of a local URI (a plain path or ``file://``), else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    # A one-letter scheme is a Windows drive.
+    return uri if len(parsed.scheme) <= 1 else None
+
+
+def _chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HEADER_CHUNK_BYTES):
+            yield chunk
+
+
+def _read_grid(
+    source: SourceFile, storage_options: Mapping[str, str], limits: ReadLimits
+) -> tuple[pl.DataFrame, int]:
+    """The file's cells (no header, all text) and the header's width.
+
+    Polars takes the first record's width for the file's and fails on a longer record: the
+    file is then read again (dirty files only) with room for the longer records, doubling
+    it up to ``limits.max_columns``, shorter records padded with ``""``.
+    """
+    try:
+        grid = _read_csv(source, storage_options)
+        return grid, grid.width
+    except pl.exceptions.ComputeError as error:
+        if "more fields" not in str(error).lower():
+            raise
+    width = _read_csv(source, storage_options, n_rows=1).width
+    room = 2 * width
+    while True:
+        try:
+            return _read_csv(source, storage_options, width=min(room, limits.max_columns)), width
+        except pl.exceptions.ComputeError as error:
+            if "more fields" not in str(error).lower():
+                raise
+            if room >= limits.max_columns:
+                raise limit_rejection(source.key, "too_many_columns", limits) from None
+            room *= 2
+
+
+def _read_csv(
+    source: SourceFile,
+    storage_options: Mapping[str, str],
+    *,
+    width: int | None = None,
+    n_rows: int | None = None,
+) -> pl.DataFrame:
     try:
         return pl.read_csv(
             source.uri,
@@ -225,12 +328,19 @@ def _read_grid(source: SourceFile, storage_options: Mapping[str, str]) -> pl.Dat
             separator=",",
             quote_char='"',
             infer_schema=False,
+            schema=None if width is None else {f"c{i}": pl.String for i in range(width)},
+            missing_columns=None if width is None else "insert",
+            n_rows=n_rows,
+            # Only to learn the header's width: longer records later are not read.
+            truncate_ragged_lines=n_rows is not None,
             empty_string_is_null=False,
             raise_if_empty=False,
             glob=False,
             storage_options=dict(storage_options) or None,
         )
     except pl.exceptions.ComputeError as error:
+        if "more fields" in str(error).lower():
+            raise
         rejected = _rejection(source, error)
         if rejected is None:
             raise
@@ -244,10 +354,6 @@ def _rejection(source: SourceFile, error: pl.exceptions.ComputeError) -> FileRej
     message = str(error).lower()
     if "utf-8" in message or "utf8" in message:
         return FileRejected("not_utf8", f"{source.key} is not valid UTF-8 text")
-    if "more fields" in message:
-        return FileRejected(
-            "malformed_csv", f"{source.key} has a record with more fields than its header"
-        )
     if "csv malformed" in message:
         # Polars' chunk row count goes wrong on an odd number of quotes in an unquoted
         # field (``a"b``): the one way a parse fails with this message.

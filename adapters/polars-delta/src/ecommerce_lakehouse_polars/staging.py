@@ -19,6 +19,7 @@ from ecommerce_lakehouse.domain.schemas import (
     RAW_RECORD,
     RESCUED_DATA,
     RUN_ID,
+    SOURCE_CHECKSUM,
     SOURCE_FILE,
     TableSchema,
 )
@@ -67,7 +68,7 @@ def stage_frames(
     broken = batch.get_column(VIOLATION).is_not_null()
 
     quarantine = (
-        batch.select(SOURCE_FILE, *position, VIOLATION, RAW_RECORD)
+        batch.select(SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD)
         .filter(broken)
         .sort(position)
         .select(
@@ -80,6 +81,7 @@ def stage_frames(
             violation_label(violation, schema.rules, "reason").alias("reason"),
             pl.col(RAW_RECORD).alias("raw_record"),
             utc_literal(run.started_at).alias("quarantined_at"),
+            pl.col(SOURCE_CHECKSUM).cast(pl.String).alias("source_checksum"),
         )
     )
 

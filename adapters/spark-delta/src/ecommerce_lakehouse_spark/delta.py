@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from ecommerce_lakehouse.domain.types import Column, ColumnType
@@ -114,17 +115,58 @@ def conform(frame: DataFrame, columns: Sequence[Column]) -> DataFrame:
     )
 
 
+def add_missing_columns(session: SparkSession, uri: str, columns: Sequence[Column]) -> None:
+    """Append to the table's schema the ``columns`` it lacks, as nullable columns.
+
+    How an audit table written by an older version gains a column the contract appended
+    (``quarantine.source_checksum``); existing rows read it as null.
+    """
+    table = open_table(session, uri)
+    if table is None:
+        return
+    present = {name.lower() for name in table.toDF().columns}
+    missing = [c for c in columns if c.name.lower() not in present]
+    if missing:
+        added = ", ".join(f"`{c.name}` {spark_type(c.type).simpleString()}" for c in missing)
+        escaped = uri.replace("`", "``")
+        session.sql(f"ALTER TABLE delta.`{escaped}` ADD COLUMNS ({added})")
+
+
 def append_frame(
-    session: SparkSession, uri: str, frame: DataFrame, columns: Sequence[Column]
+    session: SparkSession,
+    uri: str,
+    frame: DataFrame,
+    columns: Sequence[Column],
+    unique_key: Sequence[str] = (),
 ) -> None:
     """Append ``frame``, conformed to ``columns``, to the table at ``uri`` (created if missing).
 
     An empty frame only creates the table: Spark would otherwise commit an empty version.
+
+    Args:
+        session: the Spark session.
+        uri: the table.
+        frame: the rows.
+        columns: the table's columns; those an existing table lacks are added first.
+        unique_key: when given, rows whose key is already stored are skipped (an
+            insert-only MERGE), so writing the same rows again adds nothing.
     """
     create_table(session, uri, columns, None)
+    add_missing_columns(session, uri, columns)
     if frame.isEmpty():
         return
-    conform(frame, columns).write.format("delta").mode("append").save(uri)
+    rows = conform(frame, columns)
+    if not unique_key:
+        rows.write.format("delta").mode("append").save(uri)
+        return
+    from pyspark.sql import functions as F
+
+    table = open_table(session, uri)
+    assert table is not None  # created above
+    condition = reduce(
+        lambda a, b: a & b, (F.col(f"t.`{k}`") == F.col(f"s.`{k}`") for k in unique_key)
+    )
+    table.alias("t").merge(rows.alias("s"), condition).whenNotMatchedInsertAll().execute()
 
 
 def records_frame(
@@ -148,6 +190,7 @@ def append_records(
 ) -> None:
     """Append plain records to the table at ``uri`` (created if missing, even with none)."""
     create_table(session, uri, columns, None)
+    add_missing_columns(session, uri, columns)
     if not records:
         return
     records_frame(session, records, columns).write.format("delta").mode("append").save(uri)

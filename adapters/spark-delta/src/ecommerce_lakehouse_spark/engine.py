@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ecommerce_lakehouse.domain.audit import AuditTable
+from ecommerce_lakehouse.domain.headers import DEFAULT_READ_LIMITS, ReadLimits
 from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import (
@@ -37,10 +38,14 @@ class SparkDeltaTableEngine:
 
     Args:
         session: the Spark session (with Delta Lake) every read and write runs on.
+        read_limits: bounds on the columns and field size of a raw file.
     """
 
-    def __init__(self, session: SparkSession) -> None:
+    def __init__(
+        self, session: SparkSession, read_limits: ReadLimits = DEFAULT_READ_LIMITS
+    ) -> None:
         self._session = session
+        self._read_limits = read_limits
 
     @property
     def name(self) -> str:
@@ -60,7 +65,7 @@ class SparkDeltaTableEngine:
         Raises:
             FileRejected: the file cannot be read at all (PRODUCT §4.1).
         """
-        return read_source_frame(self._session, source, schema, evolution)
+        return read_source_frame(self._session, source, schema, evolution, self._read_limits)
 
     def stage(
         self, frames: Sequence[DataFrame], schema: TableSchema, run: RunContext
@@ -90,8 +95,11 @@ class SparkDeltaTableEngine:
         return merge_batch(self._session, table.uri, batch, schema, commit_metadata)
 
     def append_frame(self, table: TableRef, audit: AuditTable, frame: DataFrame) -> None:
-        """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing."""
-        append_frame(self._session, table.uri, frame, audit.columns)
+        """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing.
+
+        Rows whose ``audit.unique_key`` is already stored are skipped.
+        """
+        append_frame(self._session, table.uri, frame, audit.columns, audit.unique_key)
 
     def append_records(
         self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]

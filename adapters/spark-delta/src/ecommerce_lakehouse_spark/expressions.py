@@ -30,8 +30,11 @@ from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.rules import (
     NUMERIC_TYPES,
     DateMatchesTimestamp,
+    FieldCount,
     InRange,
+    MaxBytes,
     NotNull,
+    NotReserved,
     ParsesAs,
     RowRule,
     rule_name,
@@ -222,6 +225,8 @@ def rule_broken(rule: RowRule, types: Mapping[str, ColumnType], cast: Cast = inl
         cast: how to obtain a cast column; inline by default.
     """
     match rule:
+        case FieldCount(marker=marker):
+            broken = F.col(marker)
         case NotNull(column=column):
             broken = F.col(column).isNull()
         case ParsesAs(column=column, type=column_type):
@@ -238,6 +243,10 @@ def rule_broken(rule: RowRule, types: Mapping[str, ColumnType], cast: Cast = inl
             day = cast(date_column, ColumnType.DATE)
             moment = cast(ts_column, ColumnType.TIMESTAMP)
             broken = utc_date(moment) != day
+        case MaxBytes(column=column, maximum=maximum):
+            broken = F.octet_length(F.col(column)) > maximum
+        case NotReserved(column=column, reserved=reserved):
+            broken = F.col(column).isin(list(reserved))
         case _:
             assert_never(rule)
     return F.coalesce(broken, F.lit(False))
@@ -255,11 +264,12 @@ def first_violation_index(
 
 def violation_label(index: Column, rules: Sequence[RowRule], label: str) -> Column:
     """Map a violation index to the rule's ``rule``, ``column`` or ``reason`` text."""
-    texts = {
+    labels: dict[str, list[str | None]] = {
         "rule": [rule_name(r) for r in rules],
         "column": [r.column for r in rules],
         "reason": [r.reason() for r in rules],
-    }[label]
+    }
+    texts = labels[label]
     labelled = F.lit(None).cast(StringType())
     for position in reversed(range(len(rules))):
         labelled = F.when(index == position, F.lit(texts[position])).otherwise(labelled)

@@ -9,10 +9,13 @@ row saying whether the file parsed. Everything after that — trimming, rules, c
 dates, JSON records — is Spark column expressions.
 
 Line numbers are physical: the header is line 1 and a record spanning lines (a quoted
-newline) is numbered by the line it starts on; records whose every field is blank (blank
-lines) are skipped, not counted as rows. Only ``\n`` ends a line (``\r\n`` too, its ``\r``
-dropped); a lone ``\r`` is text, as for the Polars engine (which also drops one
-ending an unquoted field: trimmed values are the same, raw records may differ).
+newline) is numbered by the line it starts on. Every record is a row, blank lines and rows of
+empty fields included (quarantined for their missing key). Records are aligned to the header
+as by the Polars engine: missing trailing fields read as empty, empty fields past it are
+ignored, and a record with a value past it is marked for rule ``wrong_field_count``. Only
+``\n`` ends a line (``\r\n`` too, its ``\r`` dropped); a lone ``\r`` is text, as for the
+Polars engine (which also drops one ending an unquoted field: trimmed values are the same,
+raw records may differ).
 
 The rules and casts are compiled here, per file, like the Polars engine does, and the raw
 record (a JSON object of the row) is built only for the rows that break a rule. The parsed
@@ -27,7 +30,7 @@ import io
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from functools import reduce
+from functools import partial, reduce
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -43,17 +46,23 @@ from pyspark.sql.types import (
 
 from ecommerce_lakehouse.domain.errors import FileRejected
 from ecommerce_lakehouse.domain.headers import (
+    DEFAULT_READ_LIMITS,
+    HEADER_CHUNK_BYTES,
     HeaderColumn,
+    ReadLimits,
     check_header,
     evolved_name,
+    file_start_violation,
+    limit_rejection,
     stray_quote_detail,
 )
-from ecommerce_lakehouse.domain.rules import casts_needed
+from ecommerce_lakehouse.domain.rules import EXTRA_FIELDS_KEY, RAGGED_RECORD, casts_needed
 from ecommerce_lakehouse.domain.schemas import (
     FILE_ORDINAL,
     LINE_NUMBER,
     RAW_RECORD,
     RESCUED_DATA,
+    SOURCE_CHECKSUM,
     SOURCE_FILE,
     TableSchema,
 )
@@ -86,6 +95,7 @@ MAX_FILE_BYTES = 2**31 - 1
 _LINE = "#line"
 _CELLS = "#cells"
 _ERROR = "#error"
+_PAST = "#past"
 
 #: What the executor-side parse yields: one row per record (header: line 1; cells padded
 #: with "" to the header's width) and a last row with a null line and the error, if any.
@@ -97,9 +107,10 @@ PARSED_SCHEMA = StructType(
     ]
 )
 _NOT_UTF8 = "not_utf8"
-_MORE_FIELDS = "more_fields"
 _BAD_QUOTE = "bad_quote"
 _STRAY_QUOTE = "stray_quote"
+#: Rejections over a ``ReadLimits`` bound, reported under their domain reason.
+_LIMIT_ERRORS = frozenset({"compressed", "too_many_columns", "field_too_large"})
 _BATCH_ROWS = 8192
 _VALIDATE_BYTES = 1 << 24
 # A lone "\r" is text, but the csv module ends a record on it: it is swapped for a lone
@@ -115,6 +126,7 @@ def source_frame_schema(schema: TableSchema) -> StructType:
             *spark_schema(schema.columns).fields,
             StructField(RESCUED_DATA, StringType()),
             StructField(SOURCE_FILE, StringType()),
+            StructField(SOURCE_CHECKSUM, StringType()),
             StructField(FILE_ORDINAL, LongType()),
             StructField(LINE_NUMBER, LongType()),
             StructField(VIOLATION, IntegerType()),
@@ -124,7 +136,11 @@ def source_frame_schema(schema: TableSchema) -> StructType:
 
 
 def read_source_frame(
-    session: SparkSession, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
+    session: SparkSession,
+    source: SourceFile,
+    schema: TableSchema,
+    evolution: SchemaEvolution,
+    limits: ReadLimits = DEFAULT_READ_LIMITS,
 ) -> DataFrame:
     """Read one CSV and check every row against ``schema``'s rules.
 
@@ -136,6 +152,8 @@ def read_source_frame(
         source: the raw file.
         schema: the table the file feeds.
         evolution: what to do with columns that are not in the schema.
+        limits: bounds on columns and field size, checked on the executor before the parse
+            (the header) and while parsing (every field).
 
     Returns:
         One row per record, in no particular order: the business columns typed (null where
@@ -146,8 +164,9 @@ def read_source_frame(
         break a rule (null for valid rows).
 
     Raises:
-        FileRejected: the file is not UTF-8, not parseable CSV, its header does not fit,
-            or Spark cannot read it (over 2 GiB, or a name Spark takes for hidden).
+        FileRejected: the file is compressed, not UTF-8, not parseable CSV, over a limit,
+            its header does not fit, or Spark cannot read it (over 2 GiB, or a name Spark
+            takes for hidden).
     """
     _check_size(source)
     content = session.read.format("binaryFile").load(_literal_path(source.uri))
@@ -161,18 +180,25 @@ def read_source_frame(
     with warnings.catch_warnings():
         # PySpark 3.5 checks the pandas and pyarrow versions with distutils' LooseVersion.
         warnings.simplefilter("ignore", DeprecationWarning)
-        parsing = content.select("content").mapInArrow(_parse_files, PARSED_SCHEMA)
+        parsing = content.select("content").mapInArrow(
+            partial(_parse_files, limits=limits), PARSED_SCHEMA
+        )
     # Materialised by the first action below: the file is parsed exactly once.
     parsed = parsing.localCheckpoint(eager=False)
     header, error = _summary(parsed)
     if error is not None:
-        raise _rejection(source, error)
+        raise _rejection(source, error, limits)
     if header is None:
         # No record at all (Spark does not even scan a zero-byte file).
         return _empty(session, schema)
     width = len(header)
+    cells = F.col(_CELLS)
     grid = parsed.where(F.col(_LINE) > 1).select(
-        F.col(_LINE), *(F.col(_CELLS).getItem(i).alias(_cell(i)) for i in range(width))
+        F.col(_LINE),
+        *(cells.getItem(i).alias(_cell(i)) for i in range(width)),
+        # The parse kept a longer record's fields past the header, but no trailing empty one.
+        (F.size(cells) > width).alias(RAGGED_RECORD),
+        F.slice(cells, width + 1, F.size(cells) - width).alias(_PAST),
     )
     if all(not h.strip() for h in header) and not _has_records(grid, width):
         # A whitespace-only file: no header and no data.
@@ -196,13 +222,17 @@ def read_source_frame(
         else []
     )
     text += [F.col(_norm(c.position)).alias(n) for c, n in zip(extras, evolved, strict=False)]
-    text += [F.col(_LINE).alias(LINE_NUMBER), *(F.col(_cell(i)) for i in range(width))]
+    text += [
+        F.col(_LINE).alias(LINE_NUMBER),
+        F.col(RAGGED_RECORD),
+        F.col(_PAST),
+        *(F.col(_cell(i)) for i in range(width)),
+    ]
 
-    records = (
-        grid.select("*", *(normalized(F.col(_cell(i))).alias(_norm(i)) for i in range(width)))
-        .where(~_blank(width))
-        .select(text)
-    )
+    # Every record is a row, blank ones too: they are quarantined (no key), not dropped.
+    records = grid.select(
+        "*", *(normalized(F.col(_cell(i))).alias(_norm(i)) for i in range(width))
+    ).select(text)
     checked = _typed_and_checked(records, schema)
     broken = F.col(VIOLATION).isNotNull()
     return checked.select(
@@ -210,11 +240,14 @@ def read_source_frame(
         RESCUED_DATA,
         *evolved,
         F.lit(source.key).alias(SOURCE_FILE),
+        F.lit(source.checksum).alias(SOURCE_CHECKSUM),
         F.lit(source.ordinal).cast(LongType()).alias(FILE_ORDINAL),
         LINE_NUMBER,
         VIOLATION,
         # Only the rows that break a rule need their raw record, and they are few.
-        F.when(broken, _json_object(columns)).alias(RAW_RECORD),
+        F.when(broken & F.col(RAGGED_RECORD), _json_object(columns, F.col(_PAST)))
+        .when(broken, _json_object(columns))
+        .alias(RAW_RECORD),
     )
 
 
@@ -281,13 +314,11 @@ def _literal_path(uri: str) -> str:
     return re.sub(r"([\\*?\[\]{}])", r"\\\1", uri)
 
 
-def _rejection(source: SourceFile, error: str) -> FileRejected:
+def _rejection(source: SourceFile, error: str, limits: ReadLimits) -> FileRejected:
+    if error in _LIMIT_ERRORS:
+        return limit_rejection(source.key, error, limits)
     if error == _NOT_UTF8:
         return FileRejected("not_utf8", f"{source.key} is not valid UTF-8 text")
-    if error == _MORE_FIELDS:
-        return FileRejected(
-            "malformed_csv", f"{source.key} has a record with more fields than its header"
-        )
     if error == _STRAY_QUOTE:
         return FileRejected("malformed_csv", stray_quote_detail(source.key))
     return FileRejected(
@@ -298,14 +329,16 @@ def _rejection(source: SourceFile, error: str) -> FileRejected:
 
 
 # ---------------------------------------------------------------- executor side
-def _parse_files(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _parse_files(batches: Iterable[pa.RecordBatch], limits: ReadLimits) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` function: parse every file of the batches (one ``content`` each)."""
     for batch in batches:
         for content in batch.column(0).to_pylist():
-            yield from _parse_file(content)
+            yield from _parse_file(content, limits)
 
 
-def _parse_file(content: bytes) -> Iterator[pa.RecordBatch]:
+def _parse_file(
+    content: bytes, limits: ReadLimits = DEFAULT_READ_LIMITS
+) -> Iterator[pa.RecordBatch]:
     """The records of one file as batches of :data:`PARSED_SCHEMA`, then the end row."""
     import pyarrow as pa
 
@@ -338,6 +371,16 @@ def _parse_file(content: bytes) -> Iterator[pa.RecordBatch]:
             schema=arrow_schema,
         )
 
+    # The header is checked first, from the file's first bytes only (as the Polars engine
+    # does before it parses): compressed content, too many columns, a huge header field.
+    view = memoryview(content)
+    violation = file_start_violation(
+        (bytes(view[i : i + HEADER_CHUNK_BYTES]) for i in range(0, len(view), HEADER_CHUNK_BYTES)),
+        limits,
+    )
+    if violation is not None:
+        yield end(violation)
+        return
     # Validated whole first, so a file is "not UTF-8" wherever its bad bytes are.
     if not _is_utf8(content):
         yield end(_NOT_UTF8)
@@ -357,13 +400,22 @@ def _parse_file(content: bytes) -> Iterator[pa.RecordBatch]:
                 return
             # A blank line is a record of one empty field (it is a header of width 1).
             record = row or [""]
+            if len(record) > limits.max_columns:
+                yield end("too_many_columns")
+                return
             if width == 0:
                 width = len(record)
-            elif len(record) > width:
-                yield end(_MORE_FIELDS)
-                return
+            # Empty fields past the header are ignored; others are kept for FieldCount.
+            while len(record) > width and not record[-1]:
+                record.pop()
             if any(_CR_STAND_IN in c for c in record):
                 record = [c.replace(_CR_STAND_IN, "\r") for c in record]
+            # A character is at most 4 UTF-8 bytes: only a long field needs encoding.
+            if max(map(len, record)) * 4 > limits.max_field_bytes and any(
+                len(c.encode("utf-8")) > limits.max_field_bytes for c in record
+            ):
+                yield end("field_too_large")
+                return
             lines.append(start)
             cells.append(record + [""] * (width - len(record)))
             start = reader.line_num + 1
@@ -463,22 +515,22 @@ def _parts(column: str) -> str:
     return f"#parts#{column}"
 
 
-def _blank(width: int) -> Column:
-    return reduce(lambda a, b: a & b, (F.col(_norm(i)).isNull() for i in range(width)))
-
-
 #: Jackson writes ``\\u001C`` where the Polars engine (and Python's json) write
 #: ``\\u001c``: lower-case the hex digits of the control-character escapes Jackson writes in
 #: full (U+000B, U+000E, U+000F, U+001A..U+001F), wherever the backslash is not escaped.
 _UPPER_HEX_ESCAPE = r"\\u00[01][A-F]"
 
 
-def _json_object(columns: Sequence[HeaderColumn]) -> Column:
-    """A JSON object ``{original header: raw value}`` of the given columns."""
-    encoded = F.to_json(
-        F.struct(*(F.col(_cell(c.position)).alias(c.original) for c in columns)),
-        {"ignoreNullFields": "false"},
-    )
+def _json_object(columns: Sequence[HeaderColumn], past: Column | None = None) -> Column:
+    """A JSON object ``{original header: raw value}`` of the given columns.
+
+    ``past``, when given, is an array of fields past the header, kept under
+    ``EXTRA_FIELDS_KEY``.
+    """
+    fields = [F.col(_cell(c.position)).alias(c.original) for c in columns]
+    if past is not None:
+        fields.append(past.alias(EXTRA_FIELDS_KEY))
+    encoded = F.to_json(F.struct(*fields), {"ignoreNullFields": "false"})
     lowered = encoded
     for digit in "ABCDEF":
         lowered = F.regexp_replace(

@@ -27,6 +27,7 @@ from ecommerce_lakehouse.domain.schemas import (
     RAW_RECORD,
     RESCUED_DATA,
     RUN_ID,
+    SOURCE_CHECKSUM,
     SOURCE_FILE,
     TableSchema,
 )
@@ -109,7 +110,7 @@ def stage_frames(
     violation = F.col(VIOLATION)
     quarantine = (
         ranked.where(~valid)
-        .select(SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER, VIOLATION, RAW_RECORD)
+        .select(SOURCE_FILE, SOURCE_CHECKSUM, FILE_ORDINAL, LINE_NUMBER, VIOLATION, RAW_RECORD)
         # Few rows: one partition sorted in place, with no range-partitioning sample job.
         .coalesce(1)
         .sortWithinPartitions(FILE_ORDINAL, LINE_NUMBER)
@@ -123,6 +124,7 @@ def stage_frames(
             violation_label(violation, schema.rules, "reason").alias("reason"),
             F.col(RAW_RECORD).alias("raw_record"),
             utc_literal(run.started_at).alias("quarantined_at"),
+            F.col(SOURCE_CHECKSUM).alias("source_checksum"),
         )
     )
     survivors = ranked.where(valid & (F.col(_RANK) == 1)).select(
