@@ -6,6 +6,7 @@ tested against them behaves the same against the local or AWS adapters.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import threading
 from collections.abc import Iterator, Mapping
@@ -15,16 +16,23 @@ from datetime import UTC, datetime
 from ecommerce_lakehouse.domain.errors import IntegrityError, LockTimeout
 from ecommerce_lakehouse.domain.zones import clean_key
 from ecommerce_lakehouse.ports.catalogue import TableDefinition
-from ecommerce_lakehouse.ports.storage import ObjectInfo
+from ecommerce_lakehouse.ports.storage import ObjectInfo, UnusableEntry
 
 
 class InMemoryObjectStorage:
-    """An object store in a dict of key to bytes (thread-safe)."""
+    """An object store in a dict of key to bytes (thread-safe).
+
+    Tests may set ``modified`` (key to the time a writer last changed it, reported as
+    ``ObjectInfo.modified_at``) and ``unusable_entries`` (what ``unusable`` reports), to
+    play a local filesystem's half-written files, links and unreadable folders.
+    """
 
     def __init__(self, root_uri: str = "memory://lake") -> None:
         self._root_uri = root_uri.rstrip("/")
         self._objects: dict[str, bytes] = {}
         self._guard = threading.RLock()
+        self.modified: dict[str, datetime] = {}
+        self.unusable_entries: list[UnusableEntry] = []
 
     @property
     def root_uri(self) -> str:
@@ -45,10 +53,20 @@ class InMemoryObjectStorage:
         folder = clean_key(prefix.rstrip("/")) + "/" if prefix.strip("/") else ""
         with self._guard:
             return [
-                ObjectInfo(key=key, size_bytes=len(data))
+                ObjectInfo(key=key, size_bytes=len(data), modified_at=self.modified.get(key))
                 for key, data in sorted(self._objects.items())
                 if key.startswith(folder)
             ]
+
+    def unusable(self, prefix: str) -> builtins.list[UnusableEntry]:
+        """The ``unusable_entries`` under the folder ``prefix``, sorted by key."""
+        folder = clean_key(prefix.rstrip("/")) + "/" if prefix.strip("/") else ""
+        found = [e for e in self.unusable_entries if e.key.startswith(folder)]
+        return sorted(found, key=lambda entry: entry.key)
+
+    def remove_stale_temporaries(self, older_than: datetime) -> builtins.list[str]:
+        """Nothing: writes here are atomic."""
+        return []
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` is stored."""
@@ -72,12 +90,12 @@ class InMemoryObjectStorage:
         """SHA-256 hex digest of the stored bytes."""
         return hashlib.sha256(self.read_bytes(key)).hexdigest()
 
-    def move(self, source: str, destination: str) -> None:
+    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
         """Copy, verify, then delete, with the local adapter's rules.
 
         Raises:
-            IntegrityError: the copy differs from the source, or a different object
-                already exists at ``destination``.
+            IntegrityError: the source is not ``checksum``, the copy differs from the source,
+                or a different object already exists at ``destination``.
             FileNotFoundError: neither the source nor the destination exists.
         """
         src, dst = clean_key(source), clean_key(destination)
@@ -89,6 +107,11 @@ class InMemoryObjectStorage:
             if src == dst:
                 return
             data = self._objects[src]
+            if checksum is not None and _sha256(data) != checksum:
+                raise IntegrityError(
+                    f"cannot move {source!r}: its content changed since it was read; "
+                    "the source was kept"
+                )
             if dst in self._objects:
                 if self._objects[dst] != data:
                     raise IntegrityError(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
+import ecommerce_lakehouse_local.storage as local_storage
 from ecommerce_lakehouse.domain.errors import IntegrityError, PathOutsideLake
 from ecommerce_lakehouse.ports.storage import ObjectInfo, ObjectStorage
 from tests.contract.conftest import StorageCase
@@ -168,10 +171,11 @@ def test_move_refuses_to_overwrite_a_different_file(storage_case: StorageCase) -
     ids=["size differs", "same size, checksum differs"],
 )
 def test_move_keeps_the_source_when_the_copy_fails_verification(
-    storage_case: StorageCase, mutate: Callable[[bytes], bytes]
+    storage_case: StorageCase, mutate: Callable[[bytes], bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = storage_case.storage
     storage.write_bytes("raw-data/orders_1.csv", b"order_id\n1\n")
+    _across_filesystems(monkeypatch)  # a local move copies only between two filesystems
     storage_case.corrupt_copies(mutate)
 
     with pytest.raises(IntegrityError, match="verification"):
@@ -205,3 +209,60 @@ def test_uri_is_the_key_under_the_root(storage_case: StorageCase) -> None:
     assert storage.uri("lakehouse-dwh/orders") == f"{storage.root_uri}/lakehouse-dwh/orders"
     assert storage.uri("raw-data/./a//b.csv") == f"{storage.root_uri}/raw-data/a/b.csv"
     assert all(isinstance(v, str) for v in storage.storage_options.values())
+
+
+def _across_filesystems(monkeypatch: pytest.MonkeyPatch) -> None:
+    def rename(source: object, destination: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(local_storage, "_os_rename", rename)
+
+
+@pytest.mark.parametrize("filesystems", ["one filesystem", "two filesystems"])
+def test_move_refuses_a_source_that_is_not_the_content_read(
+    storage_case: StorageCase, monkeypatch: pytest.MonkeyPatch, filesystems: str
+) -> None:
+    storage = storage_case.storage
+    storage.write_bytes("raw-data/orders_1.csv", b"order_id\n1\n")
+    read = storage.checksum("raw-data/orders_1.csv")
+    storage.write_bytes("raw-data/orders_1.csv", b"order_id\n1\n2\n")  # a writer went on
+    if filesystems == "two filesystems":
+        _across_filesystems(monkeypatch)
+
+    with pytest.raises(IntegrityError, match="changed"):
+        storage.move("raw-data/orders_1.csv", "archive/orders_1.csv", checksum=read)
+
+    assert storage.read_bytes("raw-data/orders_1.csv") == b"order_id\n1\n2\n"
+    assert not storage.exists("archive/orders_1.csv")
+    storage.move(
+        "raw-data/orders_1.csv",
+        "archive/orders_1.csv",
+        checksum=hashlib.sha256(b"order_id\n1\n2\n").hexdigest(),
+    )
+    assert [i.key for i in storage.list("")] == ["archive/orders_1.csv"]
+
+
+def test_a_move_across_filesystems_copies_verifies_and_deletes(
+    storage_case: StorageCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = storage_case.storage
+    storage.write_bytes("raw-data/orders_1.csv", b"content")
+    _across_filesystems(monkeypatch)
+
+    storage.move("raw-data/orders_1.csv", "archive/run/orders_1.csv")
+
+    assert [i.key for i in storage.list("")] == ["archive/run/orders_1.csv"]
+    assert storage.read_bytes("archive/run/orders_1.csv") == b"content"
+
+
+def test_a_store_reports_nothing_unusable_and_no_temporaries_when_clean(
+    storage_case: StorageCase,
+) -> None:
+    storage = storage_case.storage
+    storage.write_bytes("raw-data/orders/orders_1.csv", b"content")
+
+    assert storage.unusable("raw-data") == []
+    assert storage.remove_stale_temporaries(datetime.now(UTC)) == []
+    (info,) = storage.list("raw-data")
+    if info.modified_at is not None:  # stores where a writer can be seen half-way
+        assert abs((datetime.now(UTC) - info.modified_at).total_seconds()) < 60

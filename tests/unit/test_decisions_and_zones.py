@@ -15,7 +15,15 @@ from ecommerce_lakehouse.domain.decisions import (
 from ecommerce_lakehouse.domain.errors import IntegrityError, PathOutsideLake
 from ecommerce_lakehouse.domain.schemas import ORDERS, PRODUCTS
 from ecommerce_lakehouse.domain.types import Entity
-from ecommerce_lakehouse.domain.zones import ZonePaths, clean_key, entity_of, is_raw_csv
+from ecommerce_lakehouse.domain.zones import (
+    MAX_NAME_BYTES,
+    ZonePaths,
+    bounded_name,
+    clean_key,
+    entity_of,
+    is_raw_csv,
+    raw_key_problem,
+)
 
 T1 = datetime(2024, 1, 1, tzinfo=UTC)
 T2 = datetime(2024, 1, 2, tzinfo=UTC)
@@ -141,6 +149,41 @@ def test_zone_paths() -> None:
     )
     assert paths.rejected("raw-data/x.csv") == "rejected/r1/x.csv"
     assert paths.rejected_error("raw-data/x.csv") == "rejected/r1/x.csv.error.json"
+
+
+def test_zone_paths_can_keep_the_raw_folder_to_tell_two_files_of_one_name_apart() -> None:
+    paths = ZonePaths(run_id="r1", started_at=datetime(2024, 3, 9, tzinfo=UTC))
+    assert (
+        paths.archive(Entity.PRODUCTS, "raw-data/products/p.csv", keep_folder=True)
+        == "archive/products/2024/03/09/r1/products/p.csv"
+    )
+    assert paths.archive(Entity.PRODUCTS, "raw-data/p.csv", keep_folder=True) == (
+        "archive/products/2024/03/09/r1/p.csv"
+    )
+    assert paths.rejected_error("raw-data/orders/bad.csv", keep_folder=True) == (
+        "rejected/r1/orders/bad.csv.error.json"
+    )
+
+
+def test_long_names_are_shortened_with_a_hash_of_the_source_key() -> None:
+    paths = ZonePaths(run_id="r1", started_at=datetime(2024, 3, 9, tzinfo=UTC))
+    name = "orders_" + "é" * 120 + ".csv"  # 251 bytes in UTF-8
+    first = paths.rejected_error(f"raw-data/{name}")
+    second = paths.rejected_error(f"raw-data/orders/{name}")
+    assert first != second
+    for key in (first, second, paths.archive(Entity.ORDERS, f"raw-data/{name}")):
+        leaf = key.rsplit("/", 1)[1]
+        assert len(leaf.encode()) <= MAX_NAME_BYTES + len(".error.json") <= 255
+        leaf.encode().decode()  # still valid UTF-8
+    assert paths.archive(Entity.ORDERS, f"raw-data/{name}").endswith(".csv")
+    assert bounded_name("short.csv", "raw-data/short.csv") == "short.csv"
+    assert bounded_name(name, "raw-data/a") == bounded_name(name, "raw-data/a")
+
+
+def test_raw_key_problems_are_named() -> None:
+    assert raw_key_problem("raw-data/orders/a.csv") is None
+    assert (raw_key_problem("raw-data/orders/2024/a.csv") or "").startswith("nested_path")
+    assert (raw_key_problem("raw-data/orders\\a.csv") or "").startswith("invalid_name")
 
 
 def test_engine_tallies_become_per_file_counts() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from ecommerce_lakehouse.application.archive import ArchiveFiles
+from ecommerce_lakehouse.application.discover import DiscoverFiles
 from ecommerce_lakehouse.application.pipeline import PIPELINE, RunPipeline
 from ecommerce_lakehouse.application.platform import Platform
 from ecommerce_lakehouse.application.run import (
@@ -22,6 +23,7 @@ from ecommerce_lakehouse.domain.audit import RowCounts
 from ecommerce_lakehouse.domain.errors import ConfigurationError, IntegrityError, LockTimeout
 from ecommerce_lakehouse.domain.types import Entity, FileStatus, Severity
 from ecommerce_lakehouse.domain.zones import ZonePaths
+from ecommerce_lakehouse.ports.storage import UnusableEntry
 from tests.fake_engine import InMemoryQueryService, InMemoryTableEngine
 from tests.fakes import InMemoryCatalogue, InMemoryLock, InMemoryObjectStorage
 
@@ -345,3 +347,258 @@ def test_the_gate_query_counts_failing_error_checks_like_the_validation_step(
     assert world.platform.query.sql(gate_sql()).to_pylist()[0]["failed_error_checks"] == (
         len(failing) - 1
     )
+
+
+# ------------------------------------------------ issue 11: hostile raw files and zones
+
+
+def _statuses(result: RunResult) -> dict[str, FileStatus]:
+    return {o.file.key: o.status for o in result.files}
+
+
+def _log(world: World) -> dict[str, tuple[str, str | None]]:
+    return {r["source_path"]: (r["status"], r["error"]) for r in world.rows("ingest_log")}
+
+
+def test_links_nested_csvs_and_unreadable_folders_are_logged_as_ignored(world: World) -> None:
+    world.drop("raw-data/orders/2024/orders_nested.csv", ORDERS)
+    world.storage.unusable_entries = [
+        UnusableEntry(key="raw-data/orders_link.csv", reason="symlink: links are not followed"),
+        UnusableEntry(key="raw-data/order_items", reason="unreadable_folder: Permission denied"),
+    ]
+
+    result = world.run(run_id="r1")
+
+    statuses = _statuses(result)
+    assert statuses["raw-data/orders/2024/orders_nested.csv"] is FileStatus.IGNORED
+    assert statuses["raw-data/orders_link.csv"] is FileStatus.IGNORED
+    assert statuses["raw-data/order_items"] is FileStatus.IGNORED
+    assert statuses["raw-data/orders_1.csv"] is FileStatus.LOADED
+    log = _log(world)
+    assert log["raw-data/orders/2024/orders_nested.csv"][0] == "ignored"
+    assert (log["raw-data/orders/2024/orders_nested.csv"][1] or "").startswith("nested_path")
+    assert log["raw-data/orders_link.csv"] == ("ignored", "symlink: links are not followed")
+    assert log["raw-data/order_items"][0] == "ignored"
+    # Never moved, and they do not fail the run.
+    assert world.keys("raw-data") == ["raw-data/orders/2024/orders_nested.csv"]
+    assert all(o.destination is None for o in result.files if o.status is FileStatus.IGNORED)
+    assert result.ok and result.exit_code == 0
+    listed: Any = result.as_dict()["files"]
+    files = {f["source_path"]: f for f in listed}
+    assert files["raw-data/orders_link.csv"]["status"] == "ignored"
+    assert files["raw-data/orders_link.csv"]["error"] == "symlink: links are not followed"
+
+
+def test_an_unreadable_raw_file_is_ignored_and_the_others_load(
+    world: World, monkeypatch: Any
+) -> None:
+    world.drop("raw-data/orders_2.csv", ORDERS.replace("o1", "o7"))
+    checksum = world.storage.checksum
+
+    def unreadable(key: str) -> str:
+        if key == "raw-data/orders_2.csv":
+            raise PermissionError(13, "Permission denied")
+        return checksum(key)
+
+    monkeypatch.setattr(world.storage, "checksum", unreadable)
+
+    result = world.run(run_id="r1")
+
+    assert _statuses(result)["raw-data/orders_2.csv"] is FileStatus.IGNORED
+    assert _log(world)["raw-data/orders_2.csv"] == ("ignored", "unreadable: Permission denied")
+    assert {s for k, s in _statuses(result).items() if k != "raw-data/orders_2.csv"} == {
+        FileStatus.LOADED
+    }
+    assert world.keys("raw-data") == ["raw-data/orders_2.csv"]
+    assert result.ok
+
+
+def test_the_same_file_name_in_two_places_gets_two_destinations() -> None:
+    w = World()
+    w.drop("raw-data/products/products_a.csv", PRODUCTS)
+    w.drop("raw-data/products_a.csv", PRODUCTS.replace("Ice", "Ice cream"))
+    w.drop("raw-data/products/bad.csv", "a,b\n1,2\n")
+    w.drop("raw-data/orders/bad.csv", "x,y\n3,4\n5,6\n")
+
+    result = w.run(run_id="r1")
+
+    destinations = {o.file.key: o.destination for o in result.files}
+    day = "archive/products/2024/05/06/r1"
+    assert destinations == {
+        "raw-data/products/products_a.csv": f"{day}/products/products_a.csv",
+        "raw-data/products_a.csv": f"{day}/products_a.csv",
+        "raw-data/products/bad.csv": "rejected/r1/products/bad.csv",
+        "raw-data/orders/bad.csv": "rejected/r1/orders/bad.csv",
+    }
+    assert result.ok and w.keys("raw-data") == []
+    for key in ("products", "orders"):
+        report = json.loads(w.storage.read_bytes(f"rejected/r1/{key}/bad.csv.error.json"))
+        assert report["source_path"] == f"raw-data/{key}/bad.csv"
+    assert w.storage.read_bytes("rejected/r1/orders/bad.csv") == b"x,y\n3,4\n5,6\n"
+
+
+def test_names_the_lake_writes_are_bounded_and_unique() -> None:
+    w = World()
+    long_name = "orders_" + "x" * 235 + ".csv"  # 246 characters
+    w.drop(f"raw-data/{long_name}", "a,b\n1,2\n")
+    w.drop(f"raw-data/orders/{long_name}", "a,b\n3,4\n")
+    w.drop("raw-data/products_1.csv", PRODUCTS)
+
+    result = w.run(run_id="r1")
+
+    assert result.ok and result.failed_step is None
+    assert result.checks  # catalogue and validate ran
+    rejected = [o for o in result.files if o.status is FileStatus.REJECTED]
+    assert len(rejected) == 2
+    destinations = {o.destination for o in rejected}
+    assert len(destinations) == 2 and None not in destinations
+    written = w.keys("rejected")
+    assert len(written) == 4  # two files, two error reports
+    for key in written:
+        assert all(len(part.encode()) <= 255 for part in key.split("/"))
+    assert _statuses(result)["raw-data/products_1.csv"] is FileStatus.LOADED
+
+
+def test_a_file_that_cannot_be_moved_does_not_stop_the_others(
+    world: World, monkeypatch: Any
+) -> None:
+    move = world.storage.move
+
+    def flaky(source: str, destination: str, *, checksum: str | None = None) -> None:
+        if source == "raw-data/orders_1.csv":
+            raise IntegrityError("disk full")
+        move(source, destination, checksum=checksum)
+
+    monkeypatch.setattr(world.storage, "move", flaky)
+
+    result = world.run(run_id="r1")
+
+    assert result.failed_step == "archive" and result.exit_code == 1
+    assert "raw-data/orders_1.csv" in (result.error or "")
+    assert world.keys("raw-data") == ["raw-data/orders_1.csv"]
+    moved = {o.file.key: o.destination for o in result.files}
+    assert moved["raw-data/products/products_1.csv"] is not None
+    assert moved["raw-data/orders_1.csv"] is None
+
+
+def test_archive_leaves_a_file_a_writer_changes_during_the_move() -> None:
+    storage = InMemoryObjectStorage()
+    storage.write_bytes("raw-data/orders_1.csv", b"order_id\n1\n")
+    read = storage.checksum("raw-data/orders_1.csv")
+    move = storage.move
+
+    def writer_goes_on(source: str, destination: str, *, checksum: str | None = None) -> None:
+        storage.write_bytes(source, b"order_id\n1\n2\n")
+        move(source, destination, checksum=checksum)
+
+    storage.move = writer_goes_on  # type: ignore[method-assign]
+    outcome = FileOutcome(
+        file=DiscoveredFile(
+            key="raw-data/orders_1.csv", entity=Entity.ORDERS, size_bytes=11, checksum=read
+        ),
+        status=FileStatus.LOADED,
+        counts=RowCounts(),
+        started_at=NOW,
+        finished_at=NOW,
+    )
+
+    (after,) = ArchiveFiles(storage)([outcome], ZonePaths(run_id="r", started_at=NOW))
+
+    assert after.destination is None
+    assert after.error is not None and "changed since the run read it" in after.error
+    assert storage.read_bytes("raw-data/orders_1.csv") == b"order_id\n1\n2\n"
+    assert storage.list("archive") == []
+
+
+def test_settle_rule_waits_for_young_files_and_sets_changing_ones_aside() -> None:
+    storage = InMemoryObjectStorage()
+    for name in ("orders_old.csv", "orders_quiet.csv", "orders_growing.csv"):
+        storage.write_bytes(f"raw-data/{name}", b"order_id\n1\n")
+    storage.modified["raw-data/orders_old.csv"] = NOW - timedelta(seconds=60)
+    storage.modified["raw-data/orders_quiet.csv"] = NOW - timedelta(seconds=1)
+    storage.modified["raw-data/orders_growing.csv"] = NOW - timedelta(seconds=3)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        storage.write_bytes("raw-data/orders_growing.csv", b"order_id\n1\n2\n")
+        storage.modified["raw-data/orders_growing.csv"] = NOW
+
+    found = DiscoverFiles(storage, settle_seconds=5, clock=lambda: NOW, sleep=sleep)()
+
+    assert waits == [4.0]  # once, until the youngest file is 5 s old
+    assert [f.key for f in found.files] == ["raw-data/orders_old.csv", "raw-data/orders_quiet.csv"]
+    (waiting,) = found.set_aside
+    assert (waiting.file.key, waiting.status) == ("raw-data/orders_growing.csv", FileStatus.WAITING)
+    assert waiting.error is not None and waiting.error.startswith("still_being_written")
+    assert waiting.file.size_bytes == len(b"order_id\n1\n2\n")
+
+
+def test_settle_rule_does_not_wait_for_stores_whose_objects_appear_whole() -> None:
+    storage = InMemoryObjectStorage()
+    storage.write_bytes("raw-data/orders_1.csv", b"order_id\n1\n")
+
+    def sleep(seconds: float) -> None:
+        raise AssertionError("no wait expected")
+
+    found = DiscoverFiles(storage, settle_seconds=5, clock=lambda: NOW, sleep=sleep)()
+
+    assert [f.key for f in found.files] == ["raw-data/orders_1.csv"]
+
+
+def test_a_waiting_file_is_logged_and_left_for_the_next_run(world: World, monkeypatch: Any) -> None:
+    world.storage.modified["raw-data/orders_1.csv"] = NOW
+    monkeypatch.setattr(
+        "time.sleep",
+        lambda seconds: world.storage.modified.update(
+            {"raw-data/orders_1.csv": NOW + timedelta(1)}
+        ),
+    )
+
+    result = world.run(run_id="r1", settle_seconds=5)
+
+    assert _statuses(result)["raw-data/orders_1.csv"] is FileStatus.WAITING
+    assert _log(world)["raw-data/orders_1.csv"][0] == "waiting"
+    assert "raw-data/orders_1.csv" in world.keys("raw-data")
+    assert result.ok
+    world.storage.modified.clear()
+
+    assert _statuses(world.run(run_id="r2"))["raw-data/orders_1.csv"] is FileStatus.LOADED
+
+
+def test_the_lambda_reads_back_ignored_files_of_a_run_result(world: World) -> None:
+    from ecommerce_lakehouse_lambdas.results import RunFiles
+
+    world.storage.unusable_entries = [UnusableEntry(key="raw-data/x.csv", reason="symlink: no")]
+    result = world.run(run_id="r1")
+
+    back = RunFiles.from_result(json.loads(json.dumps(result.as_dict())), run_id="r1", where="-")
+
+    ignored = [o for o in back.outcomes if o.status is FileStatus.IGNORED]
+    assert [(o.file.key, o.error) for o in ignored] == [("raw-data/x.csv", "symlink: no")]
+
+
+def test_a_crash_between_copy_and_delete_does_not_archive_the_file_twice(
+    world: World, monkeypatch: Any
+) -> None:
+    def copy_then_crash(source: str, destination: str, *, checksum: str | None = None) -> None:
+        world.storage.write_bytes(destination, world.storage.read_bytes(source))
+        raise OSError("killed before the delete")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(world.storage, "move", copy_then_crash)
+        crashed = world.run(run_id="r1")
+    assert crashed.failed_step == "archive"
+    assert len(world.keys("raw-data")) == 3 and len(world.keys("archive")) == 3
+
+    recovered = world.run(run_id="r2")
+
+    assert {o.status for o in recovered.files} == {FileStatus.SKIPPED}
+    assert world.keys("raw-data") == []
+    assert sorted(world.keys("archive")) == [
+        "archive/order_items/2024/05/06/r1/order_items_1.csv",
+        "archive/orders/2024/05/06/r1/orders_1.csv",
+        "archive/products/2024/05/06/r1/products_1.csv",
+    ]
+    assert {o.destination for o in recovered.files} == set(world.keys("archive"))
+    assert recovered.ok

@@ -1,30 +1,153 @@
-"""Find the raw CSV drops waiting in ``raw-data/``."""
+"""Find the raw CSV drops waiting in ``raw-data/``, and account for what cannot be taken."""
 
 from __future__ import annotations
 
 import posixpath
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from ecommerce_lakehouse.application.run import DiscoveredFile
-from ecommerce_lakehouse.domain.zones import RAW, entity_of, is_raw_csv
-from ecommerce_lakehouse.ports.storage import ObjectStorage
+from ecommerce_lakehouse.application.run import (
+    DEFAULT_SETTLE_SECONDS,
+    Clock,
+    DiscoveredFile,
+    FileOutcome,
+    utc_now,
+)
+from ecommerce_lakehouse.domain.audit import RowCounts
+from ecommerce_lakehouse.domain.types import FileStatus
+from ecommerce_lakehouse.domain.zones import RAW, entity_of, raw_key_problem
+from ecommerce_lakehouse.ports.storage import ObjectInfo, ObjectStorage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Discovery:
+    """What discovery found in ``raw-data/``.
+
+    Attributes:
+        files: the raw CSVs to ingest, ordered by file name then key.
+        set_aside: one ``waiting`` or ``ignored`` outcome (reason in ``error``) per file the
+            run saw but does not take; they stay where they are.
+    """
+
+    files: list[DiscoveredFile] = field(default_factory=list)
+    set_aside: list[FileOutcome] = field(default_factory=list)
 
 
 class DiscoverFiles:
-    """List raw CSVs, with entity, size and checksum, in ingestion order (by file name)."""
+    """List raw CSVs, with entity, size and checksum, in ingestion order (by file name).
 
-    def __init__(self, storage: ObjectStorage) -> None:
+    No single entry can stop discovery: a symbolic link, a CSV nested deeper than
+    ``raw-data/<entity>/``, an unreadable file or folder and a name the lake cannot address
+    become ``ignored``; a file still being written becomes ``waiting``. Files that are not
+    ``.csv`` are not raw drops and are left alone unreported.
+
+    Args:
+        storage: the lake.
+        settle_seconds: the quiet period. A file whose ``modified_at`` is younger is watched
+            until it is this old; if its size or mtime changed meanwhile it is ``waiting``.
+            Stores whose objects appear whole (S3) report no ``modified_at`` and never wait.
+        clock: the wall clock the quiet period is measured with.
+        sleep: how to wait; ``time.sleep`` when None.
+    """
+
+    def __init__(
+        self,
+        storage: ObjectStorage,
+        *,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        clock: Clock = utc_now,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self._storage = storage
+        self._settle = settle_seconds
+        self._clock = clock
+        self._sleep = sleep or time.sleep
 
-    def __call__(self) -> list[DiscoveredFile]:
-        """The raw files, ordered by file name then key."""
-        found = [
-            DiscoveredFile(
-                key=info.key,
-                entity=entity_of(info.key),
-                size_bytes=info.size_bytes,
-                checksum=self._storage.checksum(info.key),
+    def __call__(self) -> Discovery:
+        """The raw files to ingest and the outcomes of those set aside."""
+        found = Discovery()
+        for entry in self._storage.unusable(RAW):
+            found.set_aside.append(self._aside(entry.key, 0, FileStatus.IGNORED, entry.reason))
+        candidates: list[ObjectInfo] = []
+        for info in self._storage.list(RAW):
+            if not info.key.lower().endswith(".csv"):
+                continue
+            problem = raw_key_problem(info.key)
+            if problem is not None:
+                found.set_aside.append(
+                    self._aside(info.key, info.size_bytes, FileStatus.IGNORED, problem)
+                )
+            else:
+                candidates.append(info)
+        for info in self._settled(candidates, found):
+            try:
+                checksum = self._storage.checksum(info.key)
+            except FileNotFoundError:
+                continue  # removed since the listing: nothing left to account for
+            except OSError as error:
+                reason = f"unreadable: {error.strerror or type(error).__name__}"
+                found.set_aside.append(
+                    self._aside(info.key, info.size_bytes, FileStatus.IGNORED, reason)
+                )
+                continue
+            found.files.append(
+                DiscoveredFile(
+                    key=info.key,
+                    entity=entity_of(info.key),
+                    size_bytes=info.size_bytes,
+                    checksum=checksum,
+                )
             )
-            for info in self._storage.list(RAW)
-            if is_raw_csv(info.key)
-        ]
-        return sorted(found, key=lambda f: (posixpath.basename(f.key), f.key))
+        found.files.sort(key=lambda f: (posixpath.basename(f.key), f.key))
+        found.set_aside.sort(key=lambda o: o.file.key)
+        return found
+
+    def _settled(self, candidates: Sequence[ObjectInfo], found: Discovery) -> list[ObjectInfo]:
+        """The candidates that are quiet; the others become ``waiting`` in ``found``."""
+        now = self._clock()
+        young = {i.key for i in candidates if _age(i, now) < self._settle}
+        if not young:
+            return list(candidates)
+        # One wait for all: until the youngest is as old as the quiet period (never longer).
+        youngest = min(_age(i, now) for i in candidates if i.key in young)
+        self._sleep(min(self._settle, self._settle - max(0.0, youngest)))
+        again = {i.key: i for i in self._storage.list(RAW)}
+        quiet: list[ObjectInfo] = []
+        for info in candidates:
+            if info.key not in young:
+                quiet.append(info)
+                continue
+            later = again.get(info.key)
+            if later is None:
+                continue  # removed meanwhile
+            if (later.size_bytes, later.modified_at) == (info.size_bytes, info.modified_at):
+                quiet.append(later)
+                continue
+            reason = (
+                f"still_being_written: it changed within the last {self._settle:g}s "
+                "(settle_seconds); left in raw-data/ for the next run"
+            )
+            found.set_aside.append(
+                self._aside(info.key, later.size_bytes, FileStatus.WAITING, reason)
+            )
+        return quiet
+
+    def _aside(self, key: str, size: int, status: FileStatus, reason: str) -> FileOutcome:
+        now = self._clock()
+        return FileOutcome(
+            file=DiscoveredFile(key=key, entity=entity_of(key), size_bytes=size, checksum=""),
+            status=status,
+            counts=RowCounts(),
+            started_at=now,
+            finished_at=now,
+            error=reason,
+        )
+
+
+def _age(info: ObjectInfo, now: datetime) -> float:
+    """Seconds since the object last changed; infinite where the store does not say."""
+    if info.modified_at is None:
+        return float("inf")
+    return (now - info.modified_at).total_seconds()

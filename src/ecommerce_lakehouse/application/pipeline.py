@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic
 
 from ecommerce_lakehouse.application.archive import ArchiveFiles
@@ -36,7 +36,7 @@ from ecommerce_lakehouse.application.tables import (
 )
 from ecommerce_lakehouse.application.validate import ValidateTables
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, RowCounts
-from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.validation import CheckResult
@@ -134,6 +134,7 @@ class RunPipeline(Generic[FrameT]):
         with self._platform.lock.acquire(
             owner=state.run_id, timeout_seconds=options.lock_timeout_seconds
         ):
+            self._remove_stale_temporaries()
             for step in steps:
                 self._progress(step.name, step.summary)
                 try:
@@ -156,9 +157,29 @@ class RunPipeline(Generic[FrameT]):
             error=state.error,
         )
 
+    def _remove_stale_temporaries(self) -> None:
+        # We hold the lake lock, so every temporary file older than now is a dead run's.
+        try:
+            removed = self._platform.storage.remove_stale_temporaries(utc_now())
+        except OSError as error:  # housekeeping only: never a reason to stop the run
+            self._progress("discover", f"could not remove stale temporary files: {error}")
+            return
+        if removed:
+            self._progress(
+                "discover", f"removed {len(removed)} temporary file(s) left by a crashed run"
+            )
+
     def _discover(self, state: _RunState, options: RunOptions) -> None:
-        state.files = DiscoverFiles(self._platform.storage)()
-        self._progress("discover", f"{len(state.files)} raw file(s)")
+        found = DiscoverFiles(
+            self._platform.storage, settle_seconds=options.settle_seconds, clock=self._clock
+        )()
+        state.files = found.files
+        state.outcomes.extend(found.set_aside)
+        for outcome in found.set_aside:
+            status = outcome.status.value
+            self._progress("discover", f"{status} {outcome.file.key}: {outcome.error}")
+        aside = f", {len(found.set_aside)} set aside" if found.set_aside else ""
+        self._progress("discover", f"{len(state.files)} raw file(s){aside}")
 
     def _ingest(self, state: _RunState, options: RunOptions) -> None:
         EnsureTables(self._engine, self._platform.storage)()
@@ -193,11 +214,16 @@ class RunPipeline(Generic[FrameT]):
             if files:
                 self._progress("ingest", f"{schema.name}: {len(files)} file(s)")
                 state.outcomes.extend(ingest(schema, files, run, loaded))
-        if unknown:
+        # Files the run did not take (unknown entity, waiting, ignored) are logged too:
+        # nothing in raw-data/ goes uncounted.
+        untaken = unknown + [
+            o for o in state.outcomes if o.status in (FileStatus.WAITING, FileStatus.IGNORED)
+        ]
+        if untaken:
             self._engine.append_records(
                 audit_ref(self._platform.storage, INGEST_LOG),
                 INGEST_LOG,
-                [o.log_entry(state.run_id).as_record() for o in unknown],
+                [o.log_entry(state.run_id).as_record() for o in untaken],
             )
         compacted = CompactAuditTables(self._engine, self._platform.storage)(
             options.compact_audit_min_files
@@ -213,7 +239,39 @@ class RunPipeline(Generic[FrameT]):
 
     def _archive(self, state: _RunState, options: RunOptions) -> None:
         paths = ZonePaths(run_id=state.run_id, started_at=state.started_at)
-        state.outcomes = ArchiveFiles(self._platform.storage, self._progress)(state.outcomes, paths)
+        archive = ArchiveFiles(self._platform.storage, self._progress, self._earlier(state))
+        report = archive.run(state.outcomes, paths)
+        state.outcomes = report.outcomes
+        if report.failures:
+            # Every other file was moved; the step still fails so the run is not taken as ok.
+            raise LakehouseError(
+                f"could not archive {len(report.failures)} file(s): {report.failures[0]}"
+            )
+
+    def _earlier(self, state: _RunState) -> dict[str, list[ZonePaths]]:
+        """Per checksum of a skipped file, the archive folders of the runs that loaded it."""
+        skipped = {
+            o.file.checksum
+            for o in state.outcomes
+            if o.status is FileStatus.SKIPPED and o.file.checksum.isalnum()  # hex: safe in SQL
+        }
+        if not skipped:
+            return {}
+        listed = ", ".join(f"'{c}'" for c in sorted(skipped))
+        rows = self._platform.query.sql(
+            "SELECT checksum, run_id, MIN(started_at) AS started_at FROM ingest_log "
+            f"WHERE status = '{FileStatus.LOADED.value}' AND checksum IN ({listed}) "
+            "GROUP BY checksum, run_id"
+        ).to_pylist()
+        earlier: dict[str, list[ZonePaths]] = {}
+        for row in rows:
+            checksum, run_id, started = str(row["checksum"]), str(row["run_id"]), row["started_at"]
+            if checksum not in skipped or run_id == state.run_id or started is None:
+                continue
+            # The run's folder is dated by its start, at most a day before its file's start.
+            for day in (started, started - timedelta(days=1)):
+                earlier.setdefault(checksum, []).append(ZonePaths(run_id=run_id, started_at=day))
+        return earlier
 
     def _catalogue(self, state: _RunState, options: RunOptions) -> None:
         RegisterTables(self._engine, self._platform.storage, self._platform.catalogue)()
@@ -227,7 +285,11 @@ class RunPipeline(Generic[FrameT]):
     def _report(self, state: _RunState, options: RunOptions) -> None:
         failed = [c for c in state.checks if c.fails_run]
         loaded = sum(1 for o in state.outcomes if o.status is FileStatus.LOADED)
+        aside = sum(
+            1 for o in state.outcomes if o.status in (FileStatus.WAITING, FileStatus.IGNORED)
+        )
         self._progress(
             "report",
-            f"{loaded}/{len(state.outcomes)} file(s) loaded, {len(failed)} failing error check(s)",
+            f"{loaded}/{len(state.outcomes)} file(s) loaded, {aside} waiting or ignored, "
+            f"{len(failed)} failing error check(s)",
         )

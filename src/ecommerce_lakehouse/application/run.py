@@ -16,6 +16,10 @@ Clock = Callable[[], datetime]
 ProgressCallback = Callable[[str, str], None]
 
 
+#: Default quiet period of a local lake's raw files (``RunOptions.settle_seconds``).
+DEFAULT_SETTLE_SECONDS = 2.0
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -43,6 +47,10 @@ class RunOptions:
         steps: the ``PIPELINE`` steps to run (in pipeline order); every step when None. An
             orchestrator that archives and validates in steps of its own runs only
             ``discover`` and ``ingest`` in its job.
+        settle_seconds: quiet period of a local lake's raw files. A file changed more
+            recently is watched until it is this old and, if it changed meanwhile, left in
+            ``raw-data/`` as ``waiting`` for the next run. 0 takes every file as it is. S3
+            objects appear whole and never wait.
     """
 
     evolution: SchemaEvolution = SchemaEvolution.RESCUE
@@ -51,10 +59,13 @@ class RunOptions:
     run_id: str | None = None
     compact_audit_min_files: int = 32
     steps: tuple[str, ...] | None = None
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
     def __post_init__(self) -> None:
         if self.lock_timeout_seconds < 0:
             raise ValueError("lock_timeout_seconds must not be negative")
+        if not 0 <= self.settle_seconds <= 3600:
+            raise ValueError("settle_seconds must be between 0 and 3600")
         if self.compact_audit_min_files < 2:
             raise ValueError("compact_audit_min_files must be at least 2")
 
@@ -123,7 +134,11 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """True when no step failed, no file failed and no error-severity check failed."""
+        """True when no step failed, no file failed and no error-severity check failed.
+
+        ``waiting`` and ``ignored`` files do not fail a run: they are reported (with their
+        reason) and logged, and stay where they are.
+        """
         return (
             self.failed_step is None
             and not self.failed_checks

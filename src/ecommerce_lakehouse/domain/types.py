@@ -57,12 +57,18 @@ class Severity(_ParsableEnum):
 
 
 class FileStatus(_ParsableEnum):
-    """Outcome of one raw file in one run (``ingest_log.status``)."""
+    """Outcome of one raw file in one run (``ingest_log.status``).
+
+    ``waiting`` (still being written) and ``ignored`` (a link, a nested or unreadable path)
+    are files a run saw but did not take; they stay where they are.
+    """
 
     LOADED = "loaded"
     SKIPPED = "skipped"
     REJECTED = "rejected"
     FAILED = "failed"
+    WAITING = "waiting"
+    IGNORED = "ignored"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

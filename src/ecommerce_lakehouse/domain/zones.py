@@ -5,6 +5,7 @@ Keys are POSIX-style paths relative to the lake root.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,6 +67,47 @@ def is_raw_csv(key: str) -> bool:
     return key.count("/") in (1, 2)
 
 
+def raw_key_problem(key: str) -> str | None:
+    """Why a ``.csv`` key under ``raw-data/`` cannot be taken as a raw drop, or None.
+
+    The reason starts with a stable name (``nested_path``, ``invalid_name``) for
+    ``ingest_log.error``.
+    """
+    if key.count("/") > 2:
+        return (
+            "nested_path: CSVs are read from raw-data/ or raw-data/<entity>/, not deeper; "
+            "the file is left where it is"
+        )
+    try:
+        clean_key(key)
+    except PathOutsideLake:
+        return "invalid_name: the path holds a backslash or NUL, which lake keys cannot carry"
+    return None
+
+
+#: The longest file name (UTF-8 bytes) the lake writes, so that ``<name>.error.json`` and the
+#: temporary names of a move stay within the 255-byte limit of common filesystems.
+MAX_NAME_BYTES = 200
+_ERROR_SUFFIX = ".error.json"
+
+
+def bounded_name(name: str, source_key: str) -> str:
+    """``name`` itself, or when too long, its head plus a short hash of ``source_key``.
+
+    The extension is kept, and the hash makes the shortened name unique per source key.
+    """
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or len(extension) > 16:
+        stem, extension = name, ""
+    tail = f"~{hashlib.sha256(source_key.encode()).hexdigest()[:12]}"
+    tail += f".{extension}" if extension else ""
+    budget = MAX_NAME_BYTES - len(tail.encode())
+    head = stem.encode()[:budget].decode(errors="ignore")
+    return head + tail
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ZonePaths:
     """Destination keys of a raw file for one run."""
@@ -73,17 +115,33 @@ class ZonePaths:
     run_id: str
     started_at: datetime
 
-    def archive(self, entity: Entity | None, raw_key: str) -> str:
-        """``archive/<entity>/<YYYY>/<MM>/<DD>/<run_id>/<file name>``."""
-        name = posixpath.basename(raw_key)
+    def archive(self, entity: Entity | None, raw_key: str, *, keep_folder: bool = False) -> str:
+        """``archive/<entity>/<YYYY>/<MM>/<DD>/<run_id>/[<raw folder>/]<file name>``.
+
+        Args:
+            entity: the file's entity (``unknown`` when None).
+            raw_key: the file's key in ``raw-data/``.
+            keep_folder: keep the file's folder under ``raw-data/``, for a run that holds two
+                files of the same name (``raw-data/products/a.csv`` and ``raw-data/a.csv``).
+        """
         folder = entity.value if entity else "unknown"
         day = self.started_at.strftime("%Y/%m/%d")
-        return f"{ARCHIVE}/{folder}/{day}/{self.run_id}/{name}"
+        return f"{ARCHIVE}/{folder}/{day}/{self.run_id}/{_relative(raw_key, keep_folder)}"
 
-    def rejected(self, raw_key: str) -> str:
-        """``rejected/<run_id>/<file name>``."""
-        return f"{REJECTED}/{self.run_id}/{posixpath.basename(raw_key)}"
+    def rejected(self, raw_key: str, *, keep_folder: bool = False) -> str:
+        """``rejected/<run_id>/[<raw folder>/]<file name>`` (see :meth:`archive`)."""
+        return f"{REJECTED}/{self.run_id}/{_relative(raw_key, keep_folder)}"
 
-    def rejected_error(self, raw_key: str) -> str:
-        """``rejected/<run_id>/<file name>.error.json``."""
-        return f"{self.rejected(raw_key)}.error.json"
+    def rejected_error(self, raw_key: str, *, keep_folder: bool = False) -> str:
+        """``rejected/<run_id>/[<raw folder>/]<file name>.error.json``."""
+        return f"{self.rejected(raw_key, keep_folder=keep_folder)}{_ERROR_SUFFIX}"
+
+
+def _relative(raw_key: str, keep_folder: bool) -> str:
+    # Every segment is bounded (hashing the whole source key), so names stay writable and
+    # distinct source keys never share a destination.
+    folder, _, name = raw_key.removeprefix(f"{RAW}/").rpartition("/")
+    bounded = bounded_name(name, raw_key)
+    if keep_folder and folder:
+        return f"{bounded_name(folder, raw_key)}/{bounded}"
+    return bounded

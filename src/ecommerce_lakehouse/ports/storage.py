@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectInfo:
-    """A stored object: its key and size."""
+    """A stored object: its key and size.
+
+    Attributes:
+        key: the key relative to the lake root.
+        size_bytes: the size.
+        modified_at: when the content last changed, for stores where a writer can be seen
+            half-way (a local file being written); None where objects appear whole (S3).
+    """
 
     key: str
     size_bytes: int
+    modified_at: datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnusableEntry:
+    """Something under a folder that ``list`` leaves out because it cannot be an object.
+
+    Attributes:
+        key: its path relative to the lake root.
+        reason: why, starting with a stable name (``symlink``, ``unreadable_folder``, ...).
+    """
+
+    key: str
+    reason: str
 
 
 class ObjectStorage(Protocol):
@@ -43,6 +66,26 @@ class ObjectStorage(Protocol):
         """
         ...
 
+    def unusable(self, prefix: str) -> builtins.list[UnusableEntry]:
+        """What ``list(prefix)`` leaves out although it is there, sorted by key.
+
+        Symbolic links (never followed), folders that cannot be read and special files.
+        Stores without such entries (S3) return ``[]``.
+        """
+        ...
+
+    def remove_stale_temporaries(self, older_than: datetime) -> builtins.list[str]:
+        """Delete this store's own temporary files last changed before ``older_than``.
+
+        Only files of the store's own temporary-name pattern are touched: the leftovers of a
+        write or move that crashed. Call it while holding the lake lock, with the time the
+        lock was taken, so no live writer's files are removed.
+
+        Returns:
+            The keys removed (stores without temporary files return ``[]``).
+        """
+        ...
+
     def exists(self, key: str) -> bool:
         """Whether an object exists."""
         ...
@@ -67,15 +110,26 @@ class ObjectStorage(Protocol):
         """
         ...
 
-    def move(self, source: str, destination: str) -> None:
-        """Copy, verify (same size and checksum) and only then delete the source.
+    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
+        """Move an object; the source is gone only once the destination is verified.
+
+        Within one local filesystem this is an atomic rename (never following links), so a
+        crash leaves the file in exactly one place; otherwise it is copy, verify (same size
+        and checksum) and only then delete the source.
 
         Idempotent: when the source is gone and the destination exists (a retried move),
         it returns without error.
 
+        Args:
+            source: the key to move.
+            destination: where it goes.
+            checksum: the SHA-256 the caller read; when given, a source with other content
+                (still being written, or replaced) is not moved.
+
         Raises:
-            IntegrityError: verification failed (the source is left untouched), or a different
-                object already exists at the destination.
+            IntegrityError: verification failed or the source's checksum is not ``checksum``
+                (the source is left untouched), or a different object already exists at the
+                destination.
             FileNotFoundError: neither source nor destination exists.
         """
         ...

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -16,7 +18,7 @@ from ecommerce_lakehouse.domain.errors import (
     PathOutsideLake,
 )
 from ecommerce_lakehouse.domain.zones import clean_key
-from ecommerce_lakehouse.ports.storage import ObjectInfo
+from ecommerce_lakehouse.ports.storage import ObjectInfo, UnusableEntry
 from ecommerce_lakehouse_aws.clients import (
     AwsClient,
     is_missing,
@@ -167,6 +169,14 @@ class S3ObjectStorage:
             raise self._failed("list", folder, error) from None
         return sorted(found, key=lambda info: info.key)
 
+    def unusable(self, prefix: str) -> builtins.list[UnusableEntry]:
+        """Nothing: S3 has no links or unreadable folders."""
+        return []
+
+    def remove_stale_temporaries(self, older_than: datetime) -> builtins.list[str]:
+        """Nothing: puts and copies are atomic, so no temporary objects are ever written."""
+        return []
+
     def exists(self, key: str) -> bool:
         """Whether an object exists at ``key``."""
         return self._head(self.object_key(key)) is not None
@@ -208,7 +218,7 @@ class S3ObjectStorage:
         """
         return self._digest(self.object_key(key))[1]
 
-    def move(self, source: str, destination: str) -> None:
+    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
         """Copy, verify (same size and SHA-256), then delete the source.
 
         S3 copies server-side (multipart for large objects) and only the version that was
@@ -217,9 +227,9 @@ class S3ObjectStorage:
         under the same key meanwhile is never lost.
 
         Raises:
-            IntegrityError: the copy differs from the source (the copy is removed and the
-                source kept), a different object already exists at ``destination``, or the
-                source changed during the move.
+            IntegrityError: the source is not ``checksum``, the copy differs from the source
+                (the copy is removed and the source kept), a different object already exists
+                at ``destination``, or the source changed during the move.
             FileNotFoundError: neither the source nor the destination exists.
         """
         src, dst = self.object_key(source), self.object_key(destination)
@@ -233,6 +243,11 @@ class S3ObjectStorage:
             if self._head(dst) is not None:
                 return  # a retried move: the earlier attempt finished the copy and delete
             raise FileNotFoundError(f"cannot move {source!r}: it does not exist") from None
+        if checksum is not None and digest != checksum:
+            raise IntegrityError(
+                f"cannot move {source!r}: its content changed since it was read; "
+                "the source was kept"
+            )
         existing = self._head(dst)
         if existing is not None:
             if existing.size != size or self._digest(dst)[1] != digest:

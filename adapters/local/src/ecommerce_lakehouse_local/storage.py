@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ecommerce_lakehouse.domain.errors import IntegrityError, PathOutsideLake
 from ecommerce_lakehouse.domain.zones import clean_key
-from ecommerce_lakehouse.ports.storage import ObjectInfo
+from ecommerce_lakehouse.ports.storage import ObjectInfo, UnusableEntry
 
 #: Prefix of this adapter's in-flight temporary files; ``list`` never reports them.
 TEMP_PREFIX = ".lakehouse-tmp-"
@@ -24,7 +28,8 @@ class LocalObjectStorage:
     Keys are POSIX paths relative to the root. A key that would leave the root, whether by
     ``..``, an absolute path or a symbolic link pointing outside, raises
     :class:`~ecommerce_lakehouse.domain.errors.PathOutsideLake`. Writes and moves are atomic:
-    readers see the old content or the new one, never a partial file.
+    readers see the old content or the new one, never a partial file. Symbolic links are
+    never listed, followed or moved.
 
     Args:
         root: the lake root directory (it need not exist yet).
@@ -51,17 +56,48 @@ class LocalObjectStorage:
         """Every file under the folder ``prefix`` (recursively), sorted by key.
 
         ``prefix`` names a folder (a trailing ``/`` is optional); ``""`` lists the whole
-        lake. Temporary files of in-flight writes and links leading outside the lake are
-        left out.
+        lake. Temporary files of in-flight writes, symbolic links and anything that cannot
+        be read are left out (see :meth:`unusable`). ``modified_at`` is the file's mtime.
         """
-        folder = self._root if not prefix.strip("/") else self._path(prefix.rstrip("/"))
-        if not folder.is_dir():
-            return []
         found = [
-            ObjectInfo(key=path.relative_to(self._root).as_posix(), size_bytes=path.stat().st_size)
-            for path in self._walk(folder)
+            ObjectInfo(
+                key=self._key(path),
+                size_bytes=status.st_size,
+                modified_at=datetime.fromtimestamp(status.st_mtime, UTC),
+            )
+            for path, status, problem in self._scan(prefix)
+            if problem is None and status is not None
         ]
         return sorted(found, key=lambda info: info.key)
+
+    def unusable(self, prefix: str) -> builtins.list[UnusableEntry]:
+        """Symbolic links, unreadable folders and special files under ``prefix``, by key."""
+        found = [
+            UnusableEntry(key=self._key(path), reason=problem)
+            for path, _, problem in self._scan(prefix)
+            if problem is not None
+        ]
+        return sorted(found, key=lambda entry: entry.key)
+
+    def remove_stale_temporaries(self, older_than: datetime) -> builtins.list[str]:
+        """Delete ``.lakehouse-tmp-*`` files (this adapter's only) last changed before a time.
+
+        They are what a write or move that crashed left behind; links are never followed.
+        """
+        limit = older_than.timestamp()
+        removed: builtins.list[str] = []
+        for directory, folders, files in os.walk(self._root):
+            folders[:] = [f for f in folders if not Path(directory, f).is_symlink()]
+            for name in files:
+                path = Path(directory, name)
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                with suppress(OSError):
+                    status = path.lstat()
+                    if stat.S_ISREG(status.st_mode) and status.st_mtime < limit:
+                        path.unlink()
+                        removed.append(self._key(path))
+        return sorted(removed)
 
     def exists(self, key: str) -> bool:
         """Whether a file exists at ``key``."""
@@ -98,18 +134,24 @@ class LocalObjectStorage:
         """
         return _sha256(self._path(key))
 
-    def move(self, source: str, destination: str) -> None:
-        """Copy, verify (same size and checksum), then delete the source.
+    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
+        """Rename the file into place, or copy, verify and delete across filesystems.
 
-        The copy lands in a temporary file beside the destination and is renamed into
-        place only once verified, so the destination never holds a partial file.
+        Within one filesystem the move is one atomic rename: a crash leaves the file in
+        exactly one place, and no free space for a copy is needed. Across filesystems the
+        copy lands in a temporary file beside the destination and is renamed into place only
+        once verified, so the destination never holds a partial file. A symbolic link is
+        never moved or followed.
 
         Raises:
-            IntegrityError: the copy differs from the source (the source is left
-                untouched), or a different file already exists at ``destination``.
+            IntegrityError: the source is not ``checksum`` or the copy differs from it (the
+                source is left untouched), or a different file already exists at
+                ``destination``.
             FileNotFoundError: neither the source nor the destination exists.
         """
         src, dst = self._path(source), self._path(destination)
+        if src.is_symlink():
+            raise IntegrityError(f"cannot move {source!r}: it is a symbolic link")
         if src == dst:
             if not src.is_file():
                 raise FileNotFoundError(f"cannot move {source!r}: it does not exist")
@@ -119,6 +161,11 @@ class LocalObjectStorage:
                 return  # a retried move: the earlier attempt finished the copy and delete
             raise FileNotFoundError(f"cannot move {source!r}: it does not exist")
         size, digest = src.stat().st_size, _sha256(src)
+        if checksum is not None and digest != checksum:
+            raise IntegrityError(
+                f"cannot move {source!r}: its content changed since it was read "
+                "(still being written?); the source was kept"
+            )
         if dst.is_file():
             if dst.stat().st_size != size or _sha256(dst) != digest:
                 raise IntegrityError(
@@ -128,6 +175,8 @@ class LocalObjectStorage:
             src.unlink()
             return
         dst.parent.mkdir(parents=True, exist_ok=True)
+        if self._rename(src, dst, size, digest, source):
+            return
         temp = _temp_path(dst.parent)
         try:
             with src.open("rb") as reader, temp.open("wb") as writer:
@@ -147,6 +196,26 @@ class LocalObjectStorage:
         _fsync_dir(dst.parent)
         src.unlink()
 
+    def _rename(self, src: Path, dst: Path, size: int, digest: str, source: str) -> bool:
+        """Rename ``src`` to ``dst`` on one filesystem; False when they are on two."""
+        try:
+            # One atomic rename: a crash leaves the file under exactly one name. The
+            # destination was checked to be free, and the lake lock keeps it so.
+            _os_rename(src, dst)
+        except OSError as error:
+            if error.errno == errno.EXDEV:
+                return False  # another filesystem: copy instead
+            raise
+        if dst.stat().st_size != size or _sha256(dst) != digest:
+            # A writer still had it open and changed it: give it back for the next run.
+            os.rename(dst, src)
+            raise IntegrityError(
+                f"cannot move {source!r}: it changed while being moved; the source was kept"
+            )
+        _fsync_dir(dst.parent)
+        _fsync_dir(src.parent)
+        return True
+
     def delete(self, key: str) -> None:
         """Delete a file; nothing happens when it does not exist."""
         self._path(key).unlink(missing_ok=True)
@@ -158,15 +227,54 @@ class LocalObjectStorage:
             raise PathOutsideLake(f"lake key {key!r} resolves outside the lake root")
         return path
 
-    def _walk(self, folder: Path) -> Iterator[Path]:
-        # Links to folders are not followed (os.walk's default); ``list`` sorts the result.
-        for directory, _, files in os.walk(folder):
-            for name in files:
-                path = Path(directory, name)
-                if name.startswith(TEMP_PREFIX) or not path.resolve().is_relative_to(self._root):
+    def _key(self, path: Path) -> str:
+        return path.relative_to(self._root).as_posix()
+
+    def _scan(self, prefix: str) -> Iterator[tuple[Path, os.stat_result | None, str | None]]:
+        """Every entry under ``prefix``: path, ``lstat`` and why it is unusable (or None)."""
+        folder = self._root if not prefix.strip("/") else self._path(prefix.rstrip("/"))
+        if folder.is_symlink() and folder != self._root:
+            yield folder, None, "symlink: links are not followed; make it a real folder"
+            return
+        if not folder.is_dir():
+            return
+        pending = [folder]
+        while pending:
+            directory = pending.pop()
+            try:
+                with os.scandir(directory) as entries:
+                    listed = list(entries)
+            except OSError as error:
+                if directory == folder:
+                    raise
+                yield directory, None, f"unreadable_folder: {_why(error)}"
+                continue
+            for entry in listed:
+                path = Path(entry.path)
+                if entry.name.startswith(TEMP_PREFIX):
                     continue
-                if path.is_file():
-                    yield path
+                try:
+                    status = entry.stat(follow_symlinks=False)
+                except OSError as error:  # vanished meanwhile, or not even stat-able
+                    if not isinstance(error, FileNotFoundError):
+                        yield path, None, f"unreadable: {_why(error)}"
+                    continue
+                if stat.S_ISLNK(status.st_mode):
+                    yield path, status, "symlink: links are not followed; drop the file itself"
+                elif stat.S_ISDIR(status.st_mode):
+                    pending.append(path)
+                elif stat.S_ISREG(status.st_mode):
+                    yield path, status, None
+                else:
+                    yield path, status, "special_file: not a regular file"
+
+
+#: The rename of ``move`` (tests replace it to play a move across two filesystems).
+_os_rename = os.rename
+
+
+def _why(error: OSError) -> str:
+    return error.strerror or type(error).__name__
 
 
 def _temp_path(directory: Path) -> Path:

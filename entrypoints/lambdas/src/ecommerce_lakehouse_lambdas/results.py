@@ -78,7 +78,7 @@ def _timestamp(value: object, name: str) -> datetime:
 
 def _text(item: Mapping[str, Any], name: str, *, optional: bool = False) -> str | None:
     value = item.get(name)
-    if value is None and optional:
+    if value in (None, "") and optional:
         return None
     if not isinstance(value, str) or not value:
         raise ValueError(f"file field '{name}' is missing or not text")
@@ -94,14 +94,17 @@ def _outcome(item: Mapping[str, Any], started_at: datetime, finished_at: datetim
     counts = {name: item.get(name, 0) for name in COUNT_FIELDS}
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
         raise ValueError(f"file {key!r}: row counts are not integers")
+    status = FileStatus.from_str(_text(item, "status") or "")
+    # A file set aside at discovery (waiting, ignored) was never read: it has no checksum.
+    unread = status in (FileStatus.WAITING, FileStatus.IGNORED)
     return FileOutcome(
         file=DiscoveredFile(
             key=key,
             entity=Entity.from_str(entity) if entity else None,
             size_bytes=size,
-            checksum=_text(item, "checksum") or "",
+            checksum=_text(item, "checksum", optional=unread) or "",
         ),
-        status=FileStatus.from_str(_text(item, "status") or ""),
+        status=status,
         counts=RowCounts(**counts),
         started_at=started_at,
         finished_at=finished_at,
