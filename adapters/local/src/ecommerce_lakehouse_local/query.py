@@ -35,6 +35,16 @@ _VIEW_TYPES: Mapping[pa.DataType, pa.DataType] = {
 #: Parquet footers read at once when a table version is first opened (object stores).
 _FOOTER_READERS = 16
 
+#: The statements ``sql`` runs: queries (SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW,
+#: SUMMARIZE) and EXPLAIN. Everything else (COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA, CALL,
+#: CREATE, ...) is refused before DuckDB sees it.
+_READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+#: Set once the lake's tables are registered, in this order: from then on no statement can
+#: read or write a file, reach the network, load an extension or change a setting. The
+#: registered tables are Arrow datasets that pyarrow reads, so they keep working.
+_LOCKDOWN = ("SET enable_external_access = false", "SET lock_configuration = true")
+
 
 class DuckDbQueryService:
     """Runs SQL with DuckDB over the lake's curated and audit Delta tables.
@@ -67,10 +77,12 @@ class DuckDbQueryService:
             The result as an Arrow table.
 
         Raises:
-            ConfigurationError: ``as_of`` names an unknown table, a table not created yet
-                or a version the table does not have.
-            LakehouseError: the query failed; the message is DuckDB's, on one line.
+            ConfigurationError: the query is empty, ``as_of`` names an unknown table, a
+                table not created yet or a version the table does not have.
+            LakehouseError: the query is not one read-only statement, or it failed; the
+                message is DuckDB's, on one line.
         """
+        _check_read_only(query)
         pinned = dict(as_of or {})
         unknown = sorted(set(pinned) - set(TABLE_KEYS))
         if unknown:
@@ -91,15 +103,18 @@ class DuckDbQueryService:
                     "the table has not been created yet"
                 )
             # A table not created yet stays unregistered; _explain names it if queried.
-        # No extension is ever downloaded: ICU (time zones) and parquet are built in.
+        # No extension is ever downloaded or loaded: ICU (time zones) and parquet are built in.
         config: dict[str, str | bool | int | float | list[str]] = {
-            "autoinstall_known_extensions": False
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
         }
         with duckdb.connect(":memory:", config=config) as connection:
             try:
                 connection.execute("SET TimeZone = 'UTC'")
                 for name, parts in datasets.items():
                     _register(connection, name, parts)
+                for setting in _LOCKDOWN:
+                    connection.execute(setting)
                 relation = connection.sql(query)
                 return pa.table({}) if relation is None else relation.to_arrow_table()
             except duckdb.Error as error:
@@ -232,6 +247,27 @@ def _register(connection: duckdb.DuckDBPyConnection, name: str, parts: Sequence[
     # Every part has the same columns in the same order; DuckDB reads each as the Delta type
     # (a string_view column becomes VARCHAR), so results keep plain Arrow strings.
     connection.execute(f'CREATE TEMPORARY VIEW "{name}" AS ' + " UNION ALL BY NAME ".join(selects))
+
+
+def _check_read_only(query: str) -> None:
+    """Refuse anything but one query, using DuckDB's own parser.
+
+    Raises:
+        ConfigurationError: ``query`` holds no statement.
+        LakehouseError: it holds more than one, or one that is not a query.
+    """
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as error:
+        raise LakehouseError(_first_line(error)) from None
+    if not statements:
+        raise ConfigurationError("empty query: pass one SELECT")
+    if len(statements) > 1:
+        raise LakehouseError(f"one statement at a time, not {len(statements)}")
+    kind = statements[0].type
+    if kind not in _READ_STATEMENTS:
+        name = kind.name.removesuffix("_STATEMENT") if hasattr(kind, "name") else str(kind)
+        raise LakehouseError(f"SQL here is read-only: {name} statements are refused, queries only")
 
 
 def _mentions(query: str, name: str) -> bool:

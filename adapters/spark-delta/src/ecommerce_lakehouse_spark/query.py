@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 QUERY_SETTINGS: Mapping[str, str] = {
     # Errors instead of NULLs for invalid casts and overflows, like DuckDB and Athena.
     "spark.sql.ansi.enabled": "true",
+    # No `SELECT * FROM csv.`/any/path``: queries read the lake's tables only.
+    "spark.sql.runSQLOnFiles": "false",
 }
+
+#: Commands of the parsed plan that only read (metadata, or a plan they do not run).
+_READ_COMMAND_PREFIXES = ("Show", "Describe")
+_READ_COMMANDS = frozenset({"ExplainCommand"})
+_LOGICAL = "org.apache.spark.sql.catalyst.plans.logical."
 
 _MISSING_TABLE = re.compile(r"table or view `?([\w.]+?)`? cannot be found", re.IGNORECASE)
 _ERROR_CLASS = re.compile(r"^\[([A-Z0-9_.]+)\]\s*")
@@ -57,13 +64,16 @@ class SparkSqlQueryService:
             The result as an Arrow table, in the Arrow types DuckDB gives the same columns.
 
         Raises:
-            ConfigurationError: ``as_of`` names an unknown table, a table not created yet
-                or a version the table does not have.
-            LakehouseError: the query failed; the message is Spark's, on one line.
+            ConfigurationError: the query is empty, ``as_of`` names an unknown table, a
+                table not created yet or a version the table does not have.
+            LakehouseError: the query is not one read-only statement, or it failed; the
+                message is Spark's, on one line.
         """
         from py4j.protocol import Py4JJavaError
         from pyspark.errors import PySparkException
 
+        if not query.strip():
+            raise ConfigurationError("empty query: pass one SELECT")
         pinned = dict(as_of or {})
         unknown = sorted(set(pinned) - set(TABLE_NAMES))
         if unknown:
@@ -72,6 +82,10 @@ class SparkSqlQueryService:
                 f"(tables: {', '.join(sorted(TABLE_NAMES))})"
             )
         session = self._query_session()
+        try:
+            _check_read_only(session, query)
+        except (PySparkException, Py4JJavaError) as error:
+            raise LakehouseError(self._explain(error, set())) from None
         registered: set[str] = set()
         for name in TABLE_NAMES:
             version = pinned.get(name)
@@ -166,6 +180,32 @@ def to_arrow(frame: DataFrame) -> pa.Table:
     if not batches:
         return schema.empty_table()
     return pa.Table.from_batches(batches).cast(schema)
+
+
+def _check_read_only(session: SparkSession, query: str) -> None:
+    """Refuse anything but one query, judged on the plan Spark's own parser makes of it.
+
+    ``session.sql`` runs a command (INSERT, CREATE, SET, ADD JAR, VACUUM, ...) as soon as it
+    is called, so the statement is parsed, not run, first.
+
+    Raises:
+        LakehouseError: the statement is not a query, SHOW, DESCRIBE or EXPLAIN.
+        pyspark.errors.ParseException: it does not parse (more than one statement included).
+    """
+    java_class = session._jvm.java.lang.Class  # type: ignore[union-attr]
+    plan = session._jsparkSession.sessionState().sqlParser().parsePlan(query)
+    with_cte = java_class.forName(_LOGICAL + "UnresolvedWith")
+    while with_cte.isInstance(plan):  # WITH ... is a query only if what it wraps is one
+        plan = plan.child()
+    name = str(plan.getClass().getSimpleName())
+    command = java_class.forName(_LOGICAL + "Command").isInstance(plan)
+    statement = java_class.forName(_LOGICAL + "ParsedStatement").isInstance(plan)
+    if command and (name in _READ_COMMANDS or name.startswith(_READ_COMMAND_PREFIXES)):
+        return
+    if command or statement:
+        raise LakehouseError(
+            f"SQL here is read-only: {name.rstrip('$')} statements are refused, queries only"
+        )
 
 
 def _mentions(query: str, name: str) -> bool:

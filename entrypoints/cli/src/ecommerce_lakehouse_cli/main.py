@@ -7,6 +7,8 @@ configuration. Every error is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import functools
+import math
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.exceptions import TyperException
 
 from ecommerce_lakehouse.application.lake import Lake, open_lake
@@ -31,6 +34,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: "s3://bucket[/prefix]" is not Rich markup.
+    rich_markup_mode=None,
 )
 # Piped output (CI logs, files) gets a wide console so report tables are not squeezed.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -45,8 +50,13 @@ class _Exit(Exception):
         self.code = code
 
 
+def _error_line(message: str) -> Text:
+    # Messages quote data (column names, file names, SQL): never markup, one line, no escapes.
+    return Text.assemble(("error:", "red"), " ", report.plain(message))
+
+
 def _fail(message: str, code: int) -> _Exit:
-    err.print(f"[red]error:[/] {message}", markup=True, highlight=False)
+    err.print(_error_line(message))
     return _Exit(code)
 
 
@@ -77,14 +87,18 @@ def _progress() -> Iterator[ProgressCallback]:
     with err.status("starting", spinner="dots") as status:
 
         def show(step: str, message: str) -> None:
-            status.update(f"[bold]{step}[/]: {message}")
+            status.update(
+                Text.assemble((report.visible(step), "bold"), ": ", report.plain(message))
+            )
             if not err.is_terminal:
-                err.print(f"{step}: {message}", markup=False)
+                err.print(report.plain(f"{step}: {message}"))
 
         yield show
 
 
 def _open(lake: str, engine: str = "polars", options: dict[str, str] | None = None) -> Lake:
+    if not lake:
+        raise ConfigurationError("--lake must not be empty")
     if not lake.startswith("s3://") and not Path(lake).is_dir():
         raise ConfigurationError(f"lake root '{lake}' is not a directory")
     return open_lake(lake, engine=engine, options=options)
@@ -129,14 +143,18 @@ def generate(
         )
     for output in summary.entities:
         out.print(
-            f"{output.entity.value:<12} {output.rows:>12,} rows in {len(output.files)} file(s)"
+            report.plain(
+                f"{output.entity.value:<12} {output.rows:>12,} rows in {len(output.files)} file(s)"
+            )
         )
     if dirty > 0:
         out.print(
-            f"faults injected: {summary.faults.invalid_rows:,} invalid rows, plus duplicates, "
-            "late corrections, orphans and extra columns"
+            Text(
+                f"faults injected: {summary.faults.invalid_rows:,} invalid rows, plus duplicates, "
+                "late corrections, orphans and extra columns"
+            )
         )
-    out.print(f"raw files written under {out_dir / 'raw-data'}")
+    out.print(report.plain(f"raw files written under {out_dir / 'raw-data'}"))
 
 
 def _date(text: str) -> date:
@@ -147,8 +165,11 @@ def _date(text: str) -> date:
 
 
 def _run_options(schema_evolution: str, fk_severity: str, lock_timeout: float) -> RunOptions:
-    if lock_timeout < 0:
-        raise ConfigurationError("--lock-timeout must not be negative")
+    # typer reads "nan" and "inf" as floats; either would make the run wait forever.
+    if not math.isfinite(lock_timeout) or lock_timeout < 0:
+        raise ConfigurationError(
+            f"invalid --lock-timeout '{lock_timeout}': expected a number of seconds, 0 or more"
+        )
     return RunOptions(
         evolution=SchemaEvolution.from_str(schema_evolution),
         policy=ValidationPolicy(foreign_key_severity=Severity.from_str(fk_severity)),
@@ -181,7 +202,7 @@ def run_command(
     with _progress() as progress:
         result = opened.run(options, progress=progress)
     if output == "json":
-        out.print_json(report.to_json(result.as_dict()))
+        report.print_json(out, result.as_dict())
     else:
         report.print_run(out, result)
     raise typer.Exit(result.exit_code)
@@ -222,17 +243,35 @@ def sql(
 ) -> None:
     """Query products, orders, order_items, ingest_log, quarantine, validation_results."""
     _check_format(output, ("table", "json", "csv"))
+    if not query.strip():
+        raise ConfigurationError("empty query: pass one SELECT")
     if athena and not lake.startswith("s3://"):
         raise ConfigurationError("--athena needs an s3:// lake root")
-    versions: dict[str, int] = {}
-    for item in as_of or []:
-        name, sep, version = item.partition("=")
-        if not sep or not version.strip().isdigit():
-            raise ConfigurationError(f"invalid --as-of '{item}': expected TABLE=VERSION")
-        versions[name.strip()] = int(version)
+    versions = _as_of_versions(as_of or [])
     options = {"query": "athena"} if athena else None
     result = _open(lake, options=options).sql(query, as_of=versions or None)
     report.format_result(result, output, out)
+
+
+#: TABLE=VERSION, the version in ASCII digits only: str.isdigit() and int() also take "²"
+#: and "٣".
+_AS_OF = re.compile(r"\s*([^=\s][^=]*?)\s*=\s*([0-9]+)\s*", re.ASCII)
+
+
+def _as_of_versions(items: list[str]) -> dict[str, int]:
+    versions: dict[str, int] = {}
+    for item in items:
+        match = _AS_OF.fullmatch(item)
+        if match is None:
+            raise ConfigurationError(f"invalid --as-of '{item}': expected TABLE=VERSION")
+        name, version = match.group(1), int(match.group(2))
+        if versions.get(name, version) != version:
+            raise ConfigurationError(f"--as-of pins table '{name}' to two versions")
+        versions[name] = version
+    return versions
+
+
+_MAX_LIMIT = 2**31 - 1
 
 
 @app.command()
@@ -245,21 +284,26 @@ def history(
 ) -> None:
     """Show a table's Delta history (versions usable with `sql --as-of`)."""
     _check_format(output, ("table", "json"))
-    commits = _open(lake).history(table, limit)
+    if limit is not None and limit < 1:
+        raise ConfigurationError(
+            f"invalid --limit {limit}: expected a number of commits, 1 or more"
+        )
+    # More commits than a table has means all of them; a bound keeps delta-rs's integer
+    # conversion from overflowing.
+    commits = _open(lake).history(table, None if limit is None else min(limit, _MAX_LIMIT))
     if output == "json":
-        out.print_json(
-            report.to_json(
-                [
-                    {
-                        "version": c.version,
-                        "timestamp": c.timestamp,
-                        "operation": c.operation,
-                        "metadata": dict(c.metadata),
-                        "metrics": dict(c.metrics),
-                    }
-                    for c in commits
-                ]
-            )
+        report.print_json(
+            out,
+            [
+                {
+                    "version": c.version,
+                    "timestamp": c.timestamp,
+                    "operation": c.operation,
+                    "metadata": dict(c.metadata),
+                    "metrics": dict(c.metrics),
+                }
+                for c in commits
+            ],
         )
     else:
         out.print(report.history_table(table, commits))
@@ -286,9 +330,12 @@ def demo(
         run_generate(workdir, scale=scale, seed=42, dirty=0.02)
         result = _open(str(workdir)).run(RunOptions(), progress=progress)
     report.print_run(out, result)
+    out.print()
     out.print(
-        f"\nTry: lakehouse sql --lake {workdir} "
-        '"SELECT rule, COUNT(*) AS n FROM quarantine GROUP BY rule ORDER BY n DESC"'
+        report.plain(
+            f"Try: lakehouse sql --lake {workdir} "
+            '"SELECT rule, COUNT(*) AS n FROM quarantine GROUP BY rule ORDER BY n DESC"'
+        )
     )
     raise typer.Exit(result.exit_code)
 
@@ -328,7 +375,7 @@ def state_machine(
         out_file.write_text(text, encoding="utf-8")
     except OSError as error:
         raise ConfigurationError(f"cannot write {out_file}: {error.strerror}") from None
-    err.print(f"state machine definition written to {out_file}", markup=False)
+    err.print(report.plain(f"state machine definition written to {out_file}"))
 
 
 def _main() -> int:
@@ -340,18 +387,19 @@ def _main() -> int:
     except typer.Exit as stop:
         return int(stop.exit_code)
     except typer.Abort:
-        err.print("[red]error:[/] aborted")
+        err.print(_error_line("aborted"))
         return 130
     except TyperException as error:
         # Typer's own parsing errors (it vendors click): usage problems and --help on no args.
         ctx = getattr(error, "ctx", None)
         if type(error).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            out.print(ctx.get_help(), markup=False)
+            out.print(Text(ctx.get_help()))
             return 2
         message = error.format_message() if hasattr(error, "format_message") else str(error)
-        err.print(f"[red]error:[/] {message}")
+        # The message quotes the command line ("No such option: --[/x]").
+        err.print(_error_line(message))
         if ctx is not None:
-            err.print(f"{ctx.get_usage()}  (--help for more)", markup=False)
+            err.print(report.plain(f"{ctx.get_usage()}  (--help for more)"))
         return int(getattr(error, "exit_code", 2))
     return code if isinstance(code, int) else 0
 
