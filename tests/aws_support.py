@@ -84,6 +84,17 @@ class MotoServer:
             "LAKEHOUSE_GLUE_DATABASE": options["glue_database"],
         }
 
+    def lambda_environment(self, **extra: str) -> dict[str, str]:
+        """What a Lambda's environment holds for the emulator (its endpoint and keys standing in
+        for the function's role); ``extra`` adds the function's own variables."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_REGION": REGION,
+            **extra,
+        }
+
     def queue_athena_result(
         self, columns: list[dict[str, Any]], rows: list[dict[str, Any]]
     ) -> None:

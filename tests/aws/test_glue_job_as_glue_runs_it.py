@@ -246,12 +246,7 @@ def test_glue_job_started_as_glue_starts_it_then_archived_by_the_state_machine(
     # The Archive state's payload, exactly as the execution sent it.
     payload = json.loads(execution["output"])["archive"]["Payload"]
     assert payload == {"lake_root": deployed.lake_root, "run_id": name, "result_key": result_key}
-    for variable, value in {
-        "AWS_ENDPOINT_URL": moto.endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "AWS_REGION": REGION,
-    }.items():
+    for variable, value in moto.lambda_environment().items():
         monkeypatch.setenv(variable, value)
     summary = archive.handler(payload, None)
 

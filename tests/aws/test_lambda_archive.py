@@ -21,7 +21,7 @@ from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import entity_of
 from ecommerce_lakehouse_lambdas import archive
 from ecommerce_lakehouse_lambdas.errors import InvalidEvent, InvalidRunResult, RunResultMissing
-from tests.aws_support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer
+from tests.aws_support import MotoServer
 
 pytestmark = pytest.mark.aws
 
@@ -106,12 +106,7 @@ class RunLake:
 
 @pytest.fixture
 def lake(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> RunLake:
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto.endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "AWS_REGION": REGION,
-    }.items():
+    for name, value in moto.lambda_environment().items():
         monkeypatch.setenv(name, value)
     return RunLake(moto)
 

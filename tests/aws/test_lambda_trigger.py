@@ -37,7 +37,7 @@ from tests.aws.sfn_support import (
     stop_running,
     wait_for_end,
 )
-from tests.aws_support import ACCESS_KEY_ID, ACCOUNT_ID, REGION, SECRET_ACCESS_KEY, MotoServer
+from tests.aws_support import ACCOUNT_ID, REGION, MotoServer
 
 pytestmark = pytest.mark.aws
 
@@ -215,14 +215,9 @@ def configure(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     def configure_(lake: Lake, definition: dict[str, Any]) -> str:
         arn = create_state_machine(moto, definition)
         created.append(arn)
-        for name, value in {
-            "LAKEHOUSE_LAKE_ROOT": lake.root,
-            "LAKEHOUSE_STATE_MACHINE_ARN": arn,
-            "AWS_ENDPOINT_URL": moto.endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-            "AWS_REGION": REGION,
-        }.items():
+        for name, value in moto.lambda_environment(
+            LAKEHOUSE_LAKE_ROOT=lake.root, LAKEHOUSE_STATE_MACHINE_ARN=arn
+        ).items():
             monkeypatch.setenv(name, value)
         return arn
 

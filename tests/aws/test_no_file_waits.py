@@ -37,7 +37,7 @@ from ecommerce_lakehouse_cli.generator import generate
 from ecommerce_lakehouse_lambdas import trigger
 from tests.aws.sfn_support import create_state_machine, enable_execution, stop_running
 from tests.aws.test_lambda_trigger import scheduled_event, status_change_event
-from tests.aws_support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer
+from tests.aws_support import MotoServer
 
 pytestmark = pytest.mark.aws
 
@@ -211,14 +211,9 @@ def raw_files(tmp_path: Path) -> dict[str, bytes]:
 def pipeline(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     enable_execution(moto)
     built = Pipeline(moto, Lake(moto))
-    for name, value in {
-        "LAKEHOUSE_LAKE_ROOT": built.lake.root,
-        "LAKEHOUSE_STATE_MACHINE_ARN": built.arn,
-        "AWS_ENDPOINT_URL": moto.endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "AWS_REGION": REGION,
-    }.items():
+    for name, value in moto.lambda_environment(
+        LAKEHOUSE_LAKE_ROOT=built.lake.root, LAKEHOUSE_STATE_MACHINE_ARN=built.arn
+    ).items():
         monkeypatch.setenv(name, value)
     yield built
     stop_running(moto, built.arn)

@@ -66,10 +66,8 @@ from tests.aws.sfn_support import (
     wait_for_end,
 )
 from tests.aws_support import (
-    ACCESS_KEY_ID,
     ACCOUNT_ID,
     REGION,
-    SECRET_ACCESS_KEY,
     MotoServer,
     athena_column,
     athena_row,
@@ -306,12 +304,7 @@ def test_the_gate_passes_when_no_error_check_failed(
         "run_id": name,
         "result_key": f"_runs/{name}.json",
     }
-    for variable, value in {
-        "AWS_ENDPOINT_URL": moto.endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "AWS_REGION": REGION,
-    }.items():
+    for variable, value in moto.lambda_environment().items():
         monkeypatch.setenv(variable, value)
     s3 = moto.client("s3")
     s3.put_object(Bucket=deployment.bucket, Key="lake/raw-data/products.csv", Body=b"p\n")
