@@ -93,3 +93,28 @@ def test_a_file_outside_the_lake_cannot_be_read(query_case: QueryCase, tmp_path:
         query_case.query.sql(sql)
 
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_query_cannot_run_a_program_or_call_java(
+    query_case: QueryCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Queries in form only: Spark runs SELECT TRANSFORM's program and reflect's Java call,
+    # DuckDB's EXPLAIN ANALYZE runs what it explains.
+    monkeypatch.chdir(tmp_path)
+    _write_orders(query_case)
+    marker = tmp_path / "ran"
+    spark = type(query_case.query).__name__.startswith("Spark")
+    attempts = (
+        [
+            f"SELECT TRANSFORM(order_id) USING 'touch {marker}' AS (a) FROM orders",
+            "SELECT reflect('java.lang.System', 'exit', 0) AS x",
+            "SELECT JAVA_METHOD('java.lang.System', 'getProperty', 'user.home') AS x",
+        ]
+        if spark
+        else ["EXPLAIN ANALYZE CREATE TABLE made_here AS SELECT 1 AS a"]
+    )
+    for sql in attempts:
+        with pytest.raises(LakehouseError, match="read-only"):
+            query_case.query.sql(sql)
+    assert not marker.exists()
+    assert query_case.query.sql("EXPLAIN SELECT count(*) FROM orders").num_rows > 0

@@ -341,3 +341,17 @@ def test_a_planted_lock_file_link_is_refused(tmp_path: Path) -> None:
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert_clean(done)
     assert outside.read_text() == "keep me"
+
+
+def test_a_value_python_cannot_hold_is_a_named_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [LAKEHOUSE, "sql", "--lake", str(tmp_path), "SELECT 'infinity'::timestamp AS x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "out of the range that can be shown" in done.stderr
+    assert "unexpected" not in done.stderr

@@ -135,3 +135,36 @@ def test_a_linked_zone_folder_is_reported_not_silently_empty(tmp_path: Path) -> 
     assert [(e.key, e.reason.split(":")[0]) for e in storage.unusable("raw-data")] == [
         ("raw-data", "symlink")
     ]
+
+
+def test_a_user_file_with_the_temporary_prefix_in_raw_data_is_reported_never_deleted(
+    lake: Path,
+) -> None:
+    # Only this adapter's own writes are temporaries: a user's file in raw-data/ is kept
+    # and reported, whatever its name and age.
+    dropped = lake / "raw-data" / "orders" / f"{TEMP_PREFIX}orders_2.csv"
+    dropped.write_text("order_id\n2\n")
+    old = time.time() - 3600
+    os.utime(dropped, (old, old))
+    storage = LocalObjectStorage(lake)
+
+    assert storage.remove_stale_temporaries(datetime.now(UTC) - timedelta(minutes=1)) == []
+    assert dropped.exists()
+    assert [(e.key, e.reason.split(":")[0]) for e in storage.unusable("raw-data")] == [
+        (f"raw-data/orders/{TEMP_PREFIX}orders_2.csv", "reserved_name")
+    ]
+
+
+def test_a_raw_zone_linked_outside_the_lake_is_reported_not_an_error(tmp_path: Path) -> None:
+    outside = tmp_path / "landing"
+    outside.mkdir()
+    (outside / "orders_1.csv").write_text("order_id\n1\n")
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "raw-data").symlink_to(outside)
+    storage = LocalObjectStorage(lake)
+
+    assert storage.list("raw-data") == []
+    assert [(e.key, e.reason.split(":")[0]) for e in storage.unusable("raw-data")] == [
+        ("raw-data", "symlink")
+    ]

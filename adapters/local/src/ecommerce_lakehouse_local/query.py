@@ -38,7 +38,9 @@ _FOOTER_READERS = 16
 #: The statements ``sql`` runs: queries (SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW,
 #: SUMMARIZE) and EXPLAIN. Everything else (COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA, CALL,
 #: CREATE, ...) is refused before DuckDB sees it.
-_READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+_READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT})
+#: The EXPLAIN [ANALYZE] words before the statement they explain.
+_EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
 
 #: Set once the lake's tables are registered, in this order: from then on no statement can
 #: read or write a file, reach the network, load an extension or change a setting. The
@@ -265,6 +267,11 @@ def _check_read_only(query: str) -> None:
     if len(statements) > 1:
         raise LakehouseError(f"one statement at a time, not {len(statements)}")
     kind = statements[0].type
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs what it explains: that must be a query too.
+        inner = _EXPLAIN.sub("", statements[0].query, count=1)
+        _check_read_only(inner)
+        return
     if kind not in _READ_STATEMENTS:
         name = kind.name.removesuffix("_STATEMENT") if hasattr(kind, "name") else str(kind)
         raise LakehouseError(f"SQL here is read-only: {name} statements are refused, queries only")

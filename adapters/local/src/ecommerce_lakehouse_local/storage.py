@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ecommerce_lakehouse.domain.errors import IntegrityError, PathOutsideLake
-from ecommerce_lakehouse.domain.zones import clean_key
+from ecommerce_lakehouse.domain.zones import PROCESSED, RAW, clean_key
 from ecommerce_lakehouse.ports.storage import ObjectInfo, UnusableEntry
 
 #: Prefix of this adapter's in-flight temporary files; ``list`` never reports them.
 TEMP_PREFIX = ".lakehouse-tmp-"
+#: Top-level folders where no temporary file of this adapter ever stands.
+_NO_TEMPORARIES = frozenset({RAW, PROCESSED})
 
 
 class LocalObjectStorage:
@@ -88,6 +90,10 @@ class LocalObjectStorage:
         removed: builtins.list[str] = []
         for directory, folders, files in os.walk(self._root):
             folders[:] = [f for f in folders if not Path(directory, f).is_symlink()]
+            if Path(directory) == self._root:
+                # Never under raw-data/ (a user's file there is the user's, whatever its
+                # name) nor the Delta tables (this adapter writes no file there).
+                folders[:] = [f for f in folders if f not in _NO_TEMPORARIES]
             for name in files:
                 path = Path(directory, name)
                 if not name.startswith(TEMP_PREFIX):
@@ -232,10 +238,12 @@ class LocalObjectStorage:
 
     def _scan(self, prefix: str) -> Iterator[tuple[Path, os.stat_result | None, str | None]]:
         """Every entry under ``prefix``: path, ``lstat`` and why it is unusable (or None)."""
+        if prefix.strip("/"):
+            named = self._root / prefix.strip("/")
+            if named.is_symlink():  # before _path, which refuses a link leading outside
+                yield named, None, "symlink: links are not followed; make it a real folder"
+                return
         folder = self._root if not prefix.strip("/") else self._path(prefix.rstrip("/"))
-        if folder.is_symlink() and folder != self._root:
-            yield folder, None, "symlink: links are not followed; make it a real folder"
-            return
         if not folder.is_dir():
             return
         pending = [folder]
@@ -252,6 +260,12 @@ class LocalObjectStorage:
             for entry in listed:
                 path = Path(entry.path)
                 if entry.name.startswith(TEMP_PREFIX):
+                    # This adapter's in-flight writes; listed as unusable, never loaded.
+                    yield (
+                        path,
+                        None,
+                        f"reserved_name: {TEMP_PREFIX}* names the lake's own temporary files",
+                    )
                     continue
                 try:
                     status = entry.stat(follow_symlinks=False)

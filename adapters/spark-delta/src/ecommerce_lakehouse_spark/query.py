@@ -182,6 +182,11 @@ def to_arrow(frame: DataFrame) -> pa.Table:
     return pa.Table.from_batches(batches).cast(schema)
 
 
+#: What may not appear in a query's parsed plan: script transforms and the functions that
+#: call Java methods (unresolved functions print as ``'name(``).
+_UNSAFE_IN_PLAN = re.compile(r"(ScriptTransformation|'(?:reflect|java_method|try_reflect)\()", re.I)
+
+
 def _check_read_only(session: SparkSession, query: str) -> None:
     """Refuse anything but one query, judged on the plan Spark's own parser makes of it.
 
@@ -205,6 +210,13 @@ def _check_read_only(session: SparkSession, query: str) -> None:
     if command or statement:
         raise LakehouseError(
             f"SQL here is read-only: {name.rstrip('$')} statements are refused, queries only"
+        )
+    # A query can still run a program (SELECT TRANSFORM ... USING) or call static Java
+    # methods (reflect, java_method); Spark has no setting to turn either off.
+    found = _UNSAFE_IN_PLAN.search(str(plan.treeString()))
+    if found:
+        raise LakehouseError(
+            f"SQL here is read-only: {found.group(1).strip(chr(39) + '(')} is refused in queries"
         )
 
 

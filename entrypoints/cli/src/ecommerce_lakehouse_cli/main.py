@@ -75,6 +75,10 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise _fail("interrupted", 130) from None
         except (typer.Exit, TyperException, _Exit):
             raise
+        except OverflowError as error:
+            # A value Python cannot hold (DuckDB's infinite or far-off dates): name it.
+            first_line = (str(error).splitlines() or [""])[0]
+            raise _fail(f"a value is out of the range that can be shown: {first_line}", 1) from None
         except Exception as error:
             first_line = (str(error).splitlines() or [""])[0]
             raise _fail(f"unexpected {type(error).__name__}: {first_line}", 1) from None
