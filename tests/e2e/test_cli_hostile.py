@@ -228,6 +228,9 @@ def test_run_and_history_json_is_strict(lake: Path) -> None:
         (("run", "--lock-timeout", "nan"), "--lock-timeout"),
         (("run", "--lock-timeout", "inf"), "--lock-timeout"),
         (("run", "--lock-timeout", "-1"), "--lock-timeout"),
+        (("run", "--settle-seconds", "nan"), "--settle-seconds"),
+        (("run", "--settle-seconds", "-1"), "--settle-seconds"),
+        (("run", "--settle-seconds", "3601"), "--settle-seconds"),
     ],
 )
 def test_bad_option_values_are_one_line_and_exit_2(

@@ -18,6 +18,8 @@ ProgressCallback = Callable[[str, str], None]
 
 #: Default quiet period of a local lake's raw files (``RunOptions.settle_seconds``).
 DEFAULT_SETTLE_SECONDS = 2.0
+#: The longest quiet period a run accepts.
+MAX_SETTLE_SECONDS = 3600.0
 
 
 def utc_now() -> datetime:
@@ -64,8 +66,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.lock_timeout_seconds < 0:
             raise ValueError("lock_timeout_seconds must not be negative")
-        if not 0 <= self.settle_seconds <= 3600:
-            raise ValueError("settle_seconds must be between 0 and 3600")
+        if not 0 <= self.settle_seconds <= MAX_SETTLE_SECONDS:
+            raise ValueError(f"settle_seconds must be between 0 and {MAX_SETTLE_SECONDS:g}")
         if self.compact_audit_min_files < 2:
             raise ValueError("compact_audit_min_files must be at least 2")
 

@@ -22,7 +22,12 @@ from rich.text import Text
 from typer.exceptions import TyperException
 
 from ecommerce_lakehouse.application.lake import Lake, open_lake
-from ecommerce_lakehouse.application.run import ProgressCallback, RunOptions
+from ecommerce_lakehouse.application.run import (
+    DEFAULT_SETTLE_SECONDS,
+    MAX_SETTLE_SECONDS,
+    ProgressCallback,
+    RunOptions,
+)
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.types import SchemaEvolution, Severity
 from ecommerce_lakehouse.domain.validation import ValidationPolicy
@@ -168,16 +173,24 @@ def _date(text: str) -> date:
         raise ConfigurationError(f"invalid date '{text}': expected YYYY-MM-DD") from None
 
 
-def _run_options(schema_evolution: str, fk_severity: str, lock_timeout: float) -> RunOptions:
+def _run_options(
+    schema_evolution: str, fk_severity: str, lock_timeout: float, settle_seconds: float
+) -> RunOptions:
     # typer reads "nan" and "inf" as floats; either would make the run wait forever.
     if not math.isfinite(lock_timeout) or lock_timeout < 0:
         raise ConfigurationError(
             f"invalid --lock-timeout '{lock_timeout}': expected a number of seconds, 0 or more"
         )
+    if not math.isfinite(settle_seconds) or not 0 <= settle_seconds <= MAX_SETTLE_SECONDS:
+        raise ConfigurationError(
+            f"invalid --settle-seconds '{settle_seconds}': expected seconds from 0 to "
+            f"{MAX_SETTLE_SECONDS:g}"
+        )
     return RunOptions(
         evolution=SchemaEvolution.from_str(schema_evolution),
         policy=ValidationPolicy(foreign_key_severity=Severity.from_str(fk_severity)),
         lock_timeout_seconds=lock_timeout,
+        settle_seconds=settle_seconds,
     )
 
 
@@ -195,13 +208,20 @@ def run_command(
     lock_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for another run to release the lake.")
     ] = 60.0,
+    settle_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Quiet period of a local lake's raw files: a file changed more recently "
+            "waits for it, and one still changing is left for the next run (0: off)."
+        ),
+    ] = DEFAULT_SETTLE_SECONDS,
     output: Annotated[
         str, typer.Option("--format", help="Report format: table or json.")
     ] = "table",
 ) -> None:
     """Run the whole pipeline: ingest, archive, catalogue, validate, report."""
     _check_format(output, ("table", "json"))
-    options = _run_options(schema_evolution, fk_severity, lock_timeout)
+    options = _run_options(schema_evolution, fk_severity, lock_timeout, settle_seconds)
     opened = _open(lake, engine)
     with _progress() as progress:
         result = opened.run(options, progress=progress)
