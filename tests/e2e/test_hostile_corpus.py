@@ -249,10 +249,27 @@ CASES: tuple[Case, ...] = (
         id="eol-cr",
         build=products("products_cr.csv", *_rows(2, "cr"), eol="\r"),
         path="raw-data/products_cr.csv",
-        # CR alone is no line break (PRODUCT §4.1: LF or CRLF): the file is one header
-        # line whose data values repeat, so it is rejected whole.
+        # CR alone is no line break (PRODUCT §4.1: LF or CRLF): the file would be one
+        # header line, so it is rejected whole, with a reason that says so.
         status="rejected",
-        reason="duplicate_columns",
+        reason="bare_cr_line_endings",
+        spark=True,
+    ),
+    Case(
+        id="eol-cr-in-quotes",
+        build=products(
+            "products_quoted_cr.csv",
+            _product("qcr-1", name='"a\rb"') + ",hello",
+            header=PRODUCTS_HEADER + ',"note\rx"',
+        ),
+        path="raw-data/products_quoted_cr.csv",
+        # A CR inside a quoted field is text, in the header line too.
+        status="loaded",
+        counts={"rows_read": 1, "inserted": 1},
+        stored=(
+            ("products", "qcr-1", "product_name", "a\rb"),
+            ("products", "qcr-1", "_rescued_data", '{"note\\rx":"hello"}'),
+        ),
         spark=True,
     ),
     # ------------------------------------------------------------ quotes

@@ -88,6 +88,39 @@ def test_the_file_start_is_checked_against_the_limits(data: bytes, expected: str
     assert file_start_violation([data], LIMITS) == expected
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"a,b\rc,d\r", "bare_cr_line_endings"),  # old Mac OS: the file is one line
+        (b"a,b\r", "bare_cr_line_endings"),  # the last byte of a one-line file
+        (b"a,b\rc", "bare_cr_line_endings"),
+        (b"a,b\r\nc,d\r\n", None),  # CRLF
+        (b"a,b\n1,2\r3\n", None),  # only the header line is looked at
+        (b'a,"b\rc",d\n', None),  # a CR inside quotes is text
+        (b'a,"b\r\n\rc"\r\n', None),
+        (b"a,123456789\rb", "field_too_large"),  # the first violation wins
+        (b"a,b,c,d,e\r", "too_many_columns"),
+        (b"\x1f\x8b\x08\x00\r\r", "compressed"),
+    ],
+)
+def test_a_bare_carriage_return_in_the_header_line_rejects_the_file(
+    data: bytes, expected: str | None
+) -> None:
+    # Chunks of every size put the CR (and the LF after it) on either side of a boundary.
+    for size in range(1, len(data) + 1):
+        assert file_start_violation(_chunked(data, size), LIMITS) == expected, size
+    assert file_start_violation([b"", data, b""], LIMITS) == expected
+
+
+def test_a_bare_cr_rejection_says_how_to_fix_it() -> None:
+    rejected = limit_rejection(KEY, "bare_cr_line_endings", LIMITS)
+    assert (rejected.reason, rejected.detail) == (
+        "bare_cr_line_endings",
+        f"{KEY} ends its lines with a bare carriage return (CR); "
+        "save it with LF or CRLF line endings",
+    )
+
+
 def test_the_header_scan_stops_at_the_first_limit_it_exceeds() -> None:
     read: list[int] = []
 

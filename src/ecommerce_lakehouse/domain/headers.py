@@ -86,7 +86,7 @@ COMPRESSED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 _BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
 #: Enough leading bytes for every signature above.
 _SIGNATURE_BYTES = 16
-_HEADER_TOKENS = re.compile(rb'[",\n]')
+_HEADER_TOKENS = re.compile(rb'[",\n\r]')
 
 
 def compressed_format(start: bytes) -> str | None:
@@ -104,8 +104,14 @@ def file_start_violation(chunks: Iterable[bytes], limits: ReadLimits) -> str | N
     until a limit is exceeded: at most about ``max_field_bytes`` plus one chunk beyond the
     header, so a 50 MB single-line header costs no more than a normal one.
 
+    A carriage return outside quotes in the header line that no line feed follows means the
+    file ends its lines with a bare CR (old Mac OS): only LF or CRLF ends a line, so the
+    whole file would read as one header line, and it is named rather than reported as a
+    header that does not fit. A CR inside a quoted field is text.
+
     Returns:
-        ``compressed``, ``too_many_columns``, ``field_too_large`` or None.
+        ``compressed``, ``too_many_columns``, ``field_too_large``,
+        ``bare_cr_line_endings`` or None.
     """
     remaining = iter(chunks)
     first: list[bytes] = []
@@ -118,7 +124,14 @@ def file_start_violation(chunks: Iterable[bytes], limits: ReadLimits) -> str | N
     if compressed_format(start) is not None:
         return "compressed"
     fields, field_start, offset, quoted = 1, 0, 0, False
+    # An unquoted CR that ended the previous chunk: the next byte tells CRLF from a bare CR.
+    cr_pending = False
     for chunk in chain(first, remaining):
+        if not chunk:
+            continue
+        if cr_pending and not chunk.startswith(b"\n"):
+            return "bare_cr_line_endings"
+        cr_pending = False
         for token in _HEADER_TOKENS.finditer(chunk):
             byte = token.group()
             if byte == b'"':
@@ -129,6 +142,14 @@ def file_start_violation(chunks: Iterable[bytes], limits: ReadLimits) -> str | N
             position = offset + token.start()
             if position - field_start > limits.max_field_bytes:
                 return "field_too_large"
+            if byte == b"\r":
+                following = chunk[token.end() : token.end() + 1]
+                if not following:
+                    cr_pending = True
+                elif following != b"\n":
+                    return "bare_cr_line_endings"
+                # CRLF: the LF that follows ends the header.
+                continue
             if byte == b"\n":
                 return None
             fields += 1
@@ -138,17 +159,26 @@ def file_start_violation(chunks: Iterable[bytes], limits: ReadLimits) -> str | N
         offset += len(chunk)
         if offset - field_start > limits.max_field_bytes:
             return "field_too_large"
-    return None
+    # A CR as the file's last byte ends a header line no LF follows.
+    return "bare_cr_line_endings" if cr_pending else None
 
 
 def limit_rejection(key: str, reason: str, limits: ReadLimits) -> FileRejected:
-    """The rejection of a file :func:`file_start_violation` (or a parse) found over a bound."""
+    """The rejection of a file for a reason :func:`file_start_violation` returns.
+
+    Also of a file a parse finds over a bound. Every engine rejects through here, so a
+    reason gets the same detail whichever engine found it.
+    """
     detail = {
         "compressed": f"{key} is compressed (decompress it and drop the .csv text instead)",
         "too_many_columns": f"{key} has more than {limits.max_columns} columns",
         "field_too_large": (
             f"{key} has a field longer than {limits.max_field_bytes} bytes "
             "(or a quoted field that never ends)"
+        ),
+        "bare_cr_line_endings": (
+            f"{key} ends its lines with a bare carriage return (CR); "
+            "save it with LF or CRLF line endings"
         ),
     }[reason]
     return FileRejected(reason, detail)

@@ -15,10 +15,13 @@ raw record (a JSON object of the row) only for the rows that break a rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import closing
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import polars as pl
+from pyarrow import fs
 
 from ecommerce_lakehouse.domain.errors import FileRejected
 from ecommerce_lakehouse.domain.headers import (
@@ -89,9 +92,13 @@ def read_source_frame(
         source: the raw file.
         schema: the table the file feeds.
         evolution: what to do with columns that are not in the schema.
-        storage_options: object-store options for non-local URIs.
-        limits: bounds on columns and field size. A local file's header is checked with a
-            bounded read before the parse; a remote one's after it.
+        storage_options: object-store options for non-local URIs (delta-rs /
+            ``object_store`` keys such as ``AWS_REGION``), for Polars' read and, mapped
+            onto pyarrow's, for the stream the header check reads.
+        limits: bounds on columns and field size. The file's first bytes (local or remote)
+            are checked before the parse, reading only up to the end of the header line:
+            compressed content, too many columns, a huge header field, bare-CR line endings.
+            Records are checked after it.
 
     Returns:
         One row per record: the business columns typed (null where the text does not
@@ -103,15 +110,17 @@ def read_source_frame(
 
     Raises:
         FileRejected: the file is compressed, not UTF-8, not parseable CSV, over a limit,
-            or its header does not fit.
+            ends its lines with a bare CR, or its header does not fit.
+        OSError: a remote file cannot be opened or read (credentials, network): not the
+            file's fault, so not a rejection.
     """
-    path = _local_path(source.uri)
-    if path is not None:
-        # Polars would decompress a gzip file silently, and a very wide header costs far
-        # more to parse than its size suggests: both are caught from the file's first bytes.
-        violation = file_start_violation(_chunks(path), limits)
-        if violation is not None:
-            raise limit_rejection(source.key, violation, limits)
+    # Polars would decompress a gzip file silently (on S3 too), and a very wide header costs
+    # far more to parse than its size suggests: both are caught from the file's first bytes.
+    # Closed as soon as the check is done: a remote stream is not left open until collected.
+    with closing(_chunks(source.uri, storage_options)) as chunks:
+        violation = file_start_violation(chunks, limits)
+    if violation is not None:
+        raise limit_rejection(source.key, violation, limits)
     grid, width = _read_grid(source, storage_options, limits)
     if grid.width == 0:
         return _empty(schema)
@@ -280,10 +289,89 @@ def _local_path(uri: str) -> str | None:
     return uri if len(parsed.scheme) <= 1 else None
 
 
-def _chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HEADER_CHUNK_BYTES):
+def _chunks(uri: str, storage_options: Mapping[str, str]) -> Generator[bytes, None, None]:
+    """The file's bytes, :data:`HEADER_CHUNK_BYTES` at a time, read only as they are taken.
+
+    A remote object is opened with pyarrow and read as a stream: each chunk is one ranged
+    GET, so a check that stops at the header fetches the header, never the whole object.
+    """
+    path = _local_path(uri)
+    if path is not None:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(HEADER_CHUNK_BYTES):
+                yield chunk
+        return
+    filesystem, object_path = _remote_filesystem(uri, storage_options)
+    # compression=None: the raw bytes, never decompressed on the strength of the name.
+    with filesystem.open_input_stream(object_path, compression=None) as stream:
+        while chunk := stream.read(HEADER_CHUNK_BYTES):
             yield chunk
+
+
+#: ``object_store`` keys (lower-cased, ``aws_`` prefix dropped) Polars and delta-rs accept
+#: for one setting, by the ``S3FileSystem`` setting they map onto.
+_S3_KEYS: dict[str, tuple[str, ...]] = {
+    "region": ("region", "default_region"),
+    "endpoint": ("endpoint_url", "endpoint"),
+    "access_key": ("access_key_id", "access_key"),
+    "secret_key": ("secret_access_key", "secret_key"),
+    "session_token": ("session_token", "token"),
+    "allow_http": ("allow_http",),
+    "virtual_hosted": ("virtual_hosted_style_request",),
+    "skip_signature": ("skip_signature",),
+}
+
+
+def _remote_filesystem(uri: str, storage_options: Mapping[str, str]) -> tuple[Any, str]:
+    """A pyarrow file system reaching ``uri`` as Polars does, and the object's path in it."""
+    scheme, _, rest = uri.partition("://")
+    if scheme.lower() in ("s3", "s3a"):
+        # The key as written: lake URIs are not percent-encoded.
+        return _s3_filesystem(storage_options), rest
+    # Another store: pyarrow's own configuration of it (environment, default credentials).
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    return filesystem, str(path)
+
+
+def _s3_filesystem(storage_options: Mapping[str, str]) -> Any:
+    """An ``S3FileSystem`` configured by the engine's ``object_store``-style options.
+
+    Region, endpoint (its scheme, or ``AWS_ALLOW_HTTP`` for one without, chooses HTTP or
+    HTTPS), access key with secret (and session token), virtual-hosted addressing and
+    unsigned requests; other options (e.g. ``AWS_CONDITIONAL_PUT``) concern writes only.
+    What is not given is found as the AWS SDK finds it (environment, profile, instance
+    role).
+    """
+    given = {k.lower().removeprefix("aws_"): v for k, v in storage_options.items()}
+
+    def option(setting: str) -> str | None:
+        return next((given[k] for k in _S3_KEYS[setting] if k in given), None)
+
+    def flag(setting: str) -> bool:
+        return (option(setting) or "").strip().lower() in ("true", "1", "yes", "on")
+
+    settings: dict[str, Any] = {
+        "region": option("region"),
+        "force_virtual_addressing": flag("virtual_hosted"),
+    }
+    key, secret = option("access_key"), option("secret_key")
+    if flag("skip_signature"):
+        settings["anonymous"] = True
+    elif key and secret:
+        # pyarrow refuses a key without its secret (or a token without both): short of
+        # both, the AWS SDK's default chain finds the credentials.
+        settings.update(access_key=key, secret_key=secret, session_token=option("session_token"))
+    endpoint = option("endpoint")
+    if endpoint:
+        # Given apart: pyarrow takes the endpoint as host[:port] and the scheme separately.
+        scheme, found, address = endpoint.partition("://")
+        if found:
+            settings.update(scheme=scheme.lower(), endpoint_override=address.rstrip("/"))
+        else:
+            settings.update(
+                scheme="http" if flag("allow_http") else "https", endpoint_override=endpoint
+            )
+    return fs.S3FileSystem(**settings)
 
 
 def _read_grid(

@@ -13,9 +13,10 @@ newline) is numbered by the line it starts on. Every record is a row, blank line
 empty fields included (quarantined for their missing key). Records are aligned to the header
 as by the Polars engine: missing trailing fields read as empty, empty fields past it are
 ignored, and a record with a value past it is marked for rule ``wrong_field_count``. Only
-``\n`` ends a line (``\r\n`` too, its ``\r`` dropped); a lone ``\r`` is text, as for the
-Polars engine (which also drops one ending an unquoted field: trimmed values are the same,
-raw records may differ).
+``\n`` ends a line (``\r\n`` too, its ``\r`` dropped); a lone ``\r`` in a record is text, as
+for the Polars engine (which also drops one ending an unquoted field: trimmed values are the
+same, raw records may differ). One outside quotes in the header line means the file ends
+its lines with bare CRs: it is rejected (``bare_cr_line_endings``), as by the Polars engine.
 
 The rules and casts are compiled here, per file, like the Polars engine does, and the raw
 record (a JSON object of the row) is built only for the rows that break a rule. The parsed
@@ -109,8 +110,11 @@ PARSED_SCHEMA = StructType(
 _NOT_UTF8 = "not_utf8"
 _BAD_QUOTE = "bad_quote"
 _STRAY_QUOTE = "stray_quote"
-#: Rejections over a ``ReadLimits`` bound, reported under their domain reason.
-_LIMIT_ERRORS = frozenset({"compressed", "too_many_columns", "field_too_large"})
+#: Rejections found by the file-start check or over a ``ReadLimits`` bound, reported under
+#: their domain reason and detail.
+_START_ERRORS = frozenset(
+    {"compressed", "too_many_columns", "field_too_large", "bare_cr_line_endings"}
+)
 _BATCH_ROWS = 8192
 _VALIDATE_BYTES = 1 << 24
 # A lone "\r" is text, but the csv module ends a record on it: it is swapped for a lone
@@ -165,8 +169,8 @@ def read_source_frame(
 
     Raises:
         FileRejected: the file is compressed, not UTF-8, not parseable CSV, over a limit,
-            its header does not fit, or Spark cannot read it (over 2 GiB, or a name Spark
-            takes for hidden).
+            ends its lines with a bare CR, its header does not fit, or Spark cannot read it
+            (over 2 GiB, or a name Spark takes for hidden).
     """
     _check_size(source)
     content = session.read.format("binaryFile").load(_literal_path(source.uri))
@@ -315,7 +319,7 @@ def _literal_path(uri: str) -> str:
 
 
 def _rejection(source: SourceFile, error: str, limits: ReadLimits) -> FileRejected:
-    if error in _LIMIT_ERRORS:
+    if error in _START_ERRORS:
         return limit_rejection(source.key, error, limits)
     if error == _NOT_UTF8:
         return FileRejected("not_utf8", f"{source.key} is not valid UTF-8 text")
@@ -372,7 +376,8 @@ def _parse_file(
         )
 
     # The header is checked first, from the file's first bytes only (as the Polars engine
-    # does before it parses): compressed content, too many columns, a huge header field.
+    # does before it parses): compressed content, too many columns, a huge header field,
+    # bare-CR line endings.
     view = memoryview(content)
     violation = file_start_violation(
         (bytes(view[i : i + HEADER_CHUNK_BYTES]) for i in range(0, len(view), HEADER_CHUNK_BYTES)),
