@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ecommerce_lakehouse.application.run import FileOutcome, ProgressCallback, no_progress
-from ecommerce_lakehouse.domain.errors import IntegrityError, LakehouseError
+from ecommerce_lakehouse.domain.errors import IntegrityError, LakehouseError, describe_error
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import ZonePaths
 from ecommerce_lakehouse.ports.storage import ObjectStorage
@@ -82,7 +82,7 @@ class ArchiveFiles:
             try:
                 moved.append(self._move(outcome, paths, outcome.file.key in keep_folder))
             except (OSError, LakehouseError) as error:
-                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                message = describe_error(error)
                 self._progress("archive", f"could not move {outcome.file.key}: {message}")
                 failures.append(f"{outcome.file.key}: {message}")
                 moved.append(outcome)

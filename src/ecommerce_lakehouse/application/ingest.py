@@ -18,7 +18,7 @@ from ecommerce_lakehouse.application.run import (
 )
 from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, RowCounts
-from ecommerce_lakehouse.domain.errors import FileRejected
+from ecommerce_lakehouse.domain.errors import FileRejected, describe_error
 from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.ports.engine import FrameT, RunContext, SourceFile, TableEngine
@@ -116,7 +116,7 @@ class IngestEntity(Generic[FrameT]):
             try:
                 outcomes.update(self._commit(schema, readable, frames, run))
             except Exception as error:  # every failure is logged per file
-                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                message = describe_error(error, action=f"loading {schema.name}")
                 for item in readable:
                     outcomes[item.file.key] = self._outcome(
                         item.file, FileStatus.FAILED, item.started_at, error=message

@@ -36,7 +36,7 @@ from ecommerce_lakehouse.application.tables import (
 )
 from ecommerce_lakehouse.application.validate import ValidateTables
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, RowCounts
-from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, describe_error
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.validation import CheckResult
@@ -141,7 +141,7 @@ class RunPipeline(Generic[FrameT]):
                     handlers[step.name](state, options)
                 except Exception as error:  # reported in the result: exit 1
                     state.failed_step = step.name
-                    state.error = f"{type(error).__name__}: {error}".splitlines()[0]
+                    state.error = describe_error(error)
                     self._progress(step.name, f"failed: {state.error}")
                     break
         return RunResult(

@@ -41,6 +41,7 @@ __all__ = [
     "EntityOutput",
     "FaultCounts",
     "GenerateSummary",
+    "MAX_SCALE",
     "ProgressCallback",
     "generate",
 ]
@@ -76,6 +77,10 @@ DEPARTMENTS: Final[tuple[str, ...]] = (
     "missing",
 )
 
+#: The largest ``scale``: 100 times Instacart (~3.4 billion order items, ~220 GB of CSV).
+#: Products and users stay in memory whole (~10 MB per unit of scale), so a far larger scale
+#: would exhaust memory, or overflow the row counts, before writing a row.
+MAX_SCALE: Final = 100.0
 # Instacart volumes at scale 1.
 _PRODUCTS_AT_SCALE_1: Final = 49_688
 _USERS_AT_SCALE_1: Final = 206_209
@@ -417,7 +422,8 @@ def generate(
     Args:
         out: the lake root (a local directory, created if needed).
         scale: volume factor; 1 is Instacart's size (~49.7k products, ~3.4M orders, ~33M items).
-            Tiny scales still write every department and at least one order.
+            Tiny scales still write every department and at least one order; at most
+            ``MAX_SCALE``.
         seed: random seed; the same seed and arguments give byte-identical files.
         dirty: fraction of rows damaged or re-sent (0 = every row valid with unique keys).
         start: first day of the order timestamps.
@@ -507,8 +513,10 @@ def generate(
 
 
 def _check_arguments(*, scale: float, seed: int, dirty: float, start: date, end: date) -> None:
-    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
-        raise ConfigurationError(f"scale must be a positive number, got {scale}")
+    if not (isinstance(scale, int | float) and math.isfinite(scale) and 0 < scale <= MAX_SCALE):
+        raise ConfigurationError(
+            f"scale must be a positive number up to {MAX_SCALE:g}, got {scale}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigurationError(f"seed must be a non-negative integer, got {seed}")
     if not (isinstance(dirty, int | float) and 0 <= dirty <= 1):

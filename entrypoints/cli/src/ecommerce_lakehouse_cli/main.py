@@ -32,6 +32,7 @@ from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.types import SchemaEvolution, Severity
 from ecommerce_lakehouse.domain.validation import ValidationPolicy
 from ecommerce_lakehouse_cli import report
+from ecommerce_lakehouse_cli.native import native_output_set_aside
 
 app = typer.Typer(
     name="lakehouse",
@@ -140,6 +141,7 @@ def generate(
     """Write Instacart-shaped CSVs into LAKE/raw-data/."""
     from ecommerce_lakehouse_cli.generator import generate as run_generate
 
+    _check_scale(scale)
     with _progress() as progress:
         summary = run_generate(
             out_dir,
@@ -164,6 +166,17 @@ def generate(
             )
         )
     out.print(report.plain(f"raw files written under {out_dir / 'raw-data'}"))
+
+
+def _check_scale(scale: float) -> None:
+    # typer reads "nan" and "inf" as floats; a huge scale would overflow the row counts or
+    # try to allocate terabytes before writing a row.
+    from ecommerce_lakehouse_cli.generator import MAX_SCALE
+
+    if not math.isfinite(scale) or not 0 < scale <= MAX_SCALE:
+        raise ConfigurationError(
+            f"invalid --scale '{scale}': expected a number above 0, at most {MAX_SCALE:g}"
+        )
 
 
 def _date(text: str) -> date:
@@ -344,6 +357,8 @@ def demo(
     """Generate sample data with some dirt in it, run the pipeline locally, print the report."""
     from ecommerce_lakehouse_cli.generator import generate as run_generate
 
+    # Before the workdir is created: a bad scale leaves nothing behind.
+    _check_scale(scale)
     if workdir.exists() and any(workdir.iterdir()):
         raise ConfigurationError(
             f"demo workdir '{workdir}' is not empty: remove it or pick another"
@@ -431,13 +446,27 @@ def _main() -> int:
 def run() -> None:
     """Console-script entry point.
 
-    The process ends with ``os._exit`` once output is flushed: pyarrow's and delta-rs's
+    What native code writes to file descriptor 2 (delta-rs worker panics, a local Spark
+    JVM's log) is set aside in a file, named in one line when the command failed and deleted
+    otherwise: the user sees this CLI's own messages only. The process ends with
+    ``os._exit`` once output is flushed: pyarrow's and delta-rs's
     native threads can crash or hang a normal interpreter shutdown after a scan that stopped
     early (e.g. ``LIMIT``), and a finished command must neither hang nor print a crash.
     """
     import os
 
-    code = _main()
+    with native_output_set_aside() as native:
+        code = _main()
+    if native.size_bytes and code != 0:
+        # Rust panics and JVM logs of a failed command: kept for a bug report, not shown.
+        err.print(
+            report.plain(
+                f"note: native libraries wrote {native.size_bytes} bytes of diagnostics; "
+                f"kept in {native.path}"
+            )
+        )
+    else:
+        native.path.unlink(missing_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
