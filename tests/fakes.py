@@ -33,6 +33,8 @@ class InMemoryObjectStorage:
         self._guard = threading.RLock()
         self.modified: dict[str, datetime] = {}
         self.unusable_entries: list[UnusableEntry] = []
+        self._written = 0
+        self._generations: dict[str, int] = {}
 
     @property
     def root_uri(self) -> str:
@@ -52,11 +54,22 @@ class InMemoryObjectStorage:
         """Objects under the folder ``prefix`` (``""`` is everything), sorted by key."""
         folder = clean_key(prefix.rstrip("/")) + "/" if prefix.strip("/") else ""
         with self._guard:
-            return [
-                ObjectInfo(key=key, size_bytes=len(data), modified_at=self.modified.get(key))
-                for key, data in sorted(self._objects.items())
-                if key.startswith(folder)
-            ]
+            return [self._info(key) for key in sorted(self._objects) if key.startswith(folder)]
+
+    def info(self, key: str) -> ObjectInfo:
+        """Size, ``modified`` time and write generation (the version) of a stored object."""
+        with self._guard:
+            if clean_key(key) not in self._objects:
+                raise FileNotFoundError(f"no object at {key!r}")
+            return self._info(clean_key(key))
+
+    def _info(self, key: str) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size_bytes=len(self._objects[key]),
+            modified_at=self.modified.get(key),
+            version=str(self._generations.get(key, 0)),
+        )
 
     def unusable(self, prefix: str) -> builtins.list[UnusableEntry]:
         """The ``unusable_entries`` under the folder ``prefix``, sorted by key."""
@@ -85,6 +98,8 @@ class InMemoryObjectStorage:
         """Store ``data`` under ``key``."""
         with self._guard:
             self._objects[clean_key(key)] = bytes(data)
+            self._written += 1
+            self._generations[clean_key(key)] = self._written
 
     def checksum(self, key: str) -> str:
         """SHA-256 hex digest of the stored bytes."""
@@ -127,6 +142,8 @@ class InMemoryObjectStorage:
                     "the source was kept"
                 )
             self._objects[dst] = copy
+            self._written += 1
+            self._generations[dst] = self._written
             del self._objects[src]
 
     def delete(self, key: str) -> None:

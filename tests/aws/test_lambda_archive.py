@@ -17,6 +17,7 @@ import pytest
 
 from ecommerce_lakehouse.application.run import DiscoveredFile, FileOutcome, RunResult
 from ecommerce_lakehouse.domain.audit import RowCounts
+from ecommerce_lakehouse.domain.errors import LakehouseError
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import entity_of
 from ecommerce_lakehouse_lambdas import archive
@@ -56,7 +57,10 @@ class RunLake:
         self.result_key = f"_runs/{RUN_ID}.json"
         self.put(self.result_key, json.dumps(self.result(), sort_keys=True).encode())
 
-    def result(self, run_id: str = RUN_ID) -> dict[str, Any]:
+    def result(
+        self, run_id: str = RUN_ID, destinations: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The job's result; ``destinations`` are those the job planned (by source key)."""
         files = tuple(
             FileOutcome(
                 file=DiscoveredFile(
@@ -72,6 +76,7 @@ class RunLake:
                 started_at=STARTED,
                 finished_at=STARTED,
                 error=ERRORS.get(status),
+                destination=(destinations or {}).get(key),
             )
             for key, (data, status) in RAW.items()
         )
@@ -244,3 +249,37 @@ def test_an_incomplete_event_is_refused(
 ) -> None:
     with pytest.raises(InvalidEvent, match=message):
         archive.handler({**lake.event(), **change}, None)
+
+
+def test_a_skipped_file_goes_onto_the_copy_the_run_that_loaded_it_left(lake: RunLake) -> None:
+    # An earlier run loaded products.csv, copied it to its archive and died before the
+    # delete; the job planned this skipped file onto that copy (its ingest_log destination).
+    earlier = "archive/products/2026/11/24/lakehouse-earlier/products.csv"
+    lake.put(earlier, RAW["raw-data/products.csv"][0])
+    planned = {"raw-data/products.csv": earlier}
+    lake.put(lake.result_key, json.dumps(lake.result(destinations=planned)).encode())
+
+    summary = archive.handler(lake.event(), None)
+
+    assert summary["files"][1] == {
+        "source_path": "raw-data/products.csv",
+        "status": "skipped",
+        "destination": earlier,
+    }
+    copies = [k for k in lake.object_keys() if k.endswith("/products.csv")]
+    assert copies == [earlier]  # archived once, not a second time under this run
+
+
+def test_a_planned_destination_outside_archive_and_rejected_is_not_followed(
+    lake: RunLake,
+) -> None:
+    planned = {"raw-data/orders/orders_1.csv": "lakehouse-dwh/orders/part-0.parquet"}
+    lake.put(lake.result_key, json.dumps(lake.result(destinations=planned)).encode())
+
+    with pytest.raises(LakehouseError, match="not a key in archive/ or rejected/"):
+        archive.handler(lake.event(), None)
+
+    keys = lake.object_keys()
+    assert "raw-data/orders/orders_1.csv" in keys
+    assert not any(k.startswith("lakehouse-dwh/") for k in keys)
+    assert f"archive/products/{DAY}/{RUN_ID}/products.csv" in keys  # the others still moved

@@ -42,6 +42,22 @@ def test_overwrite_replaces_the_content_and_leaves_no_temporary_file(
     assert storage.list("") == [ObjectInfo(key="a/b/c.txt", size_bytes=6)]
 
 
+def test_info_gives_a_version_that_changes_with_every_write(storage_case: StorageCase) -> None:
+    storage = storage_case.storage
+    storage.write_bytes("raw-data/orders/orders_1.csv", b"order_id\n1\n")
+    first = storage.info("raw-data/orders/orders_1.csv")
+    (listed,) = storage.list("raw-data")
+
+    assert (first.key, first.size_bytes) == ("raw-data/orders/orders_1.csv", 11)
+    assert first.version is not None and listed.version == first.version
+    assert storage.info("raw-data/orders/orders_1.csv").version == first.version
+    # Replaced by other content of the same size: the version tells.
+    storage.write_bytes("raw-data/orders/orders_1.csv", b"order_id\n2\n")
+    assert storage.info("raw-data/orders/orders_1.csv").version != first.version
+    with pytest.raises(FileNotFoundError):
+        storage.info("raw-data/orders/missing.csv")
+
+
 def test_list_is_recursive_sorted_and_limited_to_the_folder(storage_case: StorageCase) -> None:
     storage = storage_case.storage
     for key in (

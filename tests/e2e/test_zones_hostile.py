@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,3 +165,74 @@ def test_a_file_still_being_written_waits_and_loses_no_row(tmp_path: Path) -> No
     assert not growing.exists()
     archived = list((lake / "archive").rglob("orders_slow.csv"))
     assert len(archived) == 1 and archived[0].read_text().count("\n") == 31
+
+
+@pytest.mark.parametrize("how", ["replaced", "rewritten_in_place_same_size_and_mtime"])
+def test_a_file_changed_while_the_engine_parsed_it_is_not_loaded_under_the_old_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import ecommerce_lakehouse_polars.engine as polars_engine
+
+    lake = tmp_path / "lake"
+    raw = lake / "raw-data" / "orders_1.csv"
+    write(raw, ORDERS_HEADER + order_rows(1, 5))
+    parse = polars_engine.read_source_frame
+
+    def parse_then_change(source: Any, *args: Any, **kwargs: Any) -> Any:
+        frame = parse(source, *args, **kwargs)
+        if how == "replaced":  # a new file renamed over the old one
+            write(tmp_path / "new.csv", ORDERS_HEADER + order_rows(1, 9))
+            os.replace(tmp_path / "new.csv", raw)
+        else:  # same length, mtime set back: only the ctime tells
+            status = raw.stat()
+            raw.write_text(ORDERS_HEADER + order_rows(1, 5).replace("u1,", "u7,"))
+            os.utime(raw, ns=(status.st_atime_ns, status.st_mtime_ns))
+        return frame
+
+    monkeypatch.setattr(polars_engine, "read_source_frame", parse_then_change)
+    first = lh.open_lake(str(lake)).run(RunOptions(settle_seconds=0))
+
+    (orders,) = first.files
+    assert (orders.status.value, orders.destination) == ("waiting", None)
+    assert orders.error is not None and orders.error.startswith("changed_while_read:")
+    assert raw.exists() and first.ok
+    assert ingest_log(lake)["raw-data/orders_1.csv"][0] == "waiting"
+
+    monkeypatch.undo()
+    second = lh.open_lake(str(lake)).run(RunOptions(settle_seconds=0))
+    (again,) = second.files
+    assert again.status.value == "loaded"
+    assert again.counts.rows_read == (9 if how == "replaced" else 5)
+    assert again.file.checksum != orders.file.checksum and not raw.exists()
+
+
+def test_a_lake_whose_ingest_log_predates_destination_gains_the_column(tmp_path: Path) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    lake = tmp_path / "lake"
+    write(lake / "raw-data" / "products_1.csv", PRODUCTS)
+    assert lh.open_lake(str(lake)).run(RunOptions(settle_seconds=0)).ok
+    # The ingest_log as a version before the column wrote it.
+    log = str(lake / "lakehouse-dwh" / "_audit" / "ingest_log")
+    older = DeltaTable(log).to_pyarrow_table().drop_columns(["destination"])
+    write_deltalake(log, older, mode="overwrite", schema_mode="overwrite")
+    write(lake / "raw-data" / "orders_1.csv", ORDERS_HEADER + order_rows(1, 2))
+
+    second = lh.open_lake(str(lake)).run(RunOptions(settle_seconds=0))
+
+    assert second.ok
+    done = lakehouse(
+        "sql",
+        "--lake",
+        str(lake),
+        "--format",
+        "json",
+        "SELECT source_path, destination FROM ingest_log ORDER BY source_path",
+    )
+    assert done.returncode == 0, done.stderr
+    (orders,) = second.files
+    assert json.loads(done.stdout) == [
+        {"source_path": "raw-data/orders_1.csv", "destination": orders.destination},
+        {"source_path": "raw-data/products_1.csv", "destination": None},
+    ]
+    assert orders.destination is not None and (lake / orders.destination).is_file()

@@ -20,7 +20,12 @@ from ecommerce_lakehouse.application.run import (
 )
 from ecommerce_lakehouse.application.tables import table_ref
 from ecommerce_lakehouse.domain.audit import RowCounts
-from ecommerce_lakehouse.domain.errors import ConfigurationError, IntegrityError, LockTimeout
+from ecommerce_lakehouse.domain.errors import (
+    ConfigurationError,
+    IntegrityError,
+    LakehouseError,
+    LockTimeout,
+)
 from ecommerce_lakehouse.domain.types import Entity, FileStatus, Severity
 from ecommerce_lakehouse.domain.zones import ZonePaths
 from ecommerce_lakehouse.ports.storage import UnusableEntry
@@ -308,7 +313,16 @@ def test_a_run_can_be_limited_to_some_steps(world: World) -> None:
 
     assert result.ok
     assert {o.status for o in result.files} == {FileStatus.LOADED}
-    assert all(o.destination is None for o in result.files)
+    # The destinations are planned (and logged) for the orchestrator's archive step to follow.
+    assert sorted(o.destination or "" for o in result.files) == [
+        "archive/order_items/2024/05/06/r1/order_items_1.csv",
+        "archive/orders/2024/05/06/r1/orders_1.csv",
+        "archive/products/2024/05/06/r1/products_1.csv",
+    ]
+    assert sorted(r["destination"] for r in world.rows("ingest_log")) == sorted(
+        o.destination or "" for o in result.files
+    )
+    assert world.keys("archive") == []
     assert sorted(world.keys("raw-data")) == [
         "raw-data/order_items/order_items_1.csv",
         "raw-data/orders_1.csv",
@@ -602,3 +616,123 @@ def test_a_crash_between_copy_and_delete_does_not_archive_the_file_twice(
     ]
     assert {o.destination for o in recovered.files} == set(world.keys("archive"))
     assert recovered.ok
+
+
+def test_a_file_replaced_while_the_run_read_it_waits_for_the_next_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer replaces the file after discovery hashed it, while the engine parses it.
+    read = world.engine.read_source
+    changed = ORDERS + "4,o4,u3,2024-01-04T10:00:00,4.0,2024-01-04\n"
+
+    def read_then_replace(source: Any, *args: Any) -> Any:
+        frame = read(source, *args)
+        if source.key == "raw-data/orders_1.csv":
+            world.drop(source.key, changed)
+        return frame
+
+    monkeypatch.setattr(world.engine, "read_source", read_then_replace)
+    result = world.run(run_id="r1")
+
+    orders = _by_key(result)["raw-data/orders_1.csv"]
+    assert orders.status is FileStatus.WAITING
+    assert orders.error is not None and orders.error.startswith("changed_while_read:")
+    assert orders.destination is None
+    assert world.rows("orders") == []  # nothing of it loaded under the old checksum
+    (logged,) = [r for r in world.rows("ingest_log") if r["source_path"] == orders.file.key]
+    assert (logged["status"], logged["destination"]) == ("waiting", None)
+    assert world.keys("raw-data") == ["raw-data/orders_1.csv"]
+    assert result.ok  # waiting files do not fail a run
+
+    monkeypatch.undo()
+    again = _by_key(world.run(run_id="r2"))["raw-data/orders_1.csv"]
+    assert again.status is FileStatus.LOADED and again.counts.inserted == 3
+    assert again.file.checksum != orders.file.checksum
+
+
+def test_ingest_log_says_where_every_file_goes(world: World) -> None:
+    world.drop("raw-data/orders/broken.csv", "x,y\n1,2\n")
+    world.drop("raw-data/customers_1.csv", "a\n1\n")
+    world.storage.unusable_entries.append(
+        UnusableEntry(key="raw-data/orders/link.csv", reason="symlink: links are not followed")
+    )
+
+    result = world.run(run_id="r1")
+
+    logged = {r["source_path"]: r["destination"] for r in world.rows("ingest_log")}
+    assert logged == {o.file.key: o.destination for o in result.files}
+    assert logged == {
+        "raw-data/products/products_1.csv": "archive/products/2024/05/06/r1/products_1.csv",
+        "raw-data/orders_1.csv": "archive/orders/2024/05/06/r1/orders_1.csv",
+        "raw-data/order_items/order_items_1.csv": (
+            "archive/order_items/2024/05/06/r1/order_items_1.csv"
+        ),
+        "raw-data/orders/broken.csv": "rejected/r1/broken.csv",
+        "raw-data/customers_1.csv": "rejected/r1/customers_1.csv",
+        "raw-data/orders/link.csv": None,
+    }
+    for key, destination in logged.items():
+        if destination is not None:
+            assert world.storage.exists(destination) and not world.storage.exists(key)
+
+
+def test_a_skipped_file_goes_where_the_run_that_loaded_it_logged_it(world: World) -> None:
+    # A run loaded and logged the file, then died in the middle of moving it: the copy is
+    # in its archive folder, the source still in raw-data/ (a copying move's crash window).
+    first = world.run(run_id="r1", steps=("discover", "ingest"))
+    orders = _by_key(first)["raw-data/orders_1.csv"]
+    assert orders.destination is not None
+    world.storage.write_bytes(orders.destination, ORDERS.encode())
+
+    later = world.run(run_id="r2")
+
+    again = _by_key(later)["raw-data/orders_1.csv"]
+    assert again.status is FileStatus.SKIPPED
+    assert again.destination == orders.destination
+    assert world.keys("archive/orders") == [orders.destination]  # archived once, not twice
+    assert "raw-data/orders_1.csv" not in world.keys("raw-data")
+
+
+def test_the_archive_step_moves_nowhere_but_archive_and_rejected(world: World) -> None:
+    outcome = FileOutcome(
+        file=DiscoveredFile(
+            key="raw-data/orders_1.csv",
+            entity=Entity.ORDERS,
+            size_bytes=len(ORDERS),
+            checksum=world.storage.checksum("raw-data/orders_1.csv"),
+        ),
+        status=FileStatus.LOADED,
+        counts=RowCounts(),
+        started_at=NOW,
+        finished_at=NOW,
+        destination="lakehouse-dwh/orders/part-0.parquet",  # e.g. from a tampered result
+    )
+
+    with pytest.raises(LakehouseError, match="not a key in archive/ or rejected/"):
+        ArchiveFiles(world.storage)([outcome], ZonePaths(run_id="r", started_at=NOW))
+    assert world.storage.exists("raw-data/orders_1.csv")
+    assert not world.storage.exists("lakehouse-dwh/orders/part-0.parquet")
+
+
+def test_a_run_that_stops_before_its_archive_step_reports_no_destination(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any) -> None:
+        raise RuntimeError("catalogue down")
+
+    # The ingest step fails after every entity was loaded and logged (in compaction).
+    monkeypatch.setattr("ecommerce_lakehouse.application.pipeline.CompactAuditTables", refuse)
+    result = world.run(run_id="r1")
+
+    assert result.failed_step == "ingest"
+    assert {o.status for o in result.files} == {FileStatus.LOADED}
+    assert all(o.destination is None for o in result.files)  # nothing was moved
+    assert len(world.keys("raw-data")) == 3
+    # The log keeps the plan, which the next run follows for these (skipped) files.
+    assert all(r["destination"] for r in world.rows("ingest_log"))
+    monkeypatch.undo()
+    again = world.run(run_id="r2")
+    assert sorted(o.destination or "" for o in again.files) == sorted(
+        r["destination"] for r in world.rows("ingest_log") if r["run_id"] == "r1"
+    )
+    assert world.keys("raw-data") == []

@@ -52,6 +52,7 @@ def test_audit_columns_are_the_contract() -> None:
         "started_at",
         "finished_at",
         "error",
+        "destination",
     )
     assert QUARANTINE.column_names == (
         "run_id",

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ecommerce_lakehouse.application.run import FileOutcome, ProgressCallback, no_progress
 from ecommerce_lakehouse.domain.errors import IntegrityError, LakehouseError, describe_error
 from ecommerce_lakehouse.domain.types import FileStatus
-from ecommerce_lakehouse.domain.zones import ZonePaths
+from ecommerce_lakehouse.domain.zones import (
+    ARCHIVE,
+    REJECTED,
+    ZonePaths,
+    error_report_key,
+    is_destination,
+)
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 
 _TO_ARCHIVE = (FileStatus.LOADED, FileStatus.SKIPPED)
@@ -29,40 +36,82 @@ class ArchiveReport:
     failures: list[str]
 
 
-class ArchiveFiles:
-    """Archive loaded and skipped files, move rejected ones aside with an error report.
+class DestinationPlan:
+    """Where each file of one run goes: decided with its outcome, logged, then followed.
 
-    Only files whose rows are committed (or that were rejected whole) move. A file whose
-    content changed since discovery (still being written, or a new upload under the same
-    name) stays for the next run, and so does every ``failed``, ``waiting`` and ``ignored``
-    file. Moves verify the checksum the run read and are idempotent, so a retried archive
-    step finishes the job. A file that cannot be moved does not stop the others.
-
-    Destinations are unique per source key within a run: two files of one name (say
-    ``raw-data/products/a.csv`` and ``raw-data/a.csv``) keep their ``raw-data/`` folder in
-    the destination, and over-long names are shortened with a hash of the source key.
+    Files the run loaded or skipped go to ``archive/``, files it rejected whole to
+    ``rejected/``; every other file stays. Destinations are unique per source key within a
+    run: files sharing a file name (say ``raw-data/products/a.csv`` and ``raw-data/a.csv``)
+    keep their ``raw-data/`` folder in the destination, and over-long names are shortened
+    with a hash of the source key. A skipped file that an earlier run loaded from the same
+    key goes where that run logged it would go, so a copy left by a crash between the copy
+    and the delete of a move is reused: a file is never archived twice. (The same content
+    dropped again under another name is archived under this run, by its own name.)
 
     Args:
-        storage: the lake.
-        progress: where to report.
-        earlier: per checksum, the zone paths of earlier runs that loaded it. A ``skipped``
-            file whose copy such a run already archived (a crash between the copy and the
-            delete of a copying move) is moved onto that copy, which only deletes the source:
-            the file is never archived twice.
+        paths: the run's zone paths.
+        keys: the source keys of every file the run took (the names it must keep apart).
+        loaded: per (checksum, source key) an earlier run loaded, the destination it
+            logged (None when it logged none).
     """
 
     def __init__(
         self,
-        storage: ObjectStorage,
-        progress: ProgressCallback = no_progress,
-        earlier: Mapping[str, Sequence[ZonePaths]] | None = None,
+        paths: ZonePaths,
+        keys: Iterable[str],
+        loaded: Mapping[tuple[str, str], str | None] | None = None,
     ) -> None:
+        self._paths = paths
+        taken = set(keys)
+        names = Counter(posixpath.basename(k) for k in taken)
+        self._keep_folder = {k for k in taken if names[posixpath.basename(k)] > 1}
+        self._loaded = loaded or {}
+
+    def destination(self, outcome: FileOutcome) -> str | None:
+        """The key ``outcome``'s file moves to, or None when it stays in ``raw-data/``."""
+        file = outcome.file
+        keep_folder = file.key in self._keep_folder
+        if outcome.status is FileStatus.SKIPPED:
+            earlier = self._loaded.get((file.checksum, file.key))
+            if (
+                earlier is not None
+                and earlier.startswith(f"{ARCHIVE}/")
+                and is_destination(earlier)
+            ):
+                return earlier
+        if outcome.status in _TO_ARCHIVE:
+            return self._paths.archive(file.entity, file.key, keep_folder=keep_folder)
+        if outcome.status is FileStatus.REJECTED:
+            return self._paths.rejected(file.key, keep_folder=keep_folder)
+        return None
+
+    def planned(self, outcome: FileOutcome) -> FileOutcome:
+        """``outcome`` with its planned destination."""
+        return replace(outcome, destination=self.destination(outcome))
+
+
+class ArchiveFiles:
+    """Move loaded and skipped files to their archive, rejected ones aside with a report.
+
+    Each file goes to the destination planned with its outcome (see
+    :class:`DestinationPlan`; outcomes without one are planned here). Only files whose rows
+    are committed (or that were rejected whole) move. A file whose content changed since
+    discovery (still being written, or a new upload under the same name) stays for the next
+    run, and so does every ``failed``, ``waiting`` and ``ignored`` file. Moves verify the
+    checksum the run read and are idempotent, so a retried archive step finishes the job. A
+    file that cannot be moved does not stop the others.
+
+    Args:
+        storage: the lake.
+        progress: where to report.
+    """
+
+    def __init__(self, storage: ObjectStorage, progress: ProgressCallback = no_progress) -> None:
         self._storage = storage
         self._progress = progress
-        self._earlier = earlier or {}
 
     def __call__(self, outcomes: Sequence[FileOutcome], paths: ZonePaths) -> list[FileOutcome]:
-        """Move the files; returns the outcomes with their destinations.
+        """Move the files; returns the outcomes, destination None for files that stayed.
 
         Raises:
             LakehouseError: a move failed; every other file was moved first, and a retry
@@ -75,31 +124,37 @@ class ArchiveFiles:
 
     def run(self, outcomes: Sequence[FileOutcome], paths: ZonePaths) -> ArchiveReport:
         """Move the files, carrying on past a file that cannot be moved."""
-        keep_folder = _colliding(outcomes, paths)
+        plan = DestinationPlan(paths, (o.file.key for o in outcomes))
         moved: list[FileOutcome] = []
         failures: list[str] = []
         for outcome in outcomes:
+            planned = outcome if outcome.destination else plan.planned(outcome)
             try:
-                moved.append(self._move(outcome, paths, outcome.file.key in keep_folder))
+                moved.append(self._move(planned, paths))
             except (OSError, LakehouseError) as error:
                 message = describe_error(error)
                 self._progress("archive", f"could not move {outcome.file.key}: {message}")
                 failures.append(f"{outcome.file.key}: {message}")
-                moved.append(outcome)
+                moved.append(replace(outcome, destination=None))
         return ArchiveReport(outcomes=moved, failures=failures)
 
-    def _move(self, outcome: FileOutcome, paths: ZonePaths, keep_folder: bool) -> FileOutcome:
-        file = outcome.file
-        destination = _destination(outcome, paths, keep_folder)
+    def _move(self, outcome: FileOutcome, paths: ZonePaths) -> FileOutcome:
+        file, destination = outcome.file, outcome.destination
         if destination is None:
             return outcome
+        if outcome.status not in (*_TO_ARCHIVE, FileStatus.REJECTED):
+            return replace(outcome, destination=None)
+        if not is_destination(destination):
+            raise IntegrityError(
+                f"refusing to move {file.key!r} to {destination!r}: not a key in "
+                f"{ARCHIVE}/ or {REJECTED}/"
+            )
         if not self._storage.exists(file.key):
             # A retried step: the earlier attempt already moved it.
-            return outcome.moved_to(destination) if self._storage.exists(destination) else outcome
+            stayed = not self._storage.exists(destination)
+            return replace(outcome, destination=None) if stayed else outcome
         if self._storage.checksum(file.key) != file.checksum:
             return self._changed(outcome)
-        if outcome.status is FileStatus.SKIPPED:
-            destination = self._archived_before(outcome) or destination
         if outcome.status is FileStatus.REJECTED:
             report = {
                 "run_id": paths.run_id,
@@ -109,8 +164,7 @@ class ArchiveFiles:
                 "error": outcome.error,
             }
             self._storage.write_bytes(
-                paths.rejected_error(file.key, keep_folder=keep_folder),
-                json.dumps(report, indent=2).encode(),
+                error_report_key(destination), json.dumps(report, indent=2).encode()
             )
         try:
             self._storage.move(file.key, destination, checksum=file.checksum)
@@ -121,17 +175,7 @@ class ArchiveFiles:
             ):
                 return self._changed(outcome)
             raise
-        return outcome.moved_to(destination)
-
-    def _archived_before(self, outcome: FileOutcome) -> str | None:
-        """Where an earlier run already archived this very content, if it did."""
-        file = outcome.file
-        for paths in self._earlier.get(file.checksum, ()):
-            for keep_folder in (False, True):
-                key = paths.archive(file.entity, file.key, keep_folder=keep_folder)
-                if self._storage.exists(key) and self._storage.checksum(key) == file.checksum:
-                    return key
-        return None
+        return outcome
 
     def _changed(self, outcome: FileOutcome) -> FileOutcome:
         self._progress("archive", f"left {outcome.file.key}: it changed since the run read it")
@@ -140,22 +184,8 @@ class ArchiveFiles:
             "left in raw-data/: its content changed since the run read it (still being "
             "written, or uploaded again); the next run takes it"
         )
-        return replace(outcome, error=f"{outcome.error}; {note}" if outcome.error else note)
-
-
-def _destination(outcome: FileOutcome, paths: ZonePaths, keep_folder: bool) -> str | None:
-    if outcome.status in _TO_ARCHIVE:
-        return paths.archive(outcome.file.entity, outcome.file.key, keep_folder=keep_folder)
-    if outcome.status is FileStatus.REJECTED:
-        return paths.rejected(outcome.file.key, keep_folder=keep_folder)
-    return None
-
-
-def _colliding(outcomes: Sequence[FileOutcome], paths: ZonePaths) -> set[str]:
-    """Source keys whose plain destination another file of the run shares."""
-    plain = {o.file.key: _destination(o, paths, keep_folder=False) for o in outcomes}
-    counts = Counter(d for d in plain.values() if d is not None)
-    return {key for key, d in plain.items() if d is not None and counts[d] > 1}
+        error = f"{outcome.error}; {note}" if outcome.error else note
+        return replace(outcome, error=error, destination=None)
 
 
 def _summary(failures: Sequence[str]) -> str:

@@ -98,6 +98,7 @@ class DiscoverFiles:
                     entity=entity_of(info.key),
                     size_bytes=info.size_bytes,
                     checksum=checksum,
+                    version=info.version,
                 )
             )
         found.files.sort(key=lambda f: (posixpath.basename(f.key), f.key))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic
 
+from ecommerce_lakehouse.application.archive import DestinationPlan
 from ecommerce_lakehouse.application.run import (
     Clock,
     DiscoveredFile,
@@ -23,6 +24,12 @@ from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.ports.engine import FrameT, RunContext, SourceFile, TableEngine
 from ecommerce_lakehouse.ports.storage import ObjectStorage
+
+#: Why a file that changed while it was read waits for the next run.
+CHANGED_WHILE_READ = (
+    "changed_while_read: the file was written or replaced while the run read it; left in "
+    "raw-data/ for the next run"
+)
 
 #: Keys of the Delta commit metadata that let a later run reconcile an interrupted one.
 META_RUN_ID = "lakehouse.run_id"
@@ -71,6 +78,7 @@ class IngestEntity(Generic[FrameT]):
         files: Sequence[DiscoveredFile],
         run: RunContext,
         loaded_checksums: Set[str],
+        plan: DestinationPlan,
     ) -> list[FileOutcome]:
         """Ingest ``files`` (all of ``schema``'s entity, in name order).
 
@@ -79,9 +87,10 @@ class IngestEntity(Generic[FrameT]):
             files: the entity's raw files in ingestion order.
             run: the run this ingestion belongs to.
             loaded_checksums: checksums already loaded by earlier runs.
+            plan: where the run moves each file; logged with its outcome.
 
         Returns:
-            One outcome per file, in the order given.
+            One outcome per file, in the order given, each with its planned destination.
         """
         outcomes: dict[str, FileOutcome] = {}
         readable: list[_Readable] = []
@@ -108,20 +117,26 @@ class IngestEntity(Generic[FrameT]):
                     file, FileStatus.REJECTED, started, error=str(rejected)
                 )
                 continue
+            if self._changed(file):
+                self._progress("ingest", f"left {file.key}: it changed while the run read it")
+                outcomes[file.key] = self._outcome(
+                    file, FileStatus.WAITING, started, error=CHANGED_WHILE_READ
+                )
+                continue
             seen.add(file.checksum)
             readable.append(_Readable(file, started))
             frames.append(frame)
         if readable:
             self._progress("ingest", f"{schema.name}: merging {len(readable)} file(s)")
             try:
-                outcomes.update(self._commit(schema, readable, frames, run))
+                outcomes.update(self._commit(schema, readable, frames, run, plan))
             except Exception as error:  # every failure is logged per file
                 message = describe_error(error, action=f"loading {schema.name}")
                 for item in readable:
                     outcomes[item.file.key] = self._outcome(
                         item.file, FileStatus.FAILED, item.started_at, error=message
                     )
-        ordered = [outcomes[f.key] for f in files]
+        ordered = [plan.planned(outcomes[f.key]) for f in files]
         if ordered:
             self._engine.append_records(
                 audit_ref(self._storage, INGEST_LOG),
@@ -136,6 +151,7 @@ class IngestEntity(Generic[FrameT]):
         readable: Sequence[_Readable],
         frames: list[FrameT],
         run: RunContext,
+        plan: DestinationPlan,
     ) -> dict[str, FileOutcome]:
         staged = self._engine.stage(frames, schema, run)
         # The staged batch holds what is still needed: free the read frames before the MERGE.
@@ -152,6 +168,10 @@ class IngestEntity(Generic[FrameT]):
                         "key": r.file.key,
                         "checksum": r.file.checksum,
                         "size_bytes": r.file.size_bytes,
+                        # So a run that finds this commit unlogged logs it in full.
+                        "destination": plan.destination(
+                            self._outcome(r.file, FileStatus.LOADED, r.started_at)
+                        ),
                         **_staged(staged.counts.get(r.file.key, RowCounts())),
                     }
                     for r in readable
@@ -176,6 +196,19 @@ class IngestEntity(Generic[FrameT]):
             ).verify(key)
             result[key] = self._outcome(item.file, FileStatus.LOADED, item.started_at, counts)
         return result
+
+    def _changed(self, file: DiscoveredFile) -> bool:
+        """Whether the file was written or replaced since discovery listed it.
+
+        The engines parse a file in ``read_source``; an unchanged version token afterwards
+        means the rows read are the bytes the checksum was taken of.
+        """
+        if file.version is None:
+            return False
+        try:
+            return self._storage.info(file.key).version != file.version
+        except FileNotFoundError:
+            return True
 
     def _outcome(
         self,

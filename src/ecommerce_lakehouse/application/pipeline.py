@@ -7,11 +7,11 @@ runner below and the Step Functions builder both walk it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Generic
 
-from ecommerce_lakehouse.application.archive import ArchiveFiles
+from ecommerce_lakehouse.application.archive import ArchiveFiles, DestinationPlan
 from ecommerce_lakehouse.application.discover import DiscoverFiles
 from ecommerce_lakehouse.application.ingest import IngestEntity
 from ecommerce_lakehouse.application.platform import Platform
@@ -94,6 +94,7 @@ class _RunState:
     checks: list[CheckResult] = field(default_factory=list)
     failed_step: str | None = None
     error: str | None = None
+    archived: bool = False
 
 
 class RunPipeline(Generic[FrameT]):
@@ -144,6 +145,9 @@ class RunPipeline(Generic[FrameT]):
                     state.error = describe_error(error)
                     self._progress(step.name, f"failed: {state.error}")
                     break
+        if not state.archived and any(step.name == "archive" for step in steps):
+            # The run stopped before its archive step: every file is still where it was.
+            state.outcomes = [replace(o, destination=None) for o in state.outcomes]
         return RunResult(
             run_id=state.run_id,
             lake_root=self._platform.storage.root_uri,
@@ -187,6 +191,8 @@ class RunPipeline(Generic[FrameT]):
             run_id=state.run_id, started_at=state.started_at, evolution=options.evolution
         )
         now = self._clock()
+        # Discovery's outcomes (waiting, ignored) are logged here with the unknown ones.
+        untaken = list(state.outcomes)
         unknown = [
             FileOutcome(
                 file=f,
@@ -200,25 +206,26 @@ class RunPipeline(Generic[FrameT]):
             for f in state.files
             if f.entity is None
         ]
-        state.outcomes.extend(unknown)
         recovered = ReconcileInterruptedRuns(
             self._engine, self._platform.storage, self._platform.query, self._clock
         )(state.run_id)
         if recovered:
             runs = ", ".join(sorted({e.run_id for e in recovered}))
             self._progress("ingest", f"logged {len(recovered)} file(s) committed by run {runs}")
-        loaded = self._loaded_checksums()
+        loaded = self._loaded()
+        paths = ZonePaths(run_id=state.run_id, started_at=state.started_at)
+        plan = DestinationPlan(paths, (f.key for f in state.files), loaded)
+        checksums = {checksum for checksum, _ in loaded}
+        untaken.extend(plan.planned(o) for o in unknown)
+        state.outcomes = list(untaken)
         ingest = IngestEntity(self._engine, self._platform.storage, self._clock, self._progress)
         for schema in SCHEMAS:
             files = [f for f in state.files if f.entity is schema.entity]
             if files:
                 self._progress("ingest", f"{schema.name}: {len(files)} file(s)")
-                state.outcomes.extend(ingest(schema, files, run, loaded))
+                state.outcomes.extend(ingest(schema, files, run, checksums, plan))
         # Files the run did not take (unknown entity, waiting, ignored) are logged too:
         # nothing in raw-data/ goes uncounted.
-        untaken = unknown + [
-            o for o in state.outcomes if o.status in (FileStatus.WAITING, FileStatus.IGNORED)
-        ]
         if untaken:
             self._engine.append_records(
                 audit_ref(self._platform.storage, INGEST_LOG),
@@ -231,47 +238,29 @@ class RunPipeline(Generic[FrameT]):
         for name, removed in compacted.items():
             self._progress("ingest", f"compacted {name}: {removed} small file(s) rewritten")
 
-    def _loaded_checksums(self) -> set[str]:
+    def _loaded(self) -> dict[tuple[str, str], str | None]:
+        """Per (checksum, source path) loaded by an earlier run, the destination it logged."""
         rows = self._platform.query.sql(
-            f"SELECT DISTINCT checksum FROM ingest_log WHERE status = '{FileStatus.LOADED.value}'"
+            "SELECT checksum, source_path, MIN(destination) AS destination FROM ingest_log "
+            f"WHERE status = '{FileStatus.LOADED.value}' GROUP BY checksum, source_path"
         ).to_pylist()
-        return {str(row["checksum"]) for row in rows}
+        return {
+            (str(row["checksum"]), str(row["source_path"])): (
+                None if row["destination"] is None else str(row["destination"])
+            )
+            for row in rows
+        }
 
     def _archive(self, state: _RunState, options: RunOptions) -> None:
         paths = ZonePaths(run_id=state.run_id, started_at=state.started_at)
-        archive = ArchiveFiles(self._platform.storage, self._progress, self._earlier(state))
-        report = archive.run(state.outcomes, paths)
+        report = ArchiveFiles(self._platform.storage, self._progress).run(state.outcomes, paths)
         state.outcomes = report.outcomes
+        state.archived = True
         if report.failures:
             # Every other file was moved; the step still fails so the run is not taken as ok.
             raise LakehouseError(
                 f"could not archive {len(report.failures)} file(s): {report.failures[0]}"
             )
-
-    def _earlier(self, state: _RunState) -> dict[str, list[ZonePaths]]:
-        """Per checksum of a skipped file, the archive folders of the runs that loaded it."""
-        skipped = {
-            o.file.checksum
-            for o in state.outcomes
-            if o.status is FileStatus.SKIPPED and o.file.checksum.isalnum()  # hex: safe in SQL
-        }
-        if not skipped:
-            return {}
-        listed = ", ".join(f"'{c}'" for c in sorted(skipped))
-        rows = self._platform.query.sql(
-            "SELECT checksum, run_id, MIN(started_at) AS started_at FROM ingest_log "
-            f"WHERE status = '{FileStatus.LOADED.value}' AND checksum IN ({listed}) "
-            "GROUP BY checksum, run_id"
-        ).to_pylist()
-        earlier: dict[str, list[ZonePaths]] = {}
-        for row in rows:
-            checksum, run_id, started = str(row["checksum"]), str(row["run_id"]), row["started_at"]
-            if checksum not in skipped or run_id == state.run_id or started is None:
-                continue
-            # The run's folder is dated by its start, at most a day before its file's start.
-            for day in (started, started - timedelta(days=1)):
-                earlier.setdefault(checksum, []).append(ZonePaths(run_id=run_id, started_at=day))
-        return earlier
 
     def _catalogue(self, state: _RunState, options: RunOptions) -> None:
         RegisterTables(self._engine, self._platform.storage, self._platform.catalogue)()

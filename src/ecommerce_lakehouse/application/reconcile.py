@@ -11,6 +11,7 @@ from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, IngestLogEntry, RowCounts
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
+from ecommerce_lakehouse.domain.zones import is_destination
 from ecommerce_lakehouse.ports.engine import MERGE_COUNTS_KEY, TableEngine, decode_merge_counts
 from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.ports.storage import ObjectStorage
@@ -86,6 +87,7 @@ class ReconcileInterruptedRuns:
                             finished_at=now,
                             error=f"recovered by run {current_run_id}: committed in table "
                             f"version {commit.version}, the run stopped before logging it",
+                            destination=_destination(file.get("destination")),
                         )
                     )
         if entries:
@@ -93,3 +95,8 @@ class ReconcileInterruptedRuns:
                 audit_ref(self._storage, INGEST_LOG), INGEST_LOG, [e.as_record() for e in entries]
             )
         return entries
+
+
+def _destination(value: object) -> str | None:
+    # Commits of older versions carry none; a key outside the zones is not believed.
+    return value if isinstance(value, str) and is_destination(value) else None

@@ -74,17 +74,32 @@ class RunOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DiscoveredFile:
-    """A raw CSV found in ``raw-data/`` at the start of a run."""
+    """A raw CSV found in ``raw-data/`` at the start of a run.
+
+    Attributes:
+        key: its key in ``raw-data/``.
+        entity: the entity its folder or name gives (None when none does).
+        size_bytes: its size when listed.
+        checksum: the SHA-256 of its content.
+        version: the store's version token when it was listed (see ``ObjectInfo``); a file
+            whose token differs after it was parsed changed under the run.
+    """
 
     key: str
     entity: Entity | None
     size_bytes: int
     checksum: str
+    version: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileOutcome:
-    """What a run did with one raw file (one ``ingest_log`` row, plus where the file went)."""
+    """What a run did with one raw file (one ``ingest_log`` row, plus where the file goes).
+
+    ``destination`` is planned when the outcome is decided (the archive or rejected key the
+    archive step moves the file to, logged in ``ingest_log``) and None for files that stay
+    in ``raw-data/``. After the archive step it is None for a file that could not be moved.
+    """
 
     file: DiscoveredFile
     status: FileStatus
@@ -107,6 +122,7 @@ class FileOutcome:
             started_at=self.started_at,
             finished_at=self.finished_at,
             error=self.error,
+            destination=self.destination,
         )
 
     def moved_to(self, destination: str) -> FileOutcome:

@@ -57,6 +57,8 @@ INGEST_LOG = AuditTable(
         _c("started_at", ColumnType.TIMESTAMP),
         _c("finished_at", ColumnType.TIMESTAMP),
         _c("error"),
+        # Appended by the contract: where the run moves the file (archive or rejected key).
+        _c("destination"),
     ),
 )
 
@@ -154,6 +156,7 @@ class IngestLogEntry:
     started_at: datetime
     finished_at: datetime
     error: str | None = None
+    destination: str | None = None
 
     def as_record(self) -> dict[str, object]:
         """The row as a mapping of ``INGEST_LOG`` column names to values."""
@@ -168,4 +171,5 @@ class IngestLogEntry:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,
+            "destination": self.destination,
         }

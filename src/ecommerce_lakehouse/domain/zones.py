@@ -134,7 +134,25 @@ class ZonePaths:
 
     def rejected_error(self, raw_key: str, *, keep_folder: bool = False) -> str:
         """``rejected/<run_id>/[<raw folder>/]<file name>.error.json``."""
-        return f"{self.rejected(raw_key, keep_folder=keep_folder)}{_ERROR_SUFFIX}"
+        return error_report_key(self.rejected(raw_key, keep_folder=keep_folder))
+
+
+def error_report_key(rejected_key: str) -> str:
+    """The ``.error.json`` report beside a rejected file's key."""
+    return f"{rejected_key}{_ERROR_SUFFIX}"
+
+
+def is_destination(key: str) -> bool:
+    """Whether ``key`` is a clean key inside ``archive/`` or ``rejected/``.
+
+    A run moves raw files nowhere else; a destination read back from a run result or the
+    ``ingest_log`` that fails this is not followed.
+    """
+    try:
+        cleaned = clean_key(key)
+    except PathOutsideLake:
+        return False
+    return cleaned == key and cleaned.startswith((f"{ARCHIVE}/", f"{REJECTED}/"))
 
 
 def _relative(raw_key: str, keep_folder: bool) -> str:

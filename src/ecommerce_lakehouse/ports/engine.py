@@ -265,7 +265,11 @@ class TableEngine(Protocol[FrameT]):
     def ensure_table(
         self, table: TableRef, columns: Sequence[Column], partition_by: str | None
     ) -> None:
-        """Create an empty Delta table with this schema when none exists at ``table.uri``."""
+        """Create an empty Delta table with this schema when none exists at ``table.uri``.
+
+        An existing table gains the ``columns`` it lacks (nullable, appended): how a lake
+        written by an older version gets a column the contract appended since.
+        """
         ...
 
     def merge(

@@ -18,11 +18,16 @@ class ObjectInfo:
         size_bytes: the size.
         modified_at: when the content last changed, for stores where a writer can be seen
             half-way (a local file being written); None where objects appear whole (S3).
+        version: an opaque token that changes whenever the object is written or replaced
+            (a local file's inode, size and change times; an S3 object's ETag). Equal
+            tokens mean the same content, so a run can tell that the bytes it parsed are
+            the bytes it hashed without reading them again. None where the store has none.
     """
 
     key: str
     size_bytes: int
     modified_at: datetime | None = field(default=None, compare=False)
+    version: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +88,14 @@ class ObjectStorage(Protocol):
 
         Returns:
             The keys removed (stores without temporary files return ``[]``).
+        """
+        ...
+
+    def info(self, key: str) -> ObjectInfo:
+        """The object's size, modification time and version, without reading it.
+
+        Raises:
+            FileNotFoundError: the object does not exist.
         """
         ...
 

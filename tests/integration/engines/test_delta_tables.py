@@ -106,6 +106,7 @@ def test_append_records_creates_the_audit_table_with_its_types(
         "started_at": STARTED,
         "finished_at": STARTED,
         "error": None,
+        "destination": "archive/orders/2024/01/01/r1/a.csv",
     }
     engine.engine.append_records(table, INGEST_LOG, [record])
     engine.engine.append_records(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from ecommerce_lakehouse.domain.audit import QUARANTINE, AuditTable, RowCounts
+from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, AuditTable, RowCounts
 from ecommerce_lakehouse.domain.errors import FileRejected
 from ecommerce_lakehouse.domain.headers import DEFAULT_READ_LIMITS, ReadLimits
 from ecommerce_lakehouse.domain.rules import EXTRA_FIELDS_KEY
@@ -240,3 +240,17 @@ def test_delta_rs_reads_a_quarantine_table_written_before_the_column(lake: Lake)
     staged = lake.engine.stage([frame], PRODUCTS, make_run("new"))
     lake.engine.append_frame(ref, QUARANTINE, staged.quarantine)
     assert len(delta_rows(ref.uri)) == 2
+
+
+def test_an_ingest_log_without_destination_gains_it_when_the_tables_are_ensured(
+    lake: Lake,
+) -> None:
+    ref = TableRef(name="ingest_log", uri=str(lake.root / "lakehouse-dwh/_audit/ingest_log"))
+    old = AuditTable(name="ingest_log", columns=INGEST_LOG.columns[:-1])
+    lake.engine.append_records(ref, old, [{"run_id": "old", "status": "loaded"}])
+    assert "destination" not in DeltaTable(ref.uri).schema().to_arrow().names
+
+    lake.engine.ensure_table(ref, INGEST_LOG.columns, None)
+
+    assert [c.name for c in lake.engine.columns(ref)] == list(INGEST_LOG.column_names)
+    assert [(r["run_id"], r["destination"]) for r in delta_rows(ref.uri)] == [("old", None)]

@@ -164,7 +164,13 @@ class S3ObjectStorage:
             for page in pages:
                 for item in page.get("Contents", []):
                     if not item["Key"].endswith("/"):
-                        found.append(ObjectInfo(key=item["Key"][strip:], size_bytes=item["Size"]))
+                        found.append(
+                            ObjectInfo(
+                                key=item["Key"][strip:],
+                                size_bytes=item["Size"],
+                                version=str(item.get("ETag", "")) or None,
+                            )
+                        )
         except (ClientError, BotoCoreError) as error:
             raise self._failed("list", folder, error) from None
         return sorted(found, key=lambda info: info.key)
@@ -176,6 +182,17 @@ class S3ObjectStorage:
     def remove_stale_temporaries(self, older_than: datetime) -> builtins.list[str]:
         """Nothing: puts and copies are atomic, so no temporary objects are ever written."""
         return []
+
+    def info(self, key: str) -> ObjectInfo:
+        """Size and ETag (the version) of an object, from one HEAD request.
+
+        Raises:
+            FileNotFoundError: no object at ``key``.
+        """
+        head = self._head(self.object_key(key))
+        if head is None:
+            raise FileNotFoundError(f"no object at {self.uri(key)}")
+        return ObjectInfo(key=clean_key(key), size_bytes=head.size, version=head.etag)
 
     def exists(self, key: str) -> bool:
         """Whether an object exists at ``key``."""

@@ -62,11 +62,7 @@ class LocalObjectStorage:
         be read are left out (see :meth:`unusable`). ``modified_at`` is the file's mtime.
         """
         found = [
-            ObjectInfo(
-                key=self._key(path),
-                size_bytes=status.st_size,
-                modified_at=datetime.fromtimestamp(status.st_mtime, UTC),
-            )
+            _info(self._key(path), status)
             for path, status, problem in self._scan(prefix)
             if problem is None and status is not None
         ]
@@ -104,6 +100,18 @@ class LocalObjectStorage:
                         path.unlink()
                         removed.append(self._key(path))
         return sorted(removed)
+
+    def info(self, key: str) -> ObjectInfo:
+        """Size, mtime and version of the file at ``key`` (never following a link).
+
+        Raises:
+            FileNotFoundError: no regular file at ``key``.
+        """
+        path = self._path(key)
+        status = path.lstat()
+        if not stat.S_ISREG(status.st_mode):
+            raise FileNotFoundError(f"no regular file at {key!r}")
+        return _info(self._key(path), status)
 
     def exists(self, key: str) -> bool:
         """Whether a file exists at ``key``."""
@@ -285,6 +293,21 @@ class LocalObjectStorage:
 
 #: The rename of ``move`` (tests replace it to play a move across two filesystems).
 _os_rename = os.rename
+
+
+def _info(key: str, status: os.stat_result) -> ObjectInfo:
+    # Any write changes the mtime or the ctime (which no user can set back), and a
+    # replacement (a new file renamed over the old) changes the inode.
+    version = (
+        f"{status.st_dev}:{status.st_ino}:{status.st_size}:"
+        f"{status.st_mtime_ns}:{status.st_ctime_ns}"
+    )
+    return ObjectInfo(
+        key=key,
+        size_bytes=status.st_size,
+        modified_at=datetime.fromtimestamp(status.st_mtime, UTC),
+        version=version,
+    )
 
 
 def _why(error: OSError) -> str:

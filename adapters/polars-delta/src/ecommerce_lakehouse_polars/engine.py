@@ -19,6 +19,7 @@ from ecommerce_lakehouse.ports.engine import (
     TableRef,
 )
 from ecommerce_lakehouse_polars.delta import (
+    add_missing_columns,
     append,
     compact_table,
     create_table,
@@ -80,8 +81,9 @@ class PolarsDeltaTableEngine:
     def ensure_table(
         self, table: TableRef, columns: Sequence[Column], partition_by: str | None
     ) -> None:
-        """Create an empty Delta table with this schema when none exists at ``table.uri``."""
-        create_table(table.uri, columns, partition_by, self._options(table), table.name)
+        """Create an empty Delta table with this schema, or add the columns one lacks."""
+        existing = create_table(table.uri, columns, partition_by, self._options(table), table.name)
+        add_missing_columns(existing, columns)
 
     def merge(
         self,

@@ -18,6 +18,7 @@ from ecommerce_lakehouse.ports.engine import (
     TableRef,
 )
 from ecommerce_lakehouse_spark.delta import (
+    add_missing_columns,
     append_frame,
     append_records,
     compact_table,
@@ -76,8 +77,9 @@ class SparkDeltaTableEngine:
     def ensure_table(
         self, table: TableRef, columns: Sequence[Column], partition_by: str | None
     ) -> None:
-        """Create an empty Delta table with this schema when none exists at ``table.uri``."""
+        """Create an empty Delta table with this schema, or add the columns one lacks."""
         create_table(self._session, table.uri, columns, partition_by, table.name)
+        add_missing_columns(self._session, table.uri, columns)
 
     def merge(
         self,

@@ -3,10 +3,13 @@
 The state machine invokes the function after the Glue job with
 ``{"lake_root": "s3://bucket[/prefix]", "run_id": <execution name>, "result_key":
 "_runs/<run id>.json"}``. The function reads the job's result from the lake and runs the
-core's :class:`~ecommerce_lakehouse.application.archive.ArchiveFiles` on its outcomes: files
-the run committed (``loaded``) or found already loaded (``skipped``) go to
-``archive/<entity>/<YYYY>/<MM>/<DD>/<run id>/``, files it rejected whole to
-``rejected/<run id>/`` with an ``.error.json`` report. Files that arrived after the run's
+core's :class:`~ecommerce_lakehouse.application.archive.ArchiveFiles` on its outcomes. Each
+file goes to the destination the job planned and logged in ``ingest_log``: files the run
+committed (``loaded``) or found already loaded (``skipped``) to
+``archive/<entity>/<YYYY>/<MM>/<DD>/<run id>/`` (a skipped file onto the copy of the run
+that loaded it, when that run logged one), files it rejected whole to ``rejected/<run id>/``
+with an ``.error.json`` report. A destination outside ``archive/`` and ``rejected/`` is
+refused. Files that arrived after the run's
 discovery are not in its result, so they stay in ``raw-data/`` for the next run; so do
 ``failed`` files and files uploaded again since the run read them (their checksum changed).
 
