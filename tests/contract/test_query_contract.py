@@ -95,7 +95,8 @@ def test_timestamps_are_utc_and_cast_to_their_utc_date(query_case: QueryCase) ->
 
 @pytest.mark.usefixtures("far_from_utc")
 def test_the_partition_check_of_the_product_holds(query_case: QueryCase) -> None:
-    # PRODUCT §6: ``date = CAST(order_timestamp AS DATE)`` must hold for UTC dates.
+    # ``date = CAST(order_timestamp AS DATE)`` must hold for UTC dates
+    # (docs/contract.md#validation).
     query_case.write(ORDERS, _orders(("o1", _at("2024-12-31T23:30:00-00:00"), 1.0)))
 
     result = query_case.query.sql(

@@ -249,8 +249,8 @@ CASES: tuple[Case, ...] = (
         id="eol-cr",
         build=products("products_cr.csv", *_rows(2, "cr"), eol="\r"),
         path="raw-data/products_cr.csv",
-        # CR alone is no line break (PRODUCT §4.1: LF or CRLF): the file would be one
-        # header line, so it is rejected whole, with a reason that says so.
+        # CR alone is no line break (only LF or CRLF, docs/contract.md#reading-files): the
+        # file would be one header line, so it is rejected whole, with a reason that says so.
         status="rejected",
         reason="bare_cr_line_endings",
         spark=True,

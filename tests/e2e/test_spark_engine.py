@@ -1,7 +1,8 @@
 """`lakehouse run --engine spark` and the Glue job, end to end on generated dirty data.
 
 The same raw files are run through both engines into two lakes; the tables must hold the
-same rows, value for value (run ids and ingestion timestamps aside), PRODUCT §1.
+same rows, value for value (run ids and ingestion timestamps aside), as
+docs/contract.md#engines-and-platforms promises.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Header matching and evolved names, shared by every engine (PRODUCT §4.1)."""
+"""Header matching and evolved names, shared by every engine (docs/contract.md#reading-files)."""
 
 from __future__ import annotations
 

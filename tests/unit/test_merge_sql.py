@@ -1,4 +1,7 @@
-"""The MERGE conditions as SQL text, shared by both engines (PRODUCT §4.3)."""
+"""The MERGE conditions as SQL text, shared by both engines.
+
+See docs/contract.md#deduplication-and-merge.
+"""
 
 from __future__ import annotations
 

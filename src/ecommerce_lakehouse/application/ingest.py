@@ -52,7 +52,7 @@ def _staged(counts: RowCounts) -> dict[str, int]:
 
 
 class IngestEntity(Generic[FrameT]):
-    """Ingest the raw files of one entity into its curated table (PRODUCT §4).
+    """Ingest the raw files of one entity into its curated table (docs/contract.md#pipeline).
 
     Every file gets exactly one outcome, and one ``ingest_log`` row: ``skipped`` when its
     checksum was already loaded, ``rejected`` when it cannot be read, ``loaded`` once its rows

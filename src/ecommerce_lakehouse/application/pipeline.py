@@ -1,4 +1,6 @@
-"""The pipeline (PRODUCT §7): one step definition, and the in-process runner that executes it.
+"""The pipeline: one step definition, and the in-process runner that executes it.
+
+See docs/contract.md#pipeline.
 
 ``PIPELINE`` is the single source of truth for the steps and their order; the in-process
 runner below and the Step Functions builder both walk it.

@@ -35,7 +35,7 @@ PlatformFactory = Callable[[str, Mapping[str, str]], Platform]
 
 
 def platform_name_for(root: str, engine: str = "polars") -> str:
-    """The platform (PRODUCT §1 profile) a lake root and engine select.
+    """The platform a lake root and engine select (docs/contract.md#engines-and-platforms).
 
     The engine's own platform for the root's kind when one is installed (``<engine>-aws``
     for an ``s3://`` root, ``<engine>-local`` for a directory: ``spark-aws`` and

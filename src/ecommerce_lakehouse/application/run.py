@@ -165,7 +165,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when the run is ok, else 1 (PRODUCT §8)."""
+        """0 when the run is ok, else 1 (docs/contract.md#command-line)."""
         return 0 if self.ok else 1
 
     def as_dict(self) -> dict[str, object]:

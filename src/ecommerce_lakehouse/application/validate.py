@@ -1,4 +1,7 @@
-"""Run the table validation checks (PRODUCT §6) and record them in ``validation_results``."""
+"""Run the table validation checks and record them in ``validation_results``.
+
+See docs/contract.md#validation.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Audit tables (PRODUCT §5) and the row accounting identity (PRODUCT §4.4).
+"""Audit tables and the row accounting identity (docs/contract.md#row-accounting).
 
-Column names here are part of the product's contract.
+Column names here are part of the product's contract (docs/contract.md#audit-tables).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ AUDIT_TABLES: tuple[AuditTable, ...] = (INGEST_LOG, QUARANTINE, VALIDATION_RESUL
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RowCounts:
-    """Per-file row accounting (PRODUCT §4.4).
+    """Per-file row accounting (docs/contract.md#row-accounting).
 
     ``rows_read = inserted + updated + unchanged + duplicates_in_batch + quarantined``.
     """

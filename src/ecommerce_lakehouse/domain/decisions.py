@@ -1,4 +1,6 @@
-"""Reference decisions for in-batch dedup and MERGE (PRODUCT §4.3), on plain records.
+"""Reference decisions for in-batch dedup and MERGE, on plain records.
+
+See docs/contract.md#deduplication-and-merge.
 
 Engines implement the same decisions with their own expressions; the in-memory fake engine
 and the unit tests use these functions, and the parity tests hold engines to them.

@@ -1,4 +1,6 @@
-"""Raw CSV headers: matching them to a schema and naming evolved columns (PRODUCT §4.1).
+"""Raw CSV headers: matching them to a schema and naming evolved columns.
+
+See docs/contract.md#reading-files.
 
 Every engine checks a file's header with these functions, so a file is accepted, rejected
 or evolved identically whichever engine reads it.

@@ -1,4 +1,6 @@
-"""The MERGE conditions of PRODUCT §4.3 as SQL text, for engines whose MERGE takes SQL.
+"""The MERGE conditions as SQL text, for engines whose MERGE takes SQL.
+
+See docs/contract.md#deduplication-and-merge.
 
 delta-rs and Delta Lake on Spark both take the MERGE predicate and the update condition as
 SQL; only identifier quoting and literal syntax differ between their dialects, so engines

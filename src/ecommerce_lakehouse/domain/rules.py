@@ -1,4 +1,4 @@
-"""Declarative row rules (PRODUCT §4.2).
+"""Declarative row rules (docs/contract.md#row-rules-and-quarantine).
 
 Each rule is a frozen value object. Engines compile the same rule objects to their own
 expressions; :func:`first_violation` is the pure-Python reference that the in-memory fake

@@ -1,4 +1,7 @@
-"""The curated table schemas (PRODUCT §3) and their row rules, dedup and MERGE specs."""
+"""The curated table schemas and their row rules, dedup and MERGE specs.
+
+See docs/contract.md#input-schemas.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,9 @@ SOURCE_CHECKSUM = "_source_checksum"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DedupSpec:
-    """How rows sharing a primary key within one run collapse to one (PRODUCT §4.3).
+    """How rows sharing a primary key within one run collapse to one.
+
+    See docs/contract.md#deduplication-and-merge.
 
     The survivor has the greatest ``ordering_column`` (when set); ties, and tables without
     an ordering column, go to the last occurrence by (file ordinal, line number).
@@ -53,7 +58,7 @@ class DedupSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MergeSpec:
-    """How a survivor is MERGEd into the stored table (PRODUCT §4.3).
+    """How a survivor is MERGEd into the stored table (docs/contract.md#deduplication-and-merge).
 
     Inserted when its key is new. A stored row is replaced only when some business column
     differs and, when ``ordering_column`` is set, the incoming ordering value is greater or

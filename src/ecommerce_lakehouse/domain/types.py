@@ -42,7 +42,7 @@ class Entity(_ParsableEnum):
 
 
 class SchemaEvolution(_ParsableEnum):
-    """What happens to CSV columns that are not in the table schema (PRODUCT §4.1)."""
+    """What happens to CSV columns not in the table schema (docs/contract.md#reading-files)."""
 
     RESCUE = "rescue"
     ADD_NEW_COLUMNS = "add_new_columns"

@@ -1,4 +1,6 @@
-"""Table validation checks (PRODUCT §6), written once in SQL shared by Trino, Spark and DuckDB.
+"""Table validation checks, written once in SQL shared by Trino, Spark and DuckDB.
+
+See docs/contract.md#validation.
 
 Every check yields a count: ``observed`` must equal ``expected`` for it to pass. ``sample``
 lists up to ten offending keys.
@@ -78,7 +80,7 @@ def _sample_where(schema: TableSchema, condition: str) -> str:
 
 
 def table_checks(schema: TableSchema) -> list[Check]:
-    """The per-table checks of PRODUCT §6 for one curated table."""
+    """The per-table checks (docs/contract.md#validation) for one curated table."""
     table = schema.name
     key_cols = ", ".join(schema.primary_key)
     key_null = " OR ".join(f"{k} IS NULL" for k in schema.primary_key)
@@ -153,7 +155,7 @@ def _foreign_key(child: TableSchema, column: str, parent: TableSchema, severity:
 
 
 def all_checks(policy: ValidationPolicy | None = None) -> list[Check]:
-    """Every check of PRODUCT §6, tables first, then cross-table foreign keys."""
+    """Every check (docs/contract.md#validation), tables first, then cross-table foreign keys."""
     policy = policy or ValidationPolicy()
     checks = [check for schema in SCHEMAS for check in table_checks(schema)]
     checks.append(_foreign_key(ORDER_ITEMS, "order_id", ORDERS, policy.foreign_key_severity))

@@ -1,4 +1,4 @@
-"""The product's own text-to-value casting rules (PRODUCT §4.1, §4.2).
+"""The product's own text-to-value casting rules (docs/contract.md#input-schemas).
 
 These pure-Python functions are the reference semantics. Engines compile the same
 patterns and bounds (exported below) to their own expressions, and the parity tests

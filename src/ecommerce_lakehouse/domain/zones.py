@@ -1,4 +1,4 @@
-"""Lake zones and the paths inside them (PRODUCT §2).
+"""Lake zones and the paths inside them (docs/contract.md#zones).
 
 Keys are POSIX-style paths relative to the lake root.
 """

@@ -248,7 +248,7 @@ class TableEngine(Protocol[FrameT]):
         :meth:`stage` then yields the same batch.
 
         Raises:
-            FileRejected: the file cannot be read at all (PRODUCT §4.1).
+            FileRejected: the file cannot be read at all (docs/contract.md#reading-files).
         """
         ...
 

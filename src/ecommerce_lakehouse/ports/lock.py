@@ -1,4 +1,4 @@
-"""Lock port: one run per lake at a time (PRODUCT §7a)."""
+"""Lock port: one run per lake at a time (docs/contract.md#concurrency)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Polars and Spark share tables: each MERGEs into the other's, reads its commits, and both
-turn the same dirty input into the same tables (PRODUCT §1).
+turn the same dirty input into the same tables (docs/contract.md#engines-and-platforms).
 
 Every table is read back with delta-rs, whichever engine wrote it last.
 """

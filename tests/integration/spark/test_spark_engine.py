@@ -65,7 +65,7 @@ def test_factory_reuses_the_process_wide_session(case: EngineCase) -> None:
     assert isinstance(engine, SparkDeltaTableEngine)
     assert engine.name == "spark"
     assert engine.session is spark_session() is case.engine.session
-    # Instants are UTC whatever the machine's zone (PRODUCT §3).
+    # Instants are UTC whatever the machine's zone (docs/contract.md#input-schemas).
     assert engine.session.conf.get("spark.sql.session.timeZone") == "UTC"
 
 

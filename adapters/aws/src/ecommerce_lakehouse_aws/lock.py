@@ -46,7 +46,7 @@ class _Holder:
 
 
 class S3LakeLock:
-    """One run per S3 lake at a time, across machines (PRODUCT §7a).
+    """One run per S3 lake at a time, across machines (docs/contract.md#concurrency).
 
     The lock is a small JSON object (owner, since, lease length) at one key. It is taken
     with a conditional put that only succeeds when no object exists (``If-None-Match: *``),

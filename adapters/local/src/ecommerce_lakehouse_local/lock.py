@@ -24,7 +24,7 @@ _OWNER_MAX_BYTES = 4096
 
 
 class FileLakeLock:
-    """One run per lake at a time, across threads and processes (PRODUCT §7a).
+    """One run per lake at a time, across threads and processes (docs/contract.md#concurrency).
 
     The lock is an OS-level lock (``flock`` on POSIX) taken through ``filelock``, so it is
     released by the kernel if the holding process dies: a crashed run never leaves a stale

@@ -66,7 +66,7 @@ class PolarsDeltaTableEngine:
         """Read one CSV as text with line numbers, raw record and rescued/evolved columns.
 
         Raises:
-            FileRejected: the file cannot be read at all (PRODUCT §4.1).
+            FileRejected: the file cannot be read at all (docs/contract.md#reading-files).
         """
         return read_source_frame(
             source, schema, evolution, self._storage_options, self._read_limits

@@ -1,4 +1,6 @@
-"""Reading one raw CSV file and checking its rows against the schema (PRODUCT §4.1, §4.2).
+"""Reading one raw CSV file and checking its rows against the schema.
+
+See docs/contract.md#reading-files and docs/contract.md#row-rules-and-quarantine.
 
 Polars parses the file with no header and no type inference, so the header row arrives
 verbatim (duplicate names are not silently renamed) and every value is text. Line numbers

@@ -1,7 +1,8 @@
 """Mappings between the domain's logical column types and Spark SQL types.
 
 Spark's ``TimestampType`` is an instant (stored UTC-adjusted, Delta ``timestamp``), never
-``timestamp_ntz``, so tables stay readable by delta-rs, Athena and Glue (PRODUCT §1).
+``timestamp_ntz``, so tables stay readable by delta-rs, Athena and Glue
+(docs/contract.md#engines-and-platforms).
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class SparkDeltaTableEngine:
         """Read one CSV as text with line numbers, raw record and rescued/evolved columns.
 
         Raises:
-            FileRejected: the file cannot be read at all (PRODUCT §4.1).
+            FileRejected: the file cannot be read at all (docs/contract.md#reading-files).
         """
         return read_source_frame(self._session, source, schema, evolution, self._read_limits)
 

@@ -1,7 +1,9 @@
-r"""Reading one raw CSV file and checking its rows against the schema (PRODUCT §4.1, §4.2).
+r"""Reading one raw CSV file and checking its rows against the schema.
+
+See docs/contract.md#reading-files and docs/contract.md#row-rules-and-quarantine.
 
 Spark's own CSV reader skips blank lines, cannot report physical line numbers and silently
-accepts ragged records and unterminated quotes, so it cannot implement §4.1. The file is
+accepts ragged records and unterminated quotes, so it cannot implement these rules. The file is
 instead loaded whole by the ``binaryFile`` source (one row: its bytes) and parsed on an
 executor by Python's ``csv`` module (RFC 4180, strict) inside ``mapInArrow``: one row per
 record with the physical line it starts on and its cells, the header as line 1, and a last

@@ -35,7 +35,8 @@ LAUNCHER_ENV = "PYSPARK_GATEWAY_PORT"
 
 #: Settings the engine relies on, applied to every session (runtime-modifiable ones).
 SESSION_SETTINGS: Mapping[str, str] = {
-    # Timestamps are instants in UTC (PRODUCT §3); dates derive from the UTC timestamp.
+    # Timestamps are instants in UTC (docs/contract.md#input-schemas); dates derive from the
+    # UTC timestamp.
     "spark.sql.session.timeZone": "UTC",
     # Parquet INT96 timestamps overflow outside 1677-2262 for readers using nanoseconds
     # (delta-rs, Arrow); microseconds cover years 1-9999 like the Polars engine's files.
@@ -44,7 +45,8 @@ SESSION_SETTINGS: Mapping[str, str] = {
     "spark.sql.csv.parser.columnPruning.enabled": "false",
     # Schema evolution is asked for per MERGE, never by default.
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
-    # Stable, readable-by-all protocol (PRODUCT §1): no deletion vectors by default.
+    # Stable, readable-by-all protocol (docs/contract.md#engines-and-platforms): no deletion
+    # vectors by default.
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
 
@@ -74,7 +76,7 @@ def s3a_settings(storage_options: Mapping[str, str]) -> dict[str, str]:
 
     ``s3://`` URIs (the lake's, as on Glue) go through S3A, whose jars ``make`` fetches
     with the Delta ones. Delta commits to ``s3`` paths through its S3 single-driver log
-    store: safe because the lake lock admits one writer at a time (PRODUCT §7a).
+    store: safe because the lake lock admits one writer at a time (docs/contract.md#concurrency).
 
     Args:
         storage_options: the storage's delta-rs style options (``AWS_REGION``,

@@ -1,4 +1,6 @@
-"""Instacart-shaped sample data for the raw zone (PRODUCT §2, §3), clean or deliberately dirty.
+"""Instacart-shaped sample data for the raw zone, clean or deliberately dirty.
+
+See docs/contract.md#zones and docs/contract.md#input-schemas.
 
 :func:`generate` writes ``raw-data/products/products_0001.csv``, ``raw-data/orders/orders_0001.csv``
 and ``raw-data/order_items/order_items_0001.csv`` (more numbered files per entity when the rows
@@ -6,12 +8,13 @@ exceed ``rows_per_file``; file-name order is ingestion order). At ``scale=1`` th
 Instacart data set: 49,688 products in 21 departments, about 206k users, 3.4M orders and 33M order
 items. Orders are written in time order, so a higher file number holds later orders.
 
-With ``dirty > 0`` that fraction of rows is damaged or re-sent so that every ingestion rule of
-PRODUCT §4 is exercised: values that do not parse, blank keys, out-of-range numbers, bad booleans,
-dates that contradict their timestamp, in-file and cross-file duplicates, late corrections in a
-later file (some moving to another partition), orphan order items, valid but unusual timestamp
-spellings and extra columns. Every damaged row breaks exactly one rule, so the expected
-quarantine count is :attr:`FaultCounts.invalid_rows`.
+With ``dirty > 0`` that fraction of rows is damaged or re-sent so that every ingestion rule
+(docs/contract.md#row-rules-and-quarantine, docs/contract.md#deduplication-and-merge) is
+exercised: values that do not parse, blank keys, out-of-range numbers, bad booleans, dates that
+contradict their timestamp, in-file and cross-file duplicates, late corrections in a later file
+(some moving to another partition), orphan order items, valid but unusual timestamp spellings
+and extra columns. Every damaged row breaks exactly one rule, so the expected quarantine count
+is :attr:`FaultCounts.invalid_rows`.
 
 Everything is vectorised with NumPy and written chunk by chunk with Polars, so memory stays bounded
 by one chunk; the output is byte-identical for a given seed and set of arguments.
@@ -268,9 +271,9 @@ _BAD_BOOLEANS: Final = (("reordered", "yes"), ("reordered", "2"), ("reordered", 
 class FaultCounts:
     """How many rows (or files) of each fault kind were injected.
 
-    The first six kinds each break exactly one row rule of PRODUCT §4.2, so those rows are the
-    ones ingestion must quarantine; the others are valid rows that dedup, MERGE or schema
-    evolution must handle.
+    The first six kinds each break exactly one row rule
+    (docs/contract.md#row-rules-and-quarantine), so those rows are the ones ingestion must
+    quarantine; the others are valid rows that dedup, MERGE or schema evolution must handle.
 
     Attributes:
         bad_types: values that do not parse as their column type (``parses_as_double``,

@@ -1,4 +1,6 @@
-"""The ``lakehouse`` command (PRODUCT §8): the composition root of the local profiles.
+"""The ``lakehouse`` command: the composition root of the local profiles.
+
+See docs/contract.md#command-line.
 
 Exit codes: 0 success, 1 a failed run or failing error-severity check, 2 bad usage or
 configuration. Every error is one line on stderr, never a traceback.

@@ -21,7 +21,7 @@ the very name its notification gave). Two sweeps of the same raw zone therefore 
 execution, and a set of files whose execution already ran - e.g. failed - is not started
 again (``duplicate``) until the raw zone changes: no retry loop.
 
-PRODUCT §7a: runs of one lake never overlap. Before starting, the trigger
+Runs of one lake never overlap (docs/contract.md#concurrency). Before starting, the trigger
 
 1. reads its record of the last execution it started (:data:`START_RECORD_KEY` in the lake)
    and asks DescribeExecution, which is strongly consistent, whether that one runs;

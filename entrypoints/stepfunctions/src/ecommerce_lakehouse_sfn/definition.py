@@ -440,7 +440,7 @@ class _Builder:
             "ValidationQueryFailed",
             _fail("ValidationQueryFailed", "the Athena validation query failed"),
         )
-        comment = "validate: every error-severity check of PRODUCT §6 in one Athena query"
+        comment = "validate: every error-severity check (docs/contract.md#validation) in one query"
         if self.integration is Integration.OPTIMIZED:
             self.add(
                 "Validate",

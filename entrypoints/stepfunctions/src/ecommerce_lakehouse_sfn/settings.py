@@ -24,7 +24,8 @@ VARIABLES: Mapping[str, tuple[str, str]] = {
 }
 #: The optional crawler (no crawler states when unset).
 CRAWLER_ENV = "LAKEHOUSE_CRAWLER"
-#: Severity of foreign-key checks in the validation gate (``warn`` by default, PRODUCT §6).
+#: Severity of foreign-key checks in the validation gate (``warn`` by default,
+#: docs/contract.md#validation).
 FK_SEVERITY_ENV = "LAKEHOUSE_FK_SEVERITY"
 
 
