@@ -94,11 +94,13 @@ format: install
 typecheck: install
 	$(BIN)/mypy $(SRC) scripts/package.py infra/deploy.py infra/render_definition.py
 
+# Every test, one process (pyproject's default is the fast tier on every core).
 test: lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "" -n 0 $(PYTEST_ARGS)
 
+# The fast offline tier: what a plain `pytest` runs.
 test-fast: install
-	$(BIN)/pytest -m "not spark and not aws" $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/run_pipeline.py

@@ -45,6 +45,9 @@ from ecommerce_lakehouse.domain.schemas import INGESTED_AT, RUN_ID, SCHEMAS
 from ecommerce_lakehouse_cli.generator import generate
 from ecommerce_lakehouse_cli.main import app
 
+# Eight killed runs and their re-runs, each a fresh interpreter: the full tier only.
+pytestmark = pytest.mark.slow
+
 #: The child: run the pipeline and SIGKILL itself when the boundary's progress line appears.
 CHILD = """
 import os, re, signal, sys
