@@ -233,7 +233,6 @@ class InMemoryTableEngine:
         table: TableRef,
         batch: StagedBatch[Frame],
         schema: TableSchema,
-        run: RunContext,
         commit_metadata: Mapping[str, str],
     ) -> MergeOutcome:
         if table.name in self.fail_merge_of:

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from ecommerce_lakehouse.domain.errors import LakehouseError, PipelineStepFailed, describe_error
+from ecommerce_lakehouse.domain.errors import LakehouseError, describe_error
 
 #: The messages delta-rs 1.6 gave on a full tmpfs (tests/e2e/test_disk_full.py reproduces them).
 DELTA_MERGE_TEXT = (
@@ -68,12 +68,6 @@ def test_an_enospc_cause_anywhere_in_the_chain_is_found() -> None:
 
     assert raised.value.__suppress_context__
     assert_disk_full(describe_error(raised.value))
-
-
-def test_a_wrapped_cause_is_found() -> None:
-    error = PipelineStepFailed("ingest", OSError(errno.ENOSPC, "No space left on device"))
-
-    assert_disk_full(describe_error(error))
 
 
 def test_an_exception_group_member_is_found() -> None:

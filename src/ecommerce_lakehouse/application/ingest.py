@@ -178,9 +178,7 @@ class IngestEntity(Generic[FrameT]):
                 ]
             ),
         }
-        merged = self._engine.merge(
-            curated_ref(self._storage, schema), staged, schema, run, metadata
-        )
+        merged = self._engine.merge(curated_ref(self._storage, schema), staged, schema, metadata)
         result: dict[str, FileOutcome] = {}
         for item in readable:
             key = item.file.key

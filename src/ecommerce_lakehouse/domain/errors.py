@@ -41,15 +41,6 @@ class IntegrityError(LakehouseError):
     """A copy could not be verified, or an engine's counts disagree with its commit metrics."""
 
 
-class PipelineStepFailed(LakehouseError):
-    """A pipeline step failed; raw files it had not committed stay in ``raw-data/``."""
-
-    def __init__(self, step: str, cause: BaseException) -> None:
-        super().__init__(f"step '{step}' failed: {cause}")
-        self.step = step
-        self.cause = cause
-
-
 #: How a full disk is named; a message that already says it is kept as it is.
 _DISK_FULL = "disk full: no space left on device"
 #: What a full disk looks like in text that lost its errno: Rust's io::Error (delta-rs,
@@ -113,7 +104,7 @@ def describe_error(error: BaseException, *, action: str | None = None) -> str:
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error``, its causes and contexts, and the errors it wraps, each once."""
+    """``error``, its causes and contexts, and the members of an exception group, each once."""
     pending, seen = [error], set[int]()
     while pending and len(seen) < _MAX_CHAIN:
         link = pending.pop()
@@ -121,12 +112,9 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(link))
         yield link
-        wrapped = getattr(link, "cause", None)  # PipelineStepFailed and the like
         nested = link.exceptions if isinstance(link, BaseExceptionGroup) else ()
         pending.extend(
-            e
-            for e in (link.__cause__, link.__context__, wrapped, *nested)
-            if isinstance(e, BaseException)
+            e for e in (link.__cause__, link.__context__, *nested) if isinstance(e, BaseException)
         )
 
 

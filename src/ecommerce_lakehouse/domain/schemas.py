@@ -236,8 +236,3 @@ ORDER_ITEMS = TableSchema(
 
 #: Schemas in ingestion order (products, then orders, then order_items).
 SCHEMAS: tuple[TableSchema, ...] = (PRODUCTS, ORDERS, ORDER_ITEMS)
-
-
-def schema_for(entity: Entity) -> TableSchema:
-    """The schema of an entity."""
-    return next(s for s in SCHEMAS if s.entity is entity)

@@ -277,7 +277,6 @@ class TableEngine(Protocol[FrameT]):
         table: TableRef,
         batch: StagedBatch[FrameT],
         schema: TableSchema,
-        run: RunContext,
         commit_metadata: Mapping[str, str],
     ) -> MergeOutcome:
         """MERGE the survivors on the primary key, touching only the partitions involved.

@@ -123,7 +123,7 @@ class Lake:
         staged = self.engine.stage(frames, schema, run)
         ref = self.ref(schema)
         self.engine.ensure_table(ref, schema.stored_columns, schema.partition_column)
-        outcome = self.engine.merge(ref, staged, schema, run, {"lakehouse.run_id": run.run_id})
+        outcome = self.engine.merge(ref, staged, schema, {"lakehouse.run_id": run.run_id})
         per_file = {}
         for source in sources:
             before = staged.counts.get(source.key, RowCounts())

@@ -90,7 +90,6 @@ class PolarsDeltaTableEngine:
         table: TableRef,
         batch: StagedBatch[pl.DataFrame],
         schema: TableSchema,
-        run: RunContext,
         commit_metadata: Mapping[str, str],
     ) -> MergeOutcome:
         """MERGE the survivors on the primary key, touching only the partitions involved.

@@ -86,7 +86,6 @@ class SparkDeltaTableEngine:
         table: TableRef,
         batch: StagedBatch[DataFrame],
         schema: TableSchema,
-        run: RunContext,
         commit_metadata: Mapping[str, str],
     ) -> MergeOutcome:
         """MERGE the survivors on the primary key, touching only the partitions involved.

@@ -108,11 +108,6 @@ class TriggerSettings:
             endpoint_url=endpoint_url(environ),
         )
 
-    @property
-    def state_machine_name(self) -> str:
-        """The state machine's name (the last part of its ARN)."""
-        return self.state_machine_arn.rsplit(":", 1)[1]
-
     def execution_arn(self, name: str) -> str:
         """The ARN of the state machine's execution called ``name``."""
         prefix, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
