@@ -13,8 +13,8 @@ import pytest
 from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse_lambdas import trigger
+from ecommerce_lakehouse_lambdas.archive import read_run_result
 from ecommerce_lakehouse_lambdas.errors import InvalidEvent, InvalidRunResult
-from ecommerce_lakehouse_lambdas.results import RunFiles
 from ecommerce_lakehouse_lambdas.settings import TriggerSettings, aws_region
 from ecommerce_lakehouse_lambdas.trigger import ObjectEvent, execution_name
 
@@ -167,8 +167,8 @@ def result(**changes: Any) -> dict[str, Any]:
 
 
 def test_a_run_result_becomes_file_outcomes() -> None:
-    run = RunFiles.from_result(result(), run_id="run-1", where="s3://l/_runs/run-1.json")
-    (outcome,) = run.outcomes
+    run = read_run_result(result(), run_id="run-1", where="s3://l/_runs/run-1.json")
+    (outcome,) = run.files
     assert run.started_at.isoformat() == "2026-11-25T19:38:00+00:00"
     assert outcome.file.key == "raw-data/orders/orders_1.csv"
     assert outcome.status is FileStatus.LOADED
@@ -190,5 +190,16 @@ def test_a_run_result_becomes_file_outcomes() -> None:
 )
 def test_malformed_run_results_are_one_clear_error(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidRunResult, match=re.escape(message)) as raised:
-        RunFiles.from_result(result(**changes), run_id="run-1", where="s3://l/_runs/run-1.json")
+        read_run_result(result(**changes), run_id="run-1", where="s3://l/_runs/run-1.json")
     assert "\n" not in str(raised.value)
+
+
+def test_a_run_result_of_a_newer_release_is_refused() -> None:
+    with pytest.raises(InvalidRunResult, match="version 2, written by a newer release"):
+        read_run_result(result(version=2), run_id="run-1", where="s3://l/_runs/run-1.json")
+
+
+def test_a_run_result_without_a_version_is_version_one() -> None:
+    document = result()
+    document.pop("version", None)
+    assert read_run_result(document, run_id="run-1", where="-").run_id == "run-1"

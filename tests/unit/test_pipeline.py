@@ -580,15 +580,14 @@ def test_a_waiting_file_is_logged_and_left_for_the_next_run(world: World, monkey
     assert _statuses(world.run(run_id="r2"))["raw-data/orders_1.csv"] is FileStatus.LOADED
 
 
-def test_the_lambda_reads_back_ignored_files_of_a_run_result(world: World) -> None:
-    from ecommerce_lakehouse_lambdas.results import RunFiles
-
+def test_a_run_result_reads_back_from_its_json_with_ignored_files(world: World) -> None:
     world.storage.unusable_entries = [UnusableEntry(key="raw-data/x.csv", reason="symlink: no")]
     result = world.run(run_id="r1")
 
-    back = RunFiles.from_result(json.loads(json.dumps(result.as_dict())), run_id="r1", where="-")
+    back = RunResult.from_dict(json.loads(json.dumps(result.as_dict())))
 
-    ignored = [o for o in back.outcomes if o.status is FileStatus.IGNORED]
+    assert back == result  # the run contract reads back what it wrote
+    ignored = [o for o in back.files if o.status is FileStatus.IGNORED]
     assert [(o.file.key, o.error) for o in ignored] == [("raw-data/x.csv", "symlink: no")]
 
 

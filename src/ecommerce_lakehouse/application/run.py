@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from ecommerce_lakehouse.domain.audit import COUNT_FIELDS, IngestLogEntry, RowCounts
-from ecommerce_lakehouse.domain.types import Entity, FileStatus, SchemaEvolution
+from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.domain.types import Entity, FileStatus, SchemaEvolution, Severity
 from ecommerce_lakehouse.domain.validation import CheckResult, ValidationPolicy
 
 Clock = Callable[[], datetime]
 #: ``progress(step, message)``: long work reports what it is doing.
 ProgressCallback = Callable[[str, str], None]
 
+
+#: Version of the run result document (``RunResult.as_dict``); readers refuse newer ones.
+RUN_RESULT_VERSION = 1
 
 #: Default quiet period of a local lake's raw files (``RunOptions.settle_seconds``).
 DEFAULT_SETTLE_SECONDS = 2.0
@@ -169,8 +174,13 @@ class RunResult:
         return 0 if self.ok else 1
 
     def as_dict(self) -> dict[str, object]:
-        """A JSON-ready summary that orchestrators and ``--format json`` pass on."""
+        """The run's JSON document: what ``--format json`` prints and the Glue job writes.
+
+        Versioned (``version``, :data:`RUN_RESULT_VERSION`); :meth:`from_dict` reads it back.
+        ``ok`` and ``totals`` are derived, for readers that do not rebuild the result.
+        """
         return {
+            "version": RUN_RESULT_VERSION,
             "run_id": self.run_id,
             "lake_root": self.lake_root,
             "engine": self.engine,
@@ -191,6 +201,8 @@ class RunResult:
                     "destination": f.destination,
                     "error": f.error,
                     **asdict(f.counts),
+                    "started_at": f.started_at.isoformat(),
+                    "finished_at": f.finished_at.isoformat(),
                 }
                 for f in self.files
             ],
@@ -208,8 +220,141 @@ class RunResult:
             ],
         }
 
+    @classmethod
+    def from_dict(cls, document: object) -> RunResult:
+        """Read back a document :meth:`as_dict` wrote (this version or an earlier one).
+
+        Documents without ``version`` are version 1; without per-file times, the files take
+        the run's. Derived fields (``ok``, ``totals``) are not read.
+
+        Raises:
+            ValueError: the document is not a run result, or a newer version wrote it; the
+                message is one line naming the field.
+        """
+        try:
+            return _run_result(_mapping(document, "the document"))
+        except ConfigurationError as error:  # an unknown status, entity or severity
+            raise ValueError(str(error)) from None
+
     def totals(self) -> RowCounts:
         """Row counts summed over every file."""
         return RowCounts(
             **{name: sum(getattr(f.counts, name) for f in self.files) for name in COUNT_FIELDS}
         )
+
+
+def _run_result(result: Mapping[str, Any]) -> RunResult:
+    version = result.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError("'version' is not a positive integer")
+    if version > RUN_RESULT_VERSION:
+        raise ValueError(
+            f"the run result is version {version}, written by a newer release; this one reads "
+            f"versions up to {RUN_RESULT_VERSION}"
+        )
+    started_at = _timestamp(result.get("started_at"), "started_at")
+    finished_text = result.get("finished_at")
+    finished_at = started_at if finished_text is None else _timestamp(finished_text, "finished_at")
+    files, checks = result.get("files"), result.get("checks", [])
+    if not isinstance(files, list):
+        raise ValueError("'files' is not a list")
+    if not isinstance(checks, list):
+        raise ValueError("'checks' is not a list")
+    tables = result.get("tables", {})
+    if not isinstance(tables, Mapping) or not all(isinstance(v, str) for v in tables.values()):
+        raise ValueError("'tables' is not an object of table URIs")
+    return RunResult(
+        run_id=_text(result, "run_id") or "",
+        lake_root=_text(result, "lake_root", optional=True) or "",
+        engine=_text(result, "engine", optional=True) or "",
+        started_at=started_at,
+        finished_at=finished_at,
+        files=tuple(
+            _file_outcome(_mapping(item, f"files[{n}]"), started_at, finished_at)
+            for n, item in enumerate(files)
+        ),
+        checks=tuple(_check(_mapping(item, f"checks[{n}]")) for n, item in enumerate(checks)),
+        tables={str(k): str(v) for k, v in tables.items()},
+        failed_step=_text(result, "failed_step", optional=True),
+        error=_text(result, "error", optional=True),
+    )
+
+
+def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} is not a JSON object")
+    return value
+
+
+def _timestamp(value: object, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"'{name}' is not an ISO timestamp")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{name}' is not an ISO timestamp") from None
+
+
+def _text(item: Mapping[str, Any], name: str, *, optional: bool = False) -> str | None:
+    value = item.get(name)
+    if value in (None, "") and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"'{name}' is missing or not text")
+    return value
+
+
+def _integer(item: Mapping[str, Any], name: str, what: str) -> int:
+    value = item.get(name, 0)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what}: '{name}' is not an integer")
+    return value
+
+
+def _file_outcome(
+    item: Mapping[str, Any], started_at: datetime, finished_at: datetime
+) -> FileOutcome:
+    key = _text(item, "source_path") or ""
+    what = f"file {key!r}"
+    if "size_bytes" not in item:
+        raise ValueError(f"{what}: 'size_bytes' is not an integer")
+    entity = _text(item, "entity", optional=True)
+    status = FileStatus.from_str(_text(item, "status") or "")
+    # A file set aside at discovery (waiting, ignored) was never read: it has no checksum.
+    unread = status in (FileStatus.WAITING, FileStatus.IGNORED)
+    file_started = item.get("started_at")
+    file_finished = item.get("finished_at")
+    return FileOutcome(
+        file=DiscoveredFile(
+            key=key,
+            entity=Entity.from_str(entity) if entity else None,
+            size_bytes=_integer(item, "size_bytes", what),
+            checksum=_text(item, "checksum", optional=unread) or "",
+        ),
+        status=status,
+        counts=RowCounts(**{name: _integer(item, name, what) for name in COUNT_FIELDS}),
+        started_at=started_at if file_started is None else _timestamp(file_started, "started_at"),
+        finished_at=finished_at
+        if file_finished is None
+        else _timestamp(file_finished, "finished_at"),
+        error=_text(item, "error", optional=True),
+        destination=_text(item, "destination", optional=True),
+    )
+
+
+def _check(item: Mapping[str, Any]) -> CheckResult:
+    what = f"check {item.get('check_name')!r}"
+    passed, sample = item.get("passed"), item.get("sample", [])
+    if not isinstance(passed, bool):
+        raise ValueError(f"{what}: 'passed' is not a boolean")
+    if not isinstance(sample, list):
+        raise ValueError(f"{what}: 'sample' is not a list")
+    return CheckResult(
+        table_name=_text(item, "table_name") or "",
+        check_name=_text(item, "check_name") or "",
+        severity=Severity.from_str(_text(item, "severity") or ""),
+        passed=passed,
+        observed=_integer(item, "observed", what),
+        expected=_integer(item, "expected", what),
+        sample=tuple(str(v) for v in sample),
+    )

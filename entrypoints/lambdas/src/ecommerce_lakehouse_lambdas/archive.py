@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecommerce_lakehouse.application.archive import ArchiveFiles
+from ecommerce_lakehouse.application.run import RunResult
 from ecommerce_lakehouse.domain.errors import PathOutsideLake
 from ecommerce_lakehouse.domain.zones import ARCHIVE, REJECTED, ZonePaths, clean_key
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 from ecommerce_lakehouse_aws.storage import S3Location, S3ObjectStorage
 from ecommerce_lakehouse_lambdas.clients import aws_client
 from ecommerce_lakehouse_lambdas.errors import InvalidEvent, InvalidRunResult, RunResultMissing
-from ecommerce_lakehouse_lambdas.results import RunFiles
 from ecommerce_lakehouse_lambdas.settings import aws_region, endpoint_url
 
 LOGGER = logging.getLogger(__name__)
@@ -77,6 +77,28 @@ class ArchiveRequest:
         return cls(**values)
 
 
+def read_run_result(document: object, *, run_id: str, where: str) -> RunResult:
+    """The Glue job's result document, read with the core's run contract.
+
+    Args:
+        document: the parsed JSON.
+        run_id: the run being archived; the document must be its result.
+        where: where the document was read from (for error messages).
+
+    Raises:
+        InvalidRunResult: the document is not a run result, or is another run's.
+    """
+    try:
+        result = RunResult.from_dict(document)
+    except ValueError as error:
+        raise InvalidRunResult(f"invalid run result {where}: {error}") from None
+    if result.run_id != run_id:
+        raise InvalidRunResult(
+            f"{where} is the result of run {result.run_id!r}, not of run {run_id!r}"
+        )
+    return result
+
+
 def archive_run(storage: ObjectStorage, request: ArchiveRequest) -> dict[str, Any]:
     """Archive the files of one run in the lake ``storage`` holds.
 
@@ -102,9 +124,9 @@ def archive_run(storage: ObjectStorage, request: ArchiveRequest) -> dict[str, An
         document = json.loads(text)
     except ValueError as error:
         raise InvalidRunResult(f"the run result at {where} is not JSON: {error}") from None
-    run = RunFiles.from_result(document, run_id=request.run_id, where=where)
+    run = read_run_result(document, run_id=request.run_id, where=where)
     paths = ZonePaths(run_id=run.run_id, started_at=run.started_at)
-    outcomes = ArchiveFiles(storage, progress=_log)(run.outcomes, paths)
+    outcomes = ArchiveFiles(storage, progress=_log)(run.files, paths)
     files = [
         {
             "source_path": outcome.file.key,
