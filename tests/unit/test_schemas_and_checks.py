@@ -1,6 +1,11 @@
+from dataclasses import replace
+
+import pytest
+
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, VALIDATION_RESULTS
+from ecommerce_lakehouse.domain.rules import NotNull
 from ecommerce_lakehouse.domain.schemas import ORDER_ITEMS, ORDERS, PRODUCTS
-from ecommerce_lakehouse.domain.types import Severity
+from ecommerce_lakehouse.domain.types import Column, ColumnType, Severity
 from ecommerce_lakehouse.domain.validation import ValidationPolicy, all_checks
 
 
@@ -106,3 +111,21 @@ def test_check_sql_stays_in_the_shared_dialect() -> None:
                 continue
             assert "::" not in sql and "`" not in sql and '"' not in sql
             assert "LIMIT 10" in sql or sql is not check.sample_sql
+
+
+def test_foreign_key_checks_follow_the_references_declared_on_the_schemas() -> None:
+    # A catalogue where orders also reference the products table (say, a featured product).
+    orders = replace(
+        ORDERS,
+        columns=(*ORDERS.columns, Column(name="product_id", type=ColumnType.STRING)),
+        foreign_keys=(*ORDERS.foreign_keys, "product_id"),
+        references=(("product_id", "products"),),
+    )
+    names = [c.check_name for c in all_checks(schemas=(PRODUCTS, orders, ORDER_ITEMS))]
+    assert names[-3:] == ["product_id_in_products", "order_id_in_orders", "product_id_in_products"]
+    assert "product_id" in {r.column for r in orders.rules if isinstance(r, NotNull)}
+
+    with pytest.raises(ValueError, match=r"order_items\.order_id references unknown table orders"):
+        all_checks(schemas=(PRODUCTS, ORDER_ITEMS))
+    with pytest.raises(ValueError, match="reference id is not a foreign key"):
+        replace(ORDER_ITEMS, references=(("id", "orders"),))

@@ -90,6 +90,10 @@ class TableSchema:
         partition_column: the Delta partition column.
         ordering_column: the column that decides which version of a row is newest.
         derived_date: ``(date_column, timestamp_column)`` when the date may be derived.
+        value_rules: value rules (ranges) checked after the required columns.
+        foreign_keys: columns that reference another entity's key; they are required.
+        references: ``(column, parent table)`` for the foreign keys whose parent is a curated
+            table of the lake: each becomes a ``<column>_in_<parent>`` validation check.
         rules: row rules in evaluation order (the first broken one is reported).
     """
 
@@ -101,6 +105,7 @@ class TableSchema:
     derived_date: tuple[str, str] | None = None
     value_rules: tuple[RowRule, ...] = ()
     foreign_keys: tuple[str, ...] = ()
+    references: tuple[tuple[str, str], ...] = ()
     rules: tuple[RowRule, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +115,9 @@ class TableSchema:
         for name in (*self.primary_key, self.partition_column, *self.foreign_keys):
             if name not in names:
                 raise ValueError(f"{self.entity.value}: unknown column {name}")
+        for name, _ in self.references:
+            if name not in self.foreign_keys:
+                raise ValueError(f"{self.entity.value}: reference {name} is not a foreign key")
         if self.ordering_column is not None and self.ordering_column not in names:
             raise ValueError(f"{self.entity.value}: unknown ordering column")
         object.__setattr__(self, "rules", self._build_rules())
@@ -228,6 +236,7 @@ ORDER_ITEMS = TableSchema(
     ordering_column="order_timestamp",
     derived_date=("date", "order_timestamp"),
     foreign_keys=("order_id", "product_id", "user_id"),
+    references=(("order_id", "orders"), ("product_id", "products")),
     value_rules=(
         InRange(column="days_since_prior_order", minimum=0, maximum=365),
         InRange(column="add_to_cart_order", minimum=1),

@@ -8,10 +8,11 @@ lists up to ten offending keys.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ecommerce_lakehouse.domain.audit import INGEST_LOG
-from ecommerce_lakehouse.domain.schemas import ORDER_ITEMS, ORDERS, PRODUCTS, SCHEMAS, TableSchema
+from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
 from ecommerce_lakehouse.domain.types import FileStatus, Severity
 
 SAMPLE_SIZE = 10
@@ -154,12 +155,24 @@ def _foreign_key(child: TableSchema, column: str, parent: TableSchema, severity:
     )
 
 
-def all_checks(policy: ValidationPolicy | None = None) -> list[Check]:
-    """Every check (docs/contract.md#validation), tables first, then cross-table foreign keys."""
+def all_checks(
+    policy: ValidationPolicy | None = None, schemas: Sequence[TableSchema] = SCHEMAS
+) -> list[Check]:
+    """Every check (docs/contract.md#validation), tables first, then cross-table foreign keys.
+
+    The foreign-key checks follow each schema's ``references``, in schema order.
+
+    Raises:
+        ValueError: a reference names a table that is not among ``schemas``.
+    """
     policy = policy or ValidationPolicy()
-    checks = [check for schema in SCHEMAS for check in table_checks(schema)]
-    checks.append(_foreign_key(ORDER_ITEMS, "order_id", ORDERS, policy.foreign_key_severity))
-    checks.append(_foreign_key(ORDER_ITEMS, "product_id", PRODUCTS, policy.foreign_key_severity))
+    by_name = {schema.name: schema for schema in schemas}
+    checks = [check for schema in schemas for check in table_checks(schema)]
+    for child in schemas:
+        for column, parent in child.references:
+            if parent not in by_name:
+                raise ValueError(f"{child.name}.{column} references unknown table {parent}")
+            checks.append(_foreign_key(child, column, by_name[parent], policy.foreign_key_severity))
     return checks
 
 
