@@ -110,7 +110,7 @@ bench: install
 package: $(STAMP)
 	$(BIN)/python scripts/package.py --out dist
 
-# Rewrite the state-machine definition embedded in infra/template.yaml from the generator
+# Rewrite the generated blocks of infra/template.yaml (state machine, crawler targets)
 # (tests/infra fails while the two differ).
 infra-definition: $(STAMP)
 	$(BIN)/python infra/render_definition.py

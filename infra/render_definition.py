@@ -10,7 +10,10 @@ definition itself, so the template holds four variants chosen with ``Fn::If``:
 * ``ForeignKeySeverity`` (condition ``ForeignKeysAreErrors``): the foreign-key terms of the
   Athena gate (``LAKEHOUSE_FK_SEVERITY``).
 
-Only the lines between the two marker comments are rewritten::
+The crawler's Delta targets are generated too, one per curated table of the entity catalogue
+(``SCHEMAS``), so a new entity needs no edit of the template.
+
+Only the lines between the marker comments are rewritten::
 
     .venv/bin/python infra/render_definition.py           # rewrite the block
     .venv/bin/python infra/render_definition.py --check   # exit 1 if it is out of date
@@ -23,13 +26,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import Severity
+from ecommerce_lakehouse.domain.zones import table_key
 from ecommerce_lakehouse_sfn import StateMachineSettings, definition_json
 from ecommerce_lakehouse_sfn.settings import CRAWLER_ENV, FK_SEVERITY_ENV, placeholder
 
 TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
 BEGIN = "# BEGIN generated: lakehouse state-machine"
 END = "# END generated: lakehouse state-machine"
+CRAWLER_BEGIN = "# BEGIN generated: crawler targets"
+CRAWLER_END = "# END generated: crawler targets"
+#: The lake bucket's name as the template spells it.
+LAKE_BUCKET = "${AWS::StackName}-lake-${AWS::AccountId}-${AWS::Region}"
 #: The command that refreshes the block (quoted in errors and in the marker line).
 COMMAND = ".venv/bin/python infra/render_definition.py"
 CRAWLER_CONDITION = "CrawlerEnabled"
@@ -88,25 +97,36 @@ def render_block(indent: str) -> list[str]:
     ]
 
 
+def render_crawler_targets(indent: str) -> list[str]:
+    """The crawler's ``DeltaTables`` items, one per curated table, with their markers."""
+    return [
+        f"{indent}{CRAWLER_BEGIN} (do not edit: run `{COMMAND}`)",
+        *(f'{indent}- !Sub "s3://{LAKE_BUCKET}/{table_key(s.name)}"' for s in SCHEMAS),
+        f"{indent}{CRAWLER_END}",
+    ]
+
+
 class MarkersMissing(ValueError):
     """The template lacks the BEGIN/END marker lines (or has them out of order)."""
 
 
 def render(template: str) -> str:
-    """``template`` with the marked block regenerated; everything else is kept as is.
+    """``template`` with the marked blocks regenerated; everything else is kept as is.
 
     Raises:
-        MarkersMissing: the template has no single BEGIN ... END block.
+        MarkersMissing: the template lacks one of the single BEGIN ... END blocks.
     """
     lines = template.splitlines()
-    begins = [i for i, line in enumerate(lines) if line.lstrip().startswith(BEGIN)]
-    ends = [i for i, line in enumerate(lines) if line.lstrip().startswith(END)]
-    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
-        raise MarkersMissing(f"expected one '{BEGIN}' line followed by one '{END}' line")
-    start, stop = begins[0], ends[0]
-    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
-    rendered = [*lines[:start], *render_block(indent), *lines[stop + 1 :]]
-    return "\n".join(rendered) + "\n"
+    blocks = ((BEGIN, END, render_block), (CRAWLER_BEGIN, CRAWLER_END, render_crawler_targets))
+    for begin, end, block in blocks:
+        begins = [i for i, line in enumerate(lines) if line.lstrip().startswith(begin)]
+        ends = [i for i, line in enumerate(lines) if line.lstrip().startswith(end)]
+        if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+            raise MarkersMissing(f"expected one '{begin}' line followed by one '{end}' line")
+        start, stop = begins[0], ends[0]
+        indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+        lines = [*lines[:start], *block(indent), *lines[stop + 1 :]]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint
 
+from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import Entity, Severity
 from ecommerce_lakehouse.domain.zones import ARCHIVE, PROCESSED, RAW, table_key
 from ecommerce_lakehouse_glue import job
@@ -144,6 +145,13 @@ def test_embedded_definition_is_the_generated_one() -> None:
         "the state machine in infra/template.yaml differs from the generated definition: "
         f"run `{render_definition.COMMAND}`"
     )
+
+
+def test_the_crawler_targets_every_curated_table_of_the_catalogue() -> None:
+    s = stack(EnableCrawler="true")
+    (target,) = s.properties("Crawler")["Targets"]["DeltaTargets"]
+    bucket = s.properties("LakeBucket")["BucketName"]
+    assert target["DeltaTables"] == [f"s3://{bucket}/lakehouse-dwh/{t.name}" for t in SCHEMAS]
 
 
 def embedded_definition(s: Stack) -> str:
