@@ -571,6 +571,14 @@ CASES: tuple[Case, ...] = (
         reason="invalid_name",
     ),
     Case(
+        # Kept in the destination, such a folder would clash with a file named x.csv there.
+        id="name-folder-like-a-file",
+        build=products("x.csv/products_fold.csv", _product("nfl-1")),
+        path="raw-data/x.csv/products_fold.csv",
+        status="ignored",
+        reason="invalid_folder_name",
+    ),
+    Case(
         id="name-very-long",
         build=products(LONG_NAME, _product("nlg-1")),
         path=f"raw-data/{LONG_NAME}",

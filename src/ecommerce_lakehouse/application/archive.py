@@ -64,6 +64,8 @@ class DestinationPlan:
         self._paths = paths
         taken = set(keys)
         names = Counter(posixpath.basename(k) for k in taken)
+        # No folder a run takes is named like a file (zones.raw_key_problem), so a kept
+        # folder never clashes with another file's destination or report.
         self._keep_folder = {k for k in taken if names[posixpath.basename(k)] > 1}
         self._loaded = loaded or {}
 
@@ -134,7 +136,8 @@ class ArchiveFiles:
             except (OSError, LakehouseError) as error:
                 message = describe_error(error)
                 self._progress("archive", f"could not move {outcome.file.key}: {message}")
-                failures.append(f"{outcome.file.key}: {message}")
+                # Quoted: a name may hold a line break, and the run's error is one line.
+                failures.append(f"{outcome.file.key!r}: {message}")
                 moved.append(replace(outcome, destination=None))
         return ArchiveReport(outcomes=moved, failures=failures)
 

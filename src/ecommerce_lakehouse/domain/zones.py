@@ -82,6 +82,14 @@ def raw_key_problem(key: str) -> str | None:
         clean_key(key)
     except PathOutsideLake:
         return "invalid_name: the path holds a backslash or NUL, which lake keys cannot carry"
+    folder = key.split("/")[1] if key.count("/") == 2 else ""
+    if folder.lower().endswith((".csv", ".json")):
+        # Kept folders reappear in destinations (archive/.../<folder>/<name>), where such a
+        # folder would clash with another file's destination or error report of the run.
+        return (
+            "invalid_folder_name: a folder under raw-data/ named like a file (.csv, .json); "
+            "rename the folder"
+        )
     return None
 
 

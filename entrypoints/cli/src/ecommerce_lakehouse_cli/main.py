@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +31,12 @@ from ecommerce_lakehouse.application.run import (
     ProgressCallback,
     RunOptions,
 )
-from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
+from ecommerce_lakehouse.domain.errors import (
+    ConfigurationError,
+    LakehouseError,
+    describe_error,
+    first_line,
+)
 from ecommerce_lakehouse.domain.types import SchemaEvolution, Severity
 from ecommerce_lakehouse.domain.validation import ValidationPolicy
 from ecommerce_lakehouse_cli import report
@@ -81,15 +87,16 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise _fail(str(error), 1) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
+        except _Terminated:
+            raise _fail("terminated (SIGTERM)", 128 + signal.SIGTERM) from None
         except (typer.Exit, TyperException, _Exit):
             raise
         except OverflowError as error:
             # A value Python cannot hold (DuckDB's infinite or far-off dates): name it.
-            first_line = (str(error).splitlines() or [""])[0]
-            raise _fail(f"a value is out of the range that can be shown: {first_line}", 1) from None
+            shown = first_line(str(error))
+            raise _fail(f"a value is out of the range that can be shown: {shown}", 1) from None
         except Exception as error:
-            first_line = (str(error).splitlines() or [""])[0]
-            raise _fail(f"unexpected {type(error).__name__}: {first_line}", 1) from None
+            raise _fail(f"unexpected {describe_error(error)}", 1) from None
 
     return wrapper
 
@@ -445,6 +452,16 @@ def _main() -> int:
     return code if isinstance(code, int) else 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, so no ``except Exception`` takes it for a failure)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM (a scheduler's stop, `timeout`): unwind like Ctrl-C, so the lake lock is
+    # released and native output is restored; the exit code is the shell's 128 + 15.
+    raise _Terminated
+
+
 def run() -> None:
     """Console-script entry point.
 
@@ -457,18 +474,20 @@ def run() -> None:
     """
     import os
 
+    signal.signal(signal.SIGTERM, _terminated)
     with native_output_set_aside() as native:
-        code = _main()
+        try:
+            code = _main()
+        except _Terminated:  # before or after a command's own handling
+            code = 128 + signal.SIGTERM
     if native.size_bytes and code != 0:
         # Rust panics and JVM logs of a failed command: kept for a bug report, not shown.
         err.print(
             report.plain(
                 f"note: native libraries wrote {native.size_bytes} bytes of diagnostics; "
-                f"kept in {native.path}"
+                f"kept in {native.keep()}"
             )
         )
-    else:
-        native.path.unlink(missing_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -19,15 +19,22 @@ from pathlib import Path
 
 @dataclass(slots=True)
 class NativeOutput:
-    """Where native output went while set aside.
+    """What native code wrote while set aside.
 
     Attributes:
-        path: the file that received it.
         size_bytes: how much was written (known once the block ended).
+        text: what was written, when anything was.
     """
 
-    path: Path
     size_bytes: int = 0
+    text: bytes = b""
+
+    def keep(self) -> Path:
+        """Write what was set aside to a new file (for a bug report) and return its path."""
+        handle, name = tempfile.mkstemp(prefix="lakehouse-native-", suffix=".log")
+        with os.fdopen(handle, "wb") as file:
+            file.write(self.text)
+        return Path(name)
 
 
 @contextmanager
@@ -36,16 +43,16 @@ def native_output_set_aside() -> Iterator[NativeOutput]:
 
     Every message of the CLI goes through ``sys.stderr`` (Rich reads it when it prints), so
     it still reaches the user; only writes to the descriptor itself, from native code or
-    child processes started in the block, land in the file. Afterwards the file is deleted
-    when empty; otherwise it stays and ``size_bytes`` says how much it holds.
+    child processes started in the block, land in the file. The file has no name (it is
+    gone with the process, even one killed with SIGKILL); afterwards ``text`` holds what it
+    received, which :meth:`NativeOutput.keep` can save.
     """
     sys.stderr.flush()
     terminal = os.dup(2)
-    handle, name = tempfile.mkstemp(prefix="lakehouse-native-", suffix=".log")
-    kept = NativeOutput(path=Path(name))
+    capture = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after the block
+    kept = NativeOutput()
     original = sys.stderr
-    os.dup2(handle, 2)
-    os.close(handle)
+    os.dup2(capture.fileno(), 2)
     sys.stderr = open(  # noqa: SIM115 - closed below, after the descriptor is restored
         terminal,
         "w",
@@ -62,6 +69,7 @@ def native_output_set_aside() -> Iterator[NativeOutput]:
         os.dup2(terminal, 2)
         os.close(terminal)
         sys.stderr = original
-        kept.size_bytes = kept.path.stat().st_size if kept.path.exists() else 0
-        if kept.size_bytes == 0:
-            kept.path.unlink(missing_ok=True)
+        capture.seek(0)
+        kept.text = capture.read()
+        kept.size_bytes = len(kept.text)
+        capture.close()
