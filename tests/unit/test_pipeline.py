@@ -22,6 +22,7 @@ from ecommerce_lakehouse.application.tables import table_ref
 from ecommerce_lakehouse.domain.audit import RowCounts
 from ecommerce_lakehouse.domain.errors import (
     ConfigurationError,
+    FileRejected,
     IntegrityError,
     LakehouseError,
     LockTimeout,
@@ -735,3 +736,63 @@ def test_a_run_that_stops_before_its_archive_step_reports_no_destination(
         r["destination"] for r in world.rows("ingest_log") if r["run_id"] == "r1"
     )
     assert world.keys("raw-data") == []
+
+
+def test_a_file_that_could_not_move_goes_where_its_first_run_logged_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.drop("raw-data/orders/broken.csv", "x,y\n1,2\n")
+    move = world.storage.move
+
+    def refuse_rejected(source: str, destination: str, **kwargs: Any) -> None:
+        if destination.startswith("rejected/"):
+            raise OSError("rejected/ is not writable")
+        move(source, destination, **kwargs)
+
+    monkeypatch.setattr(world.storage, "move", refuse_rejected)
+    first = world.run(run_id="r1")
+    assert first.failed_step == "archive"
+    assert _by_key(first)["raw-data/orders/broken.csv"].destination is None
+    monkeypatch.undo()
+
+    second = world.run(run_id="r2")
+
+    moved = _by_key(second)["raw-data/orders/broken.csv"]
+    assert moved.destination == "rejected/r1/broken.csv"  # the destination r1 logged
+    assert world.storage.exists("rejected/r1/broken.csv")
+    logged = [r["destination"] for r in world.rows("ingest_log") if "broken" in r["source_path"]]
+    assert logged == ["rejected/r1/broken.csv", "rejected/r1/broken.csv"]  # both rows true
+
+
+def test_a_skipped_file_of_a_run_stopped_before_archiving_goes_where_that_run_logged_it(
+    world: World,
+) -> None:
+    world.run(run_id="r0")
+    world.drop("raw-data/orders/orders_again.csv", ORDERS)  # same content, another name
+    stopped = world.run(run_id="r1", steps=("discover", "ingest"))
+    planned = _by_key(stopped)["raw-data/orders/orders_again.csv"].destination
+
+    later = world.run(run_id="r2")
+
+    assert _by_key(later)["raw-data/orders/orders_again.csv"].destination == planned
+    assert planned is not None and world.storage.exists(planned)
+
+
+def test_a_file_changed_while_read_is_waiting_even_when_the_parse_rejected_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer had half-rewritten the file when the engine read it: the parse failed.
+    def rewritten_under_the_reader(source: Any, *args: Any) -> Any:
+        if source.key == "raw-data/orders_1.csv":
+            world.drop(source.key, ORDERS + "5,o5,u5,2024-01-05T10:00:00,5.0,2024-01-05\n")
+            raise FileRejected("missing_columns", f"{source.key} lacks columns")
+        return read(source, *args)
+
+    read = world.engine.read_source
+    monkeypatch.setattr(world.engine, "read_source", rewritten_under_the_reader)
+    result = world.run(run_id="r1")
+
+    orders = _by_key(result)["raw-data/orders_1.csv"]
+    assert orders.status is FileStatus.WAITING and orders.destination is None
+    assert orders.error is not None and orders.error.startswith("changed_while_read:")
+    assert world.keys("rejected") == []

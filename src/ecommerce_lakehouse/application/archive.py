@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import posixpath
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from ecommerce_lakehouse.application.run import FileOutcome, ProgressCallback, no_progress
 from ecommerce_lakehouse.domain.errors import IntegrityError, LakehouseError, describe_error
@@ -36,6 +37,16 @@ class ArchiveReport:
     failures: list[str]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedDestination:
+    """A destination an earlier run logged in ``ingest_log`` for one file content and key."""
+
+    checksum: str
+    source_path: str
+    destination: str
+    first_logged: datetime | None
+
+
 class DestinationPlan:
     """Where each file of one run goes: decided with its outcome, logged, then followed.
 
@@ -43,23 +54,26 @@ class DestinationPlan:
     ``rejected/``; every other file stays. Destinations are unique per source key within a
     run: files sharing a file name (say ``raw-data/products/a.csv`` and ``raw-data/a.csv``)
     keep their ``raw-data/`` folder in the destination, and over-long names are shortened
-    with a hash of the source key. A skipped file that an earlier run loaded from the same
-    key goes where that run logged it would go, so a copy left by a crash between the copy
-    and the delete of a move is reused: a file is never archived twice. (The same content
-    dropped again under another name is archived under this run, by its own name.)
+    with a hash of the source key.
+
+    A file that an earlier run already planned a destination for (same content, same key,
+    same zone) goes there: the first such destination logged. So a run that stopped before
+    its archive step (or whose move failed) has its logged destination made true by the
+    next run, and a copy left by a crash between the copy and the delete of a move is
+    reused: a file is never archived twice. The same content dropped again under another
+    name is archived under this run, by its own name.
 
     Args:
         paths: the run's zone paths.
         keys: the source keys of every file the run took (the names it must keep apart).
-        loaded: per (checksum, source key) an earlier run loaded, the destination it
-            logged (None when it logged none).
+        logged: the destinations earlier runs logged.
     """
 
     def __init__(
         self,
         paths: ZonePaths,
         keys: Iterable[str],
-        loaded: Mapping[tuple[str, str], str | None] | None = None,
+        logged: Iterable[LoggedDestination] = (),
     ) -> None:
         self._paths = paths
         taken = set(keys)
@@ -67,19 +81,21 @@ class DestinationPlan:
         # No folder a run takes is named like a file (zones.raw_key_problem), so a kept
         # folder never clashes with another file's destination or report.
         self._keep_folder = {k for k in taken if names[posixpath.basename(k)] > 1}
-        self._loaded = loaded or {}
+        self._logged: dict[tuple[str, str, str], str] = {}
+        for entry in sorted(logged, key=_first_logged):
+            if is_destination(entry.destination):
+                zone = entry.destination.split("/", 1)[0]
+                key = (entry.checksum, entry.source_path, zone)
+                self._logged.setdefault(key, entry.destination)
 
     def destination(self, outcome: FileOutcome) -> str | None:
         """The key ``outcome``'s file moves to, or None when it stays in ``raw-data/``."""
         file = outcome.file
         keep_folder = file.key in self._keep_folder
-        if outcome.status is FileStatus.SKIPPED:
-            earlier = self._loaded.get((file.checksum, file.key))
-            if (
-                earlier is not None
-                and earlier.startswith(f"{ARCHIVE}/")
-                and is_destination(earlier)
-            ):
+        zone = ARCHIVE if outcome.status in _TO_ARCHIVE else REJECTED
+        if outcome.status in (*_TO_ARCHIVE, FileStatus.REJECTED):
+            earlier = self._logged.get((file.checksum, file.key, zone))
+            if earlier is not None:
                 return earlier
         if outcome.status in _TO_ARCHIVE:
             return self._paths.archive(file.entity, file.key, keep_folder=keep_folder)
@@ -158,7 +174,10 @@ class ArchiveFiles:
             return replace(outcome, destination=None) if stayed else outcome
         if self._storage.checksum(file.key) != file.checksum:
             return self._changed(outcome)
-        if outcome.status is FileStatus.REJECTED:
+        if outcome.status is FileStatus.REJECTED and not self._storage.exists(
+            error_report_key(destination)
+        ):
+            # A destination reused from an earlier run keeps that run's report.
             report = {
                 "run_id": paths.run_id,
                 "source_path": file.key,
@@ -189,6 +208,11 @@ class ArchiveFiles:
         )
         error = f"{outcome.error}; {note}" if outcome.error else note
         return replace(outcome, error=error, destination=None)
+
+
+def _first_logged(entry: LoggedDestination) -> tuple[datetime, str]:
+    when = entry.first_logged or datetime.max
+    return (when if when.tzinfo else when.replace(tzinfo=UTC), entry.destination)
 
 
 def _summary(failures: Sequence[str]) -> str:

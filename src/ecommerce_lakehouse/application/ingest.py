@@ -1,4 +1,7 @@
-"""Ingest one entity's raw files: read, quarantine, dedup, MERGE, and log every file."""
+"""The ingest step: read, quarantine, dedup and MERGE the raw files, and log every file.
+
+See docs/contract.md#pipeline and docs/adr/0002-audit-write-order.md for the write order.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic
 
-from ecommerce_lakehouse.application.archive import DestinationPlan
+from ecommerce_lakehouse.application.archive import DestinationPlan, LoggedDestination
+from ecommerce_lakehouse.application.ingest_log import (
+    META_ENTITY,
+    META_FILES,
+    META_RUN_ID,
+    append_ingest_log,
+)
+from ecommerce_lakehouse.application.reconcile import ReconcileInterruptedRuns
 from ecommerce_lakehouse.application.run import (
     Clock,
     DiscoveredFile,
@@ -17,12 +27,14 @@ from ecommerce_lakehouse.application.run import (
     no_progress,
     utc_now,
 )
-from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
-from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, RowCounts
+from ecommerce_lakehouse.application.tables import EnsureTables, audit_ref, curated_ref
+from ecommerce_lakehouse.domain.audit import QUARANTINE, RowCounts
 from ecommerce_lakehouse.domain.errors import FileRejected, describe_error
-from ecommerce_lakehouse.domain.schemas import TableSchema
+from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
 from ecommerce_lakehouse.domain.types import FileStatus
+from ecommerce_lakehouse.domain.zones import ZonePaths
 from ecommerce_lakehouse.ports.engine import FrameT, RunContext, SourceFile, TableEngine
+from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 
 #: Why a file that changed while it was read waits for the next run.
@@ -31,10 +43,114 @@ CHANGED_WHILE_READ = (
     "raw-data/ for the next run"
 )
 
-#: Keys of the Delta commit metadata that let a later run reconcile an interrupted one.
-META_RUN_ID = "lakehouse.run_id"
-META_ENTITY = "lakehouse.entity"
-META_FILES = "lakehouse.files"
+#: Why a file whose folder and name name no entity is rejected.
+UNKNOWN_ENTITY = (
+    "unknown_entity: the folder or file name names no entity (products, orders, order_items)"
+)
+
+
+class IngestFiles(Generic[FrameT]):
+    """Ingest the discovered files and log every file in ``ingest_log`` (the ingest step).
+
+    In order (docs/adr/0002-audit-write-order.md): make sure every table exists; log the
+    files interrupted runs committed but did not log; read which checksums earlier runs
+    loaded (so reconciled files are skipped); then per entity append quarantine rows, commit
+    the MERGE and log that entity's files; last, log the files the run does not take
+    (discovery's waiting and ignored ones, and those naming no entity, rejected).
+    """
+
+    def __init__(
+        self,
+        engine: TableEngine[FrameT],
+        storage: ObjectStorage,
+        query: QueryService,
+        clock: Clock = utc_now,
+        progress: ProgressCallback = no_progress,
+    ) -> None:
+        self._engine = engine
+        self._storage = storage
+        self._query = query
+        self._clock = clock
+        self._progress = progress
+
+    def __call__(
+        self,
+        files: Sequence[DiscoveredFile],
+        outcomes: list[FileOutcome],
+        run: RunContext,
+    ) -> None:
+        """Ingest ``files``, appending each file's outcome to ``outcomes``.
+
+        Args:
+            files: the raw files discovery took, in name order.
+            outcomes: on entry, the outcomes of the files discovery set aside (waiting,
+                ignored), logged here with the run's. Extended in place as outcomes are
+                decided, so a step that fails part-way still reports what it did.
+            run: the run this ingestion belongs to.
+        """
+        EnsureTables(self._engine, self._storage)()
+        now = self._clock()
+        untaken = list(outcomes)
+        unknown = [
+            FileOutcome(
+                file=f,
+                status=FileStatus.REJECTED,
+                counts=RowCounts(),
+                started_at=now,
+                finished_at=now,
+                error=UNKNOWN_ENTITY,
+            )
+            for f in files
+            if f.entity is None
+        ]
+        # Before the loaded checksums are read, so files an interrupted run committed are
+        # skipped, not loaded twice.
+        recovered = ReconcileInterruptedRuns(self._engine, self._storage, self._query, self._clock)(
+            run.run_id
+        )
+        if recovered:
+            runs = ", ".join(sorted({e.run_id for e in recovered}))
+            self._progress("ingest", f"logged {len(recovered)} file(s) committed by run {runs}")
+        checksums = self._loaded_checksums()
+        plan = DestinationPlan(
+            ZonePaths(run_id=run.run_id, started_at=run.started_at),
+            (f.key for f in files),
+            self._logged_destinations(),
+        )
+        rejected = [plan.planned(o) for o in unknown]
+        untaken.extend(rejected)
+        outcomes.extend(rejected)
+        ingest = _IngestEntity(self._engine, self._storage, self._clock, self._progress)
+        for schema in SCHEMAS:
+            taken = [f for f in files if f.entity is schema.entity]
+            if taken:
+                self._progress("ingest", f"{schema.name}: {len(taken)} file(s)")
+                outcomes.extend(ingest(schema, taken, run, checksums, plan))
+        # Files the run did not take are logged too: nothing in raw-data/ goes uncounted.
+        append_ingest_log(self._engine, self._storage, [o.log_entry(run.run_id) for o in untaken])
+
+    def _loaded_checksums(self) -> set[str]:
+        rows = self._query.sql(
+            f"SELECT DISTINCT checksum FROM ingest_log WHERE status = '{FileStatus.LOADED.value}'"
+        ).to_pylist()
+        return {str(row["checksum"]) for row in rows}
+
+    def _logged_destinations(self) -> list[LoggedDestination]:
+        """Every destination earlier runs logged, with the file content and key it was for."""
+        rows = self._query.sql(
+            "SELECT checksum, source_path, destination, MIN(started_at) AS first_logged "
+            "FROM ingest_log WHERE destination IS NOT NULL "
+            "GROUP BY checksum, source_path, destination"
+        ).to_pylist()
+        return [
+            LoggedDestination(
+                checksum=str(row["checksum"]),
+                source_path=str(row["source_path"]),
+                destination=str(row["destination"]),
+                first_logged=row["first_logged"],
+            )
+            for row in rows
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +167,7 @@ def _staged(counts: RowCounts) -> dict[str, int]:
     }
 
 
-class IngestEntity(Generic[FrameT]):
+class _IngestEntity(Generic[FrameT]):
     """Ingest the raw files of one entity into its curated table (docs/contract.md#pipeline).
 
     Every file gets exactly one outcome, and one ``ingest_log`` row: ``skipped`` when its
@@ -112,6 +228,12 @@ class IngestEntity(Generic[FrameT]):
             try:
                 frame = self._engine.read_source(source, schema, run.evolution)
             except FileRejected as rejected:
+                if self._changed(file):  # what was read is not what was hashed
+                    self._progress("ingest", f"left {file.key}: it changed while the run read it")
+                    outcomes[file.key] = self._outcome(
+                        file, FileStatus.WAITING, started, error=CHANGED_WHILE_READ
+                    )
+                    continue
                 self._progress("ingest", f"rejected {file.key}: {rejected}")
                 outcomes[file.key] = self._outcome(
                     file, FileStatus.REJECTED, started, error=str(rejected)
@@ -137,12 +259,8 @@ class IngestEntity(Generic[FrameT]):
                         item.file, FileStatus.FAILED, item.started_at, error=message
                     )
         ordered = [plan.planned(outcomes[f.key]) for f in files]
-        if ordered:
-            self._engine.append_records(
-                audit_ref(self._storage, INGEST_LOG),
-                INGEST_LOG,
-                [o.log_entry(run.run_id).as_record() for o in ordered],
-            )
+        # After the MERGE commit: a crash in between is what reconciliation repairs.
+        append_ingest_log(self._engine, self._storage, [o.log_entry(run.run_id) for o in ordered])
         return ordered
 
     def _commit(

@@ -8,16 +8,15 @@ runner below and the Step Functions builder both walk it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Generic
 
-from ecommerce_lakehouse.application.archive import ArchiveFiles, DestinationPlan
+from ecommerce_lakehouse.application.archive import ArchiveFiles
 from ecommerce_lakehouse.application.discover import DiscoverFiles
-from ecommerce_lakehouse.application.ingest import IngestEntity
+from ecommerce_lakehouse.application.ingest import IngestFiles
 from ecommerce_lakehouse.application.platform import Platform
-from ecommerce_lakehouse.application.reconcile import ReconcileInterruptedRuns
 from ecommerce_lakehouse.application.register import RegisterTables
 from ecommerce_lakehouse.application.run import (
     Clock,
@@ -30,14 +29,8 @@ from ecommerce_lakehouse.application.run import (
     no_progress,
     utc_now,
 )
-from ecommerce_lakehouse.application.tables import (
-    CompactAuditTables,
-    EnsureTables,
-    audit_ref,
-    curated_ref,
-)
+from ecommerce_lakehouse.application.tables import CompactAuditTables, curated_ref
 from ecommerce_lakehouse.application.validate import ValidateTables
-from ecommerce_lakehouse.domain.audit import INGEST_LOG, RowCounts
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, describe_error
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
@@ -126,22 +119,15 @@ class RunPipeline(Generic[FrameT]):
         steps = selected_steps(options.steps)
         started = self._clock()
         state = _RunState(run_id=options.run_id or new_run_id(started), started_at=started)
-        handlers: Mapping[str, Callable[[_RunState, RunOptions], None]] = {
-            "discover": self._discover,
-            "ingest": self._ingest,
-            "archive": self._archive,
-            "catalogue": self._catalogue,
-            "validate": self._validate,
-            "report": self._report,
-        }
+        handlers = [(step, self._handler(step)) for step in steps]
         with self._platform.lock.acquire(
             owner=state.run_id, timeout_seconds=options.lock_timeout_seconds
         ):
             self._remove_stale_temporaries()
-            for step in steps:
+            for step, handler in handlers:
                 self._progress(step.name, step.summary)
                 try:
-                    handlers[step.name](state, options)
+                    handler(state, options)
                 except Exception as error:  # reported in the result: exit 1
                     state.failed_step = step.name
                     state.error = describe_error(error)
@@ -162,6 +148,11 @@ class RunPipeline(Generic[FrameT]):
             failed_step=state.failed_step,
             error=state.error,
         )
+
+    def _handler(self, step: Step) -> Callable[[_RunState, RunOptions], None]:
+        # Each step runs the method named after it, so PIPELINE alone names and orders them.
+        handler: Callable[[_RunState, RunOptions], None] = getattr(self, f"_{step.name}")
+        return handler
 
     def _remove_stale_temporaries(self) -> None:
         # We hold the lake lock, so every temporary file older than now is a dead run's.
@@ -188,70 +179,23 @@ class RunPipeline(Generic[FrameT]):
         self._progress("discover", f"{len(state.files)} raw file(s){aside}")
 
     def _ingest(self, state: _RunState, options: RunOptions) -> None:
-        EnsureTables(self._engine, self._platform.storage)()
+        ingest = IngestFiles(
+            self._engine,
+            self._platform.storage,
+            self._platform.query,
+            self._clock,
+            self._progress,
+        )
         run = RunContext(
             run_id=state.run_id, started_at=state.started_at, evolution=options.evolution
         )
-        now = self._clock()
-        # Discovery's outcomes (waiting, ignored) are logged here with the unknown ones.
-        untaken = list(state.outcomes)
-        unknown = [
-            FileOutcome(
-                file=f,
-                status=FileStatus.REJECTED,
-                counts=RowCounts(),
-                started_at=now,
-                finished_at=now,
-                error="unknown_entity: the folder or file name names no entity "
-                "(products, orders, order_items)",
-            )
-            for f in state.files
-            if f.entity is None
-        ]
-        recovered = ReconcileInterruptedRuns(
-            self._engine, self._platform.storage, self._platform.query, self._clock
-        )(state.run_id)
-        if recovered:
-            runs = ", ".join(sorted({e.run_id for e in recovered}))
-            self._progress("ingest", f"logged {len(recovered)} file(s) committed by run {runs}")
-        loaded = self._loaded()
-        paths = ZonePaths(run_id=state.run_id, started_at=state.started_at)
-        plan = DestinationPlan(paths, (f.key for f in state.files), loaded)
-        checksums = {checksum for checksum, _ in loaded}
-        untaken.extend(plan.planned(o) for o in unknown)
-        state.outcomes = list(untaken)
-        ingest = IngestEntity(self._engine, self._platform.storage, self._clock, self._progress)
-        for schema in SCHEMAS:
-            files = [f for f in state.files if f.entity is schema.entity]
-            if files:
-                self._progress("ingest", f"{schema.name}: {len(files)} file(s)")
-                state.outcomes.extend(ingest(schema, files, run, checksums, plan))
-        # Files the run did not take (unknown entity, waiting, ignored) are logged too:
-        # nothing in raw-data/ goes uncounted.
-        if untaken:
-            self._engine.append_records(
-                audit_ref(self._platform.storage, INGEST_LOG),
-                INGEST_LOG,
-                [o.log_entry(state.run_id).as_record() for o in untaken],
-            )
+        ingest(state.files, state.outcomes, run)
+        # Last: it compacts this run's appends too, and failing here loses no log row.
         compacted = CompactAuditTables(self._engine, self._platform.storage)(
             options.compact_audit_min_files
         )
         for name, removed in compacted.items():
             self._progress("ingest", f"compacted {name}: {removed} small file(s) rewritten")
-
-    def _loaded(self) -> dict[tuple[str, str], str | None]:
-        """Per (checksum, source path) loaded by an earlier run, the destination it logged."""
-        rows = self._platform.query.sql(
-            "SELECT checksum, source_path, MIN(destination) AS destination FROM ingest_log "
-            f"WHERE status = '{FileStatus.LOADED.value}' GROUP BY checksum, source_path"
-        ).to_pylist()
-        return {
-            (str(row["checksum"]), str(row["source_path"])): (
-                None if row["destination"] is None else str(row["destination"])
-            )
-            for row in rows
-        }
 
     def _archive(self, state: _RunState, options: RunOptions) -> None:
         paths = ZonePaths(run_id=state.run_id, started_at=state.started_at)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ecommerce_lakehouse.application.ingest import META_ENTITY, META_FILES, META_RUN_ID
+from ecommerce_lakehouse.application.ingest_log import (
+    META_ENTITY,
+    META_FILES,
+    META_RUN_ID,
+    append_ingest_log,
+)
 from ecommerce_lakehouse.application.run import Clock, utc_now
-from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
-from ecommerce_lakehouse.domain.audit import INGEST_LOG, IngestLogEntry, RowCounts
+from ecommerce_lakehouse.application.tables import curated_ref
+from ecommerce_lakehouse.domain.audit import IngestLogEntry, RowCounts
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import is_destination
@@ -90,10 +95,7 @@ class ReconcileInterruptedRuns:
                             destination=_destination(file.get("destination")),
                         )
                     )
-        if entries:
-            self._engine.append_records(
-                audit_ref(self._storage, INGEST_LOG), INGEST_LOG, [e.as_record() for e in entries]
-            )
+        append_ingest_log(self._engine, self._storage, entries)
         return entries
 
 
