@@ -103,6 +103,26 @@ def describe_error(error: BaseException, *, action: str | None = None) -> str:
     return plain
 
 
+def first_line(text: str, *, default: str = "") -> str:
+    """The first line of a message that holds anything but blanks, stripped.
+
+    For messages shown without their error's type name (engines' reasons, which often
+    append a stack trace or a hint on the lines that follow); :func:`describe_error` gives
+    an unexpected error's type and first line.
+
+    Args:
+        text: a message, possibly of several lines.
+        default: what to give when ``text`` is blank, e.g. the error's type name.
+
+    Returns:
+        One line of text, ``default`` when there is none.
+    """
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return default
+
+
 def _chain(error: BaseException) -> Iterator[BaseException]:
     """``error``, its causes and contexts, and the members of an exception group, each once."""
     pending, seen = [error], set[int]()

@@ -11,7 +11,7 @@ import botocore
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, first_line
 from ecommerce_lakehouse_aws.settings import AwsSettings
 
 #: A boto3 client; botocore builds its methods at run time, so there is no static type.
@@ -136,5 +136,4 @@ def one_line(error: ClientError | BotoCoreError) -> str:
         text = f"{code}: {message}" if code and message else message or code or str(error)
     else:
         text = str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    return first_line(text, default=type(error).__name__)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, first_line
 from ecommerce_lakehouse_aws.clients import AwsClient, one_line
 from ecommerce_lakehouse_aws.settings import DEFAULT_ATHENA_TIMEOUT_SECONDS
 
@@ -138,7 +138,9 @@ class AthenaQueryService:
                 reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get(
                     "ErrorMessage", "no reason given"
                 )
-                raise LakehouseError(f"Athena query failed: {_first_line(str(reason))}")
+                raise LakehouseError(
+                    f"Athena query failed: {first_line(str(reason), default='no reason given')}"
+                )
             if state == "CANCELLED":
                 raise LakehouseError(f"Athena query {execution_id} was cancelled")
             remaining = deadline - self._clock()
@@ -267,8 +269,3 @@ def _utc_timestamp(text: str) -> datetime:
     if zone[0] in "+-":
         return datetime.fromisoformat(f"{moment.isoformat()}{zone}").astimezone(UTC)
     return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else "no reason given"

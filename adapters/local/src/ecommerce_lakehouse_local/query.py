@@ -13,8 +13,14 @@ import pyarrow.dataset as pds
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+from ecommerce_lakehouse.application.query_tables import (
+    NOT_CREATED_YET,
+    check_version,
+    tables_to_read,
+    version_unreadable,
+)
 from ecommerce_lakehouse.domain.audit import AUDIT_TABLES
-from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, first_line
 from ecommerce_lakehouse.domain.types import Entity
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
 from ecommerce_lakehouse.ports.storage import ObjectStorage
@@ -85,25 +91,12 @@ class DuckDbQueryService:
                 message is DuckDB's, on one line.
         """
         _check_read_only(query)
-        pinned = dict(as_of or {})
-        unknown = sorted(set(pinned) - set(TABLE_KEYS))
-        if unknown:
-            raise ConfigurationError(
-                f"as_of names unknown table(s) {', '.join(unknown)} "
-                f"(tables: {', '.join(sorted(TABLE_KEYS))})"
-            )
         datasets: dict[str, tuple[Any, ...]] = {}
-        for name in TABLE_KEYS:
-            version = pinned.get(name)
-            if version is None and not _mentions(query, name):
-                continue
+        for name, version in tables_to_read(query, as_of, TABLE_KEYS).items():
             if self._exists(name):
                 datasets[name] = self._dataset(name, version)
             elif version is not None:
-                raise ConfigurationError(
-                    f"cannot read table '{name}' as of version {version}: "
-                    "the table has not been created yet"
-                )
+                raise version_unreadable(name, version, NOT_CREATED_YET)
             # A table not created yet stays unregistered; _explain names it if queried.
         # No extension is ever downloaded or loaded: ICU (time zones) and parquet are built in.
         config: dict[str, str | bool | int | float | list[str]] = {
@@ -140,25 +133,19 @@ class DuckDbQueryService:
         try:
             table = DeltaTable(self._storage.uri(TABLE_KEYS[name]), storage_options=self._options())
         except DeltaError as error:
-            raise LakehouseError(f"cannot open table '{name}': {_first_line(error)}") from None
+            raise LakehouseError(f"cannot open table '{name}': {_one_line(error)}") from None
         if version is None:
             return table
-        latest = table.version()
-        if not 0 <= version <= latest:
-            raise ConfigurationError(
-                f"table '{name}' has no version {version} (versions 0 to {latest} exist)"
-            )
+        check_version(name, version, table.version())
         try:
             table.load_as_version(version)
         except DeltaError as error:
             # e.g. the log of an old version was cleaned up by a checkpoint and vacuum.
-            raise ConfigurationError(
-                f"cannot read table '{name}' as of version {version}: {_first_line(error)}"
-            ) from None
+            raise version_unreadable(name, version, _one_line(error)) from None
         return table
 
     def _explain(self, error: duckdb.Error, registered: Mapping[str, object]) -> str:
-        message = _first_line(error)
+        message = _one_line(error)
         missing = _MISSING_TABLE.search(message)
         if missing:
             name = missing.group(1).lower()
@@ -261,7 +248,7 @@ def _check_read_only(query: str) -> None:
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as error:
-        raise LakehouseError(_first_line(error)) from None
+        raise LakehouseError(_one_line(error)) from None
     if not statements:
         raise ConfigurationError("empty query: pass one SELECT")
     if len(statements) > 1:
@@ -277,12 +264,6 @@ def _check_read_only(query: str) -> None:
         raise LakehouseError(f"SQL here is read-only: {name} statements are refused, queries only")
 
 
-def _mentions(query: str, name: str) -> bool:
-    # Registering only the tables a query names keeps each call cheap; a false positive
-    # (the name inside a string literal) only registers one table too many.
-    return re.search(rf"\b{name}\b", query, re.IGNORECASE) is not None
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+def _one_line(error: BaseException) -> str:
+    """DuckDB's or delta-rs's message, on one line (the error's type when it has none)."""
+    return first_line(str(error), default=type(error).__name__)

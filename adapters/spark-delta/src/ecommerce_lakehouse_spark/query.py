@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from ecommerce_lakehouse.application.query_tables import (
+    NOT_CREATED_YET,
+    check_version,
+    tables_to_read,
+    version_unreadable,
+)
 from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
-from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, first_line
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 from ecommerce_lakehouse_spark.session import SESSION_SETTINGS
 
@@ -74,32 +80,20 @@ class SparkSqlQueryService:
 
         if not query.strip():
             raise ConfigurationError("empty query: pass one SELECT")
-        pinned = dict(as_of or {})
-        unknown = sorted(set(pinned) - set(TABLE_NAMES))
-        if unknown:
-            raise ConfigurationError(
-                f"as_of names unknown table(s) {', '.join(unknown)} "
-                f"(tables: {', '.join(sorted(TABLE_NAMES))})"
-            )
+        to_read = tables_to_read(query, as_of)
         session = self._query_session()
         try:
             _check_read_only(session, query)
         except (PySparkException, Py4JJavaError) as error:
             raise LakehouseError(self._explain(error, set())) from None
         registered: set[str] = set()
-        for name in TABLE_NAMES:
-            version = pinned.get(name)
-            if version is None and not _mentions(query, name):
-                continue
+        for name, version in to_read.items():
             frame = self._table(session, name, version)
             if frame is not None:
                 frame.createOrReplaceTempView(name)
                 registered.add(name)
             elif version is not None:
-                raise ConfigurationError(
-                    f"cannot read table '{name}' as of version {version}: "
-                    "the table has not been created yet"
-                )
+                raise version_unreadable(name, version, NOT_CREATED_YET)
             # A table not created yet stays unregistered; _explain names it if queried.
         try:
             return to_arrow(session.sql(query))
@@ -124,20 +118,14 @@ class SparkSqlQueryService:
         reader = session.read.format("delta")
         if version is not None:
             row = DeltaTable.forPath(session, uri).history(1).select("version").first()
-            latest = 0 if row is None else int(row[0])
-            if not 0 <= version <= latest:
-                raise ConfigurationError(
-                    f"table '{name}' has no version {version} (versions 0 to {latest} exist)"
-                )
+            check_version(name, version, 0 if row is None else int(row[0]))
             reader = reader.option("versionAsOf", version)
         try:
             return reader.load(uri)
         except (PySparkException, Py4JJavaError) as error:
             if version is not None:
                 # e.g. the log of an old version was cleaned up by a checkpoint and vacuum.
-                raise ConfigurationError(
-                    f"cannot read table '{name}' as of version {version}: {_message(error)}"
-                ) from None
+                raise version_unreadable(name, version, _message(error)) from None
             raise LakehouseError(f"cannot open table '{name}': {_message(error)}") from None
 
     def _explain(self, error: BaseException, registered: set[str]) -> str:
@@ -220,12 +208,6 @@ def _check_read_only(session: SparkSession, query: str) -> None:
         )
 
 
-def _mentions(query: str, name: str) -> bool:
-    # Registering only the tables a query names keeps each call cheap; a false positive
-    # (the name inside a string literal) only registers one table too many.
-    return re.search(rf"\b{name}\b", query, re.IGNORECASE) is not None
-
-
 def _message(error: BaseException) -> str:
     """The first meaningful line of a Spark error (the Java one for unconverted errors)."""
     from py4j.protocol import Py4JJavaError
@@ -233,5 +215,4 @@ def _message(error: BaseException) -> str:
     text = str(error)
     if isinstance(error, Py4JJavaError):
         text = str(error.java_exception.getMessage() or error.java_exception.toString())
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    return first_line(text, default=type(error).__name__)
