@@ -45,7 +45,8 @@ CHANGED_WHILE_READ = (
 
 #: Why a file whose folder and name name no entity is rejected.
 UNKNOWN_ENTITY = (
-    "unknown_entity: the folder or file name names no entity (products, orders, order_items)"
+    "unknown_entity: the folder or file name names no entity "
+    f"({', '.join(schema.name for schema in SCHEMAS)})"
 )
 
 

@@ -54,7 +54,10 @@ class Step:
 
 PIPELINE: tuple[Step, ...] = (
     Step(name="discover", summary="list raw CSV drops with entity, size and checksum"),
-    Step(name="ingest", summary="read, quarantine, dedup and MERGE products, orders, order_items"),
+    Step(
+        name="ingest",
+        summary="read, quarantine, dedup and MERGE " + ", ".join(s.name for s in SCHEMAS),
+    ),
     Step(name="archive", summary="move committed files to archive/ and rejected ones to rejected/"),
     Step(name="catalogue", summary="register the tables in the catalogue"),
     Step(name="validate", summary="run the SQL integrity checks"),

@@ -31,6 +31,7 @@ from ecommerce_lakehouse.application.run import (
     ProgressCallback,
     RunOptions,
 )
+from ecommerce_lakehouse.application.tables import TABLE_NAMES
 from ecommerce_lakehouse.domain.errors import (
     ConfigurationError,
     LakehouseError,
@@ -270,7 +271,7 @@ def validate(
     raise typer.Exit(1 if failing else 0)
 
 
-@app.command()
+@app.command(help=f"Query {', '.join(TABLE_NAMES)}.")
 @handle_errors
 def sql(
     query: Annotated[str, typer.Argument(help="The SELECT to run.")],
@@ -287,7 +288,7 @@ def sql(
         ),
     ] = False,
 ) -> None:
-    """Query products, orders, order_items, ingest_log, quarantine, validation_results."""
+    """One read-only SQL query on the lake's tables (help: the catalogue's table names)."""
     _check_format(output, ("table", "json", "csv"))
     if not query.strip():
         raise ConfigurationError("empty query: pass one SELECT")
