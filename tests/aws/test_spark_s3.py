@@ -25,7 +25,7 @@ from ecommerce_lakehouse_cli.generator import generate
 from tests.aws.test_cli_s3 import lakehouse
 from tests.aws_support import MotoServer
 from tests.e2e.test_cli import LAKEHOUSE
-from tests.e2e.test_spark_engine import RUN_COLUMNS
+from tests.e2e.test_spark_engine import comparable
 
 pytestmark = [pytest.mark.aws, pytest.mark.spark]
 
@@ -75,9 +75,7 @@ class S3Lake:
             "AWS_SECRET_ACCESS_KEY": self.options["secret_access_key"],
         }
         table = DeltaTable(f"{self.root}/{key}", storage_options=storage).to_pyarrow_table()
-        frame = pl.DataFrame(pl.from_arrow(table))
-        kept = [c for c in frame.columns if c not in RUN_COLUMNS]
-        return frame.select(kept).sort(order, nulls_last=True).to_dicts()
+        return comparable(pl.DataFrame(pl.from_arrow(table)), order)
 
 
 @pytest.fixture(scope="module")
