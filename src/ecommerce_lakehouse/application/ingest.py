@@ -226,24 +226,22 @@ class _IngestEntity(Generic[FrameT]):
                 checksum=file.checksum,
                 ordinal=ordinal,
             )
+            rejection: FileRejected | None = None
             try:
                 frame = self._engine.read_source(source, schema, run.evolution)
             except FileRejected as rejected:
-                if self._changed(file):  # what was read is not what was hashed
-                    self._progress("ingest", f"left {file.key}: it changed while the run read it")
-                    outcomes[file.key] = self._outcome(
-                        file, FileStatus.WAITING, started, error=CHANGED_WHILE_READ
-                    )
-                    continue
-                self._progress("ingest", f"rejected {file.key}: {rejected}")
-                outcomes[file.key] = self._outcome(
-                    file, FileStatus.REJECTED, started, error=str(rejected)
-                )
-                continue
+                rejection = rejected
+            # Whether parsed or rejected, what was read must be what was hashed.
             if self._changed(file):
                 self._progress("ingest", f"left {file.key}: it changed while the run read it")
                 outcomes[file.key] = self._outcome(
                     file, FileStatus.WAITING, started, error=CHANGED_WHILE_READ
+                )
+                continue
+            if rejection is not None:
+                self._progress("ingest", f"rejected {file.key}: {rejection}")
+                outcomes[file.key] = self._outcome(
+                    file, FileStatus.REJECTED, started, error=str(rejection)
                 )
                 continue
             seen.add(file.checksum)

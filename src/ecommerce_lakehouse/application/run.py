@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,10 +129,6 @@ class FileOutcome:
             error=self.error,
             destination=self.destination,
         )
-
-    def moved_to(self, destination: str) -> FileOutcome:
-        """This outcome once the file was moved out of ``raw-data/``."""
-        return replace(self, destination=destination)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
