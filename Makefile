@@ -10,11 +10,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PACKAGES := -e . -e adapters/polars-delta -e adapters/local -e adapters/spark-delta \
 	-e adapters/aws -e entrypoints/cli -e entrypoints/glue -e entrypoints/stepfunctions \
-	-e entrypoints/lambdas
-MANIFESTS := constraints.txt pyproject.toml $(wildcard adapters/*/pyproject.toml entrypoints/*/pyproject.toml)
+	-e entrypoints/lambdas -e adapters/delta-log -e tools/datagen
+MANIFESTS := constraints.txt pyproject.toml $(wildcard adapters/*/pyproject.toml \
+	entrypoints/*/pyproject.toml tools/*/pyproject.toml)
 SRC := src adapters/polars-delta/src adapters/local/src adapters/spark-delta/src \
 	adapters/aws/src entrypoints/cli/src entrypoints/glue/src entrypoints/stepfunctions/src \
-	entrypoints/lambdas/src
+	entrypoints/lambdas/src adapters/delta-log/src tools/datagen/src
 
 # Delta Lake jars for local Spark sessions, fetched by Maven (its repository cached in
 # build/m2) and given to Spark as local files: no network when a session starts.
@@ -92,7 +93,8 @@ format: install
 	$(BIN)/ruff check --fix .
 
 typecheck: install
-	$(BIN)/mypy $(SRC) scripts/package.py infra/deploy.py infra/render_definition.py
+	$(BIN)/mypy $(SRC) scripts/package.py scripts/render_settings.py infra/deploy.py \
+		infra/render_definition.py
 
 # Every test, one process (pyproject's default is the fast tier on every core).
 test: lint typecheck

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ecommerce_lakehouse_cli.generator import generate
+from ecommerce_lakehouse_datagen import generate
 
 
 def _peak_rss_mib() -> float:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"generate --scale {args.scale:g} --seed {args.seed} --dirty {args.dirty:g}")
     for output in summary.entities:
-        print(f"  {output.entity.value:<12} {output.rows:>12,} rows  {len(output.files):>4} files")
+        print(f"  {output.name:<12} {output.rows:>12,} rows  {len(output.files):>4} files")
     print(f"  {'total':<12} {summary.rows:>12,} rows  {len(summary.files):>4} files")
     print(f"  written      {written / 2**20:>12,.1f} MiB")
     print(f"  wall time    {wall:>12.2f} s  ({summary.rows / wall:,.0f} rows/s)")

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Every distribution of the repository and its project directory, relative to the root.
 DISTRIBUTIONS: Mapping[str, str] = {
     "ecommerce-lakehouse": ".",
+    "ecommerce-lakehouse-delta": "adapters/delta-log",
     "ecommerce-lakehouse-polars": "adapters/polars-delta",
     "ecommerce-lakehouse-local": "adapters/local",
     "ecommerce-lakehouse-spark": "adapters/spark-delta",
@@ -49,6 +50,7 @@ DISTRIBUTIONS: Mapping[str, str] = {
     "ecommerce-lakehouse-glue": "entrypoints/glue",
     "ecommerce-lakehouse-sfn": "entrypoints/stepfunctions",
     "ecommerce-lakehouse-lambdas": "entrypoints/lambdas",
+    "ecommerce-lakehouse-datagen": "tools/datagen",
 }
 
 #: What both Lambda zips hold (installed without their dependencies).
@@ -65,10 +67,11 @@ HANDLERS: Mapping[str, str] = {
 }
 
 #: The wheels the Glue job installs, in install order: the job opens an ``s3://`` lake with
-#: the Spark engine, i.e. the ``spark-aws`` platform (aws adapter + Spark SQL).
+#: the Spark engine (the aws platform's container, the Spark engine's, Spark SQL).
 GLUE_DISTRIBUTIONS: tuple[str, ...] = (
     "ecommerce-lakehouse",
     "ecommerce-lakehouse-aws",
+    "ecommerce-lakehouse-delta",
     "ecommerce-lakehouse-spark",
     "ecommerce-lakehouse-glue",
 )
@@ -83,8 +86,8 @@ GLUE_PROVIDED: frozenset[str] = frozenset(
 #: Declared dependencies of the Glue wheels that the job never imports on Glue, and why.
 GLUE_UNUSED: Mapping[str, str] = {
     "ecommerce-lakehouse-local": (
-        "directory lakes (spark-local) and DuckDB SQL only; on Glue the spark-aws platform "
-        "runs the checks with Spark SQL"
+        "directory lakes (the job run locally) and DuckDB SQL only; on Glue the job runs "
+        "on the aws platform with its checks in Spark SQL"
     ),
 }
 

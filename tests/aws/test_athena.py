@@ -21,8 +21,9 @@ import pyarrow as pa
 import pytest
 from botocore.stub import Stubber
 
+from ecommerce_lakehouse.application.lake import open_lake
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
-from ecommerce_lakehouse_aws import AthenaQueryService, create_platform
+from ecommerce_lakehouse_aws import AthenaQueryService
 from ecommerce_lakehouse_aws.clients import make_client
 from ecommerce_lakehouse_aws.settings import AwsSettings
 from tests.aws_support import REGION, MotoServer, athena_column, athena_row
@@ -32,10 +33,10 @@ pytestmark = pytest.mark.aws
 
 @pytest.fixture
 def athena(moto: MotoServer) -> AthenaQueryService:
-    platform = create_platform(
+    platform = open_lake(
         moto.new_lake(),
-        moto.options(query="athena", athena_output=f"s3://{moto.new_bucket()}/athena/"),
-    )
+        options=moto.options(query="athena", athena_output=f"s3://{moto.new_bucket()}/athena/"),
+    ).platform
     assert isinstance(platform.query, AthenaQueryService)
     return platform.query
 
@@ -55,7 +56,7 @@ def queries_held(server: MotoServer, polls: int) -> Iterator[None]:
 
 def athena_service(server: MotoServer, **tuning: Any) -> AthenaQueryService:
     """An AthenaQueryService on the emulator with explicit timing parameters."""
-    settings = AwsSettings.from_options(
+    settings = AwsSettings.read(
         server.options(athena_output=f"s3://{server.new_bucket()}/athena/"), {}
     )
     return AthenaQueryService(
@@ -182,9 +183,9 @@ def test_a_query_running_past_the_timeout_is_cancelled(moto: MotoServer) -> None
 
 
 def test_an_unknown_workgroup_is_refused_in_one_line(moto: MotoServer) -> None:
-    platform = create_platform(
-        moto.new_lake(), moto.options(query="athena", athena_workgroup="no_such_workgroup")
-    )
+    platform = open_lake(
+        moto.new_lake(), options=moto.options(query="athena", athena_workgroup="no_such_workgroup")
+    ).platform
 
     with pytest.raises(LakehouseError, match="Athena did not start the query: ") as raised:
         platform.query.sql("SELECT 1")

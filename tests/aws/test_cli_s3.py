@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ecommerce_lakehouse_cli.generator import generate
+from ecommerce_lakehouse_datagen import generate
 from tests.aws_support import MotoServer, athena_column, athena_row
 from tests.e2e.test_cli import LAKEHOUSE, assert_one_line_error
 

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
-from ecommerce_lakehouse_cli.generator import generate
+from ecommerce_lakehouse_datagen import generate
 from ecommerce_lakehouse_lambdas import archive
 from ecommerce_lakehouse_lambdas.trigger import execution_name
 from ecommerce_lakehouse_sfn import Integration, StateMachineSettings, build_definition
@@ -112,8 +112,8 @@ class Deployed:
         """The POLLING form of the same machine, with the deployment's names."""
         substitutions = self.stack.properties("StateMachine")["DefinitionSubstitutions"]
         settings = StateMachineSettings(
-            lake_root=substitutions["LakeRoot"],
-            glue_job_name=substitutions["GlueJobName"],
+            lake=substitutions["LakeRoot"],
+            glue_job=substitutions["GlueJobName"],
             archive_function=substitutions["ArchiveFunctionArn"],
             glue_database=substitutions["GlueDatabase"],
             athena_workgroup=substitutions["AthenaWorkGroup"],

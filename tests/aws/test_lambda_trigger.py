@@ -216,7 +216,7 @@ def configure(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
         arn = create_state_machine(moto, definition)
         created.append(arn)
         for name, value in moto.lambda_environment(
-            LAKEHOUSE_LAKE_ROOT=lake.root, LAKEHOUSE_STATE_MACHINE_ARN=arn
+            LAKEHOUSE_LAKE=lake.root, LAKEHOUSE_STATE_MACHINE_ARN=arn
         ).items():
             monkeypatch.setenv(name, value)
         return arn
@@ -709,7 +709,7 @@ def test_a_malformed_status_change_is_refused(
 
 
 def _env(lake: Lake, machine: str) -> dict[str, str]:
-    return {"LAKEHOUSE_LAKE_ROOT": lake.root, "LAKEHOUSE_STATE_MACHINE_ARN": machine}
+    return {"LAKEHOUSE_LAKE": lake.root, "LAKEHOUSE_STATE_MACHINE_ARN": machine}
 
 
 def test_a_multi_record_event_starts_one_execution(
@@ -745,6 +745,6 @@ def test_aws_errors_propagate(moto: MotoServer, lake: Lake, configure: Any) -> N
 def test_s3_errors_of_a_sweep_propagate(moto: MotoServer, lake: Lake, configure: Any) -> None:
     configure(lake, DONE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LAKEHOUSE_LAKE_ROOT", f"s3://no-such-lake-{uuid.uuid4().hex[:12]}")
+        patch.setenv("LAKEHOUSE_LAKE", f"s3://no-such-lake-{uuid.uuid4().hex[:12]}")
         with pytest.raises(ClientError, match="NoSuchBucket"):
             trigger.handler(scheduled_event(), None)

@@ -33,7 +33,7 @@ import pytest
 
 from ecommerce_lakehouse.application.lake import open_lake
 from ecommerce_lakehouse.application.run import RunOptions, RunResult
-from ecommerce_lakehouse_cli.generator import generate
+from ecommerce_lakehouse_datagen import generate
 from ecommerce_lakehouse_lambdas import trigger
 from tests.aws.sfn_support import create_state_machine, enable_execution, stop_running
 from tests.aws.test_lambda_trigger import scheduled_event, status_change_event
@@ -212,7 +212,7 @@ def pipeline(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipe
     enable_execution(moto)
     built = Pipeline(moto, Lake(moto))
     for name, value in moto.lambda_environment(
-        LAKEHOUSE_LAKE_ROOT=built.lake.root, LAKEHOUSE_STATE_MACHINE_ARN=built.arn
+        LAKEHOUSE_LAKE=built.lake.root, LAKEHOUSE_STATE_MACHINE_ARN=built.arn
     ).items():
         monkeypatch.setenv(name, value)
     yield built

@@ -17,7 +17,7 @@ from ecommerce_lakehouse.application.run import RunResult
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import LOCK_KEY
 from ecommerce_lakehouse_aws import GlueCatalogue, S3ObjectStorage
-from ecommerce_lakehouse_cli.generator import generate
+from ecommerce_lakehouse_datagen import generate
 from tests.aws_support import MotoServer
 
 pytestmark = pytest.mark.aws

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.aws
 
 
 def storage(server: MotoServer, root: str, page_size: int = 1000) -> S3ObjectStorage:
-    settings = AwsSettings.from_options(server.options(), {})
+    settings = AwsSettings.read(server.options(), {})
     return S3ObjectStorage(
         server.client("s3"),
         S3Location.parse(root),

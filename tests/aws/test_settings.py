@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError, PathOutsideLake
-from ecommerce_lakehouse_aws import AwsSettings, S3Location, create_platform
+from ecommerce_lakehouse.settings import LakeSettings, read_settings
+from ecommerce_lakehouse_aws import AwsSettings, S3Location, platform_container
 
 BASE = {"region": "eu-west-1", "glue_database": "lake"}
 
 
 def settings(environ: dict[str, str] | None = None, **options: str) -> AwsSettings:
-    return AwsSettings.from_options(options, environ or {})
+    return AwsSettings.read(options, environ or {})
 
 
 def test_options_win_over_the_environment() -> None:
@@ -53,7 +54,7 @@ def test_every_setting_can_come_from_the_environment() -> None:
 
 
 def test_the_profile_region_is_the_last_resort() -> None:
-    chosen = AwsSettings.from_options(
+    chosen = AwsSettings.read(
         {"glue_database": "lake"}, {}, profile_region=lambda: "ap-southeast-2"
     )
 
@@ -66,12 +67,12 @@ def test_the_profile_region_is_the_last_resort() -> None:
         ({"glue_database": "lake"}, "no AWS region: set AWS_REGION"),
         ({"region": "eu-west-1"}, "no Glue database .*LAKEHOUSE_GLUE_DATABASE"),
         ({**BASE, "glue_database": "Shop-Lake"}, "invalid Glue database name 'Shop-Lake'"),
-        ({**BASE, "query": "presto"}, "invalid query engine 'presto'"),
+        ({**BASE, "query": "presto"}, "invalid 'query' 'presto'"),
         ({**BASE, "query": "athena"}, "Athena needs a result location"),
         ({**BASE, "athena_output": "/tmp/results"}, "invalid Athena output location"),
         ({**BASE, "endpoint_url": "localhost:5000"}, "invalid AWS endpoint"),
         ({**BASE, "access_key_id": "AKIA"}, "give both 'access_key_id' and"),
-        ({**BASE, "lock_lease_seconds": "soon"}, "'lock_lease_seconds' must be a number"),
+        ({**BASE, "lock_lease_seconds": "soon"}, "invalid 'lock_lease_seconds' 'soon'"),
         ({**BASE, "athena_timeout_seconds": "0"}, "'athena_timeout_seconds' must be a positive"),
     ],
 )
@@ -140,4 +141,4 @@ def test_object_keys_stay_under_the_prefix() -> None:
 )
 def test_invalid_lake_roots_are_configuration_errors(root: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        create_platform(root, BASE)
+        platform_container(root, read_settings(LakeSettings, BASE, {}))

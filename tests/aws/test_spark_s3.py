@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
-from ecommerce_lakehouse_cli.generator import generate
+from ecommerce_lakehouse_datagen import generate
 from tests.aws.test_cli_s3 import lakehouse
 from tests.aws_support import MotoServer
 from tests.e2e.test_cli import LAKEHOUSE

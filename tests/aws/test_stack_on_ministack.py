@@ -221,7 +221,7 @@ def names(
     """The ``LAKEHOUSE_*`` names ``lakehouse state-machine`` takes for this stack."""
     stack, bucket = deployment.stack, deployment.bucket
     found = {
-        "LAKEHOUSE_LAKE_ROOT": f"s3://{bucket}",
+        "LAKEHOUSE_LAKE": f"s3://{bucket}",
         "LAKEHOUSE_GLUE_JOB": f"{stack}-ingest",
         "LAKEHOUSE_ARCHIVE_FUNCTION": (
             f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{stack}-archive"

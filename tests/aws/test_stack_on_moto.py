@@ -352,7 +352,7 @@ def test_functions_run_the_uploaded_code_with_their_settings(deployed: Deploymen
             "trigger",
             60,
             {
-                "LAKEHOUSE_LAKE_ROOT": f"s3://{deployed.bucket}",
+                "LAKEHOUSE_LAKE": f"s3://{deployed.bucket}",
                 "LAKEHOUSE_STATE_MACHINE_ARN": machine,
             },
         ),
@@ -511,7 +511,7 @@ def test_substitutions_give_the_definition_generated_for_the_deployed_names(
     bucket = f"{stack}-lake-{ACCOUNT_ID}-{REGION}"
     archive = aws.client("lambda").get_function(FunctionName=f"{stack}-archive")["Configuration"]
     names = {
-        "LAKEHOUSE_LAKE_ROOT": f"s3://{bucket}",
+        "LAKEHOUSE_LAKE": f"s3://{bucket}",
         "LAKEHOUSE_GLUE_JOB": f"{stack}-ingest",
         "LAKEHOUSE_ARCHIVE_FUNCTION": archive["FunctionArn"],
         "LAKEHOUSE_GLUE_DATABASE": "ecommerce_lakehouse",

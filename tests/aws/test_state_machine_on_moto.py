@@ -136,8 +136,8 @@ class Deployment:
 
     def settings(self, **overrides: Any) -> StateMachineSettings:
         values: dict[str, Any] = {
-            "lake_root": self.lake_root,
-            "glue_job_name": self.glue_job,
+            "lake": self.lake_root,
+            "glue_job": self.glue_job,
             "archive_function": self.function_arn,
             "glue_database": self.glue_database,
             "athena_workgroup": self.workgroup,
@@ -261,7 +261,7 @@ def test_a_glue_run_that_never_ends_stops_at_the_poll_bound(moto: MotoServer) ->
 
 def test_a_glue_job_that_cannot_start_fails_the_ingest(moto: MotoServer) -> None:
     deployment = Deployment(moto)
-    settings = deployment.settings(glue_job_name="no-such-job")
+    settings = deployment.settings(glue_job="no-such-job")
     definition = build_definition(settings, Integration.POLLING)
 
     _, execution = deployment.execute(definition)
@@ -368,7 +368,7 @@ def test_moto_reads_the_gate_value_as_a_list(moto: MotoServer) -> None:
 def test_the_crawler_loop_is_bounded(moto: MotoServer) -> None:
     deployment = Deployment(moto)
     deployment.create_crawler()
-    settings = deployment.settings(crawler_name=deployment.crawler, crawler_max_polls=2)
+    settings = deployment.settings(crawler=deployment.crawler, crawler_max_polls=2)
     definition = build_definition(settings, Integration.POLLING)
 
     _, execution = deployment.execute(definition)
@@ -386,7 +386,7 @@ def test_the_crawler_loop_is_bounded(moto: MotoServer) -> None:
 def test_a_finished_crawl_that_did_not_succeed_fails_the_execution(moto: MotoServer) -> None:
     deployment = Deployment(moto)
     deployment.create_crawler()
-    settings = deployment.settings(crawler_name=deployment.crawler)
+    settings = deployment.settings(crawler=deployment.crawler)
     definition = build_definition(settings, Integration.POLLING)
 
     with transitions(moto, "glue::crawl", {"progression": "immediate"}):

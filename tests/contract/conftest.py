@@ -17,9 +17,10 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from ecommerce_lakehouse.application.platform import Platform, load_platform_factory
+from ecommerce_lakehouse.application.lake import open_lake
 from ecommerce_lakehouse.ports.catalogue import Catalogue
 from ecommerce_lakehouse.ports.lock import Lock
+from ecommerce_lakehouse.ports.platform import Platform
 from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 from tests.aws_support import shared_moto
@@ -29,13 +30,13 @@ Mutation = Callable[[bytes], bytes]
 
 
 def local_platform(root: Path) -> Platform:
-    """The local adapters of a lake directory, built the way the product finds them."""
-    return load_platform_factory("local")(str(root), {})
+    """The local adapters of a lake directory, composed the way the product composes them."""
+    return open_lake(str(root), options={"query": "duckdb"}).platform
 
 
 def aws_platform(root: str, options: dict[str, str]) -> Platform:
-    """The AWS adapters of an S3 lake on the moto server, built the way the product finds them."""
-    return load_platform_factory("aws")(root, options)
+    """The AWS adapters of an S3 lake on the moto server, composed the way the product does."""
+    return open_lake(root, options={**options, "query": "duckdb"}).platform
 
 
 #: Adapter cases that need the moto server (``pytest -m "not aws"`` leaves them out).
@@ -259,8 +260,8 @@ def _duckdb_s3_query(tmp_path: Path) -> QueryCase:
 
 
 def _spark_query(tmp_path: Path) -> QueryCase:
-    # The spark-local platform: local storage, Spark SQL over the same Delta tables.
-    platform = load_platform_factory("spark-local")(str(tmp_path / "lake"), {})
+    # The Spark engine's own query service: Spark SQL over the same Delta tables.
+    platform = open_lake(str(tmp_path / "lake"), engine="spark").platform
     return QueryCase(query=platform.query, storage=platform.storage)
 
 

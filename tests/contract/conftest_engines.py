@@ -158,8 +158,8 @@ _SPARK_TYPES: dict[str, ColumnType] = {
 }
 
 #: Metrics Spark's Delta has under another name. Engines report operation metrics under
-#: delta-rs's names (``ports.engine.operation_metrics``), but Spark counts no files scanned:
-#: the files left after data skipping are the files its MERGE reads.
+#: delta-rs's names (``ecommerce_lakehouse_delta.commit_info.operation_metrics``), but Spark
+#: counts no files scanned: the files left after data skipping are the files its MERGE reads.
 SPARK_METRICS: Mapping[str, str] = {
     "num_target_files_scanned": "num_target_files_after_skipping",
 }

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.rules import cast_value, first_violation
 from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
-from ecommerce_lakehouse.domain.types import ColumnType, Entity, SchemaEvolution
+from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import RunContext, SourceFile
 from tests.contract.conftest_engines import EngineCase, engine
 
@@ -293,10 +293,11 @@ def listed_edge_rows(schema: TableSchema) -> list[dict[str, str]]:
     typed = [c for c in schema.columns if c.type is not ColumnType.STRING]
     rows: list[dict[str, str]] = []
     base = {c.name: "x" for c in schema.columns}
-    if schema.entity is not Entity.PRODUCTS:
-        base |= {"order_timestamp": "2024-01-01T10:00:00Z", "date": ""}
-        base |= {c.name: "1" for c in typed if c.type in (ColumnType.INT, ColumnType.DOUBLE)}
-        base |= {c.name: "true" for c in typed if c.type is ColumnType.BOOLEAN}
+    if schema.derived_date is not None:
+        date_column, timestamp_column = schema.derived_date
+        base |= {timestamp_column: "2024-01-01T10:00:00Z", date_column: ""}
+    base |= {c.name: "1" for c in typed if c.type in (ColumnType.INT, ColumnType.DOUBLE)}
+    base |= {c.name: "true" for c in typed if c.type is ColumnType.BOOLEAN}
     for column in typed:
         for value in EDGES[column.type]:
             for padding in ("", " \x1c", "\u3000\xa0\x85\u2028\x1f"):

@@ -147,9 +147,9 @@ def test_a_broken_table_fails_validation(tmp_path: Path) -> None:
 
 
 def test_a_run_waits_for_the_lake_lock(tmp_path: Path) -> None:
-    from ecommerce_lakehouse_local import create_platform
+    from ecommerce_lakehouse.application.lake import open_lake
 
-    platform = create_platform(str(tmp_path), {})
+    platform = open_lake(str(tmp_path)).platform
     with platform.lock.acquire(owner="another-run", timeout_seconds=1):
         done = lakehouse("run", "--lake", str(tmp_path), "--lock-timeout", "0.5")
     assert_one_line_error(done, 1)

@@ -42,8 +42,8 @@ import ecommerce_lakehouse as lh
 from ecommerce_lakehouse.application.pipeline import PIPELINE
 from ecommerce_lakehouse.domain.audit import COUNT_FIELDS
 from ecommerce_lakehouse.domain.schemas import INGESTED_AT, RUN_ID, SCHEMAS
-from ecommerce_lakehouse_cli.generator import generate
 from ecommerce_lakehouse_cli.main import app
+from ecommerce_lakehouse_datagen import generate
 
 # Eight killed runs and their re-runs, each a fresh interpreter: the full tier only.
 pytestmark = pytest.mark.slow

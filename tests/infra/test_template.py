@@ -21,10 +21,10 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
-from ecommerce_lakehouse.domain.types import Entity, Severity
+from ecommerce_lakehouse.domain.types import Severity
 from ecommerce_lakehouse.domain.zones import ARCHIVE, PROCESSED, RAW, table_key
+from ecommerce_lakehouse.settings import env_name
 from ecommerce_lakehouse_glue import job
-from ecommerce_lakehouse_lambdas import settings as lambda_settings
 from ecommerce_lakehouse_sfn import StateMachineSettings, build_definition
 from infra import deploy, render_definition
 from tests.infra.cfn import BOOTSTRAP, TEMPLATE, Stack, load, policy_documents, statements
@@ -164,7 +164,7 @@ def embedded_definition(s: Stack) -> str:
 def test_parameters_select_the_matching_definition(crawler: bool, severity: Severity) -> None:
     s = stack(EnableCrawler=str(crawler).lower(), ForeignKeySeverity=severity.value)
     settings = StateMachineSettings(
-        crawler_name="${CrawlerName}" if crawler else None, foreign_key_severity=severity
+        crawler="${CrawlerName}" if crawler else None, fk_severity=severity
     )
     embedded = embedded_definition(s)
     assert json.loads(embedded) == build_definition(settings)
@@ -708,8 +708,8 @@ def test_functions_run_the_packaged_handlers_with_their_settings() -> None:
         }
     trigger_env = s.properties("TriggerFunction")["Environment"]["Variables"]
     assert trigger_env == {
-        lambda_settings.LAKE_ROOT_ENV: f"s3://{s.name_of('LakeBucket')}",
-        lambda_settings.STATE_MACHINE_ENV: s.arn_of("StateMachine"),
+        env_name("lake"): f"s3://{s.name_of('LakeBucket')}",
+        env_name("state_machine_arn"): s.arn_of("StateMachine"),
     }
     # The archive function reads the region Lambda sets; the state machine passes the root.
     assert "Environment" not in s.properties("ArchiveFunction")
@@ -763,7 +763,7 @@ def test_glue_job_runs_the_release_with_delta_and_one_run_at_a_time() -> None:
         "enable-continuous-cloudwatch-log",
         "custom-logGroup-prefix",
     }
-    known = {*job.REQUIRED, *job.DEFAULTS, *getattr(job, "PLATFORM_OPTIONS", {})}
+    known = set(job.ARGUMENTS)
     ours = {name.removeprefix("--") for name in arguments} - glue_own
     assert ours <= known, f"job arguments the Glue job does not read: {sorted(ours - known)}"
     # Its log groups exist, with retention, where the prefix sends the logs.
@@ -776,7 +776,7 @@ def test_crawler_targets_the_curated_delta_tables() -> None:
     s = stack(EnableCrawler="true")
     (target,) = s.properties("Crawler")["Targets"]["DeltaTargets"]
     bucket = s.name_of("LakeBucket")
-    assert target["DeltaTables"] == [f"s3://{bucket}/{table_key(e.value)}" for e in Entity]
+    assert target["DeltaTables"] == [f"s3://{bucket}/{table_key(s.name)}" for s in SCHEMAS]
     assert s.properties("Crawler")["DatabaseName"] == "ecommerce_lakehouse"
     assert "Crawler" not in stack().resources and "CrawlerRole" not in stack().resources
 

@@ -154,7 +154,7 @@ def test_the_trigger_role_reaches_the_raw_zone_listing_the_start_record_and_the_
         for action in statement["Action"]:
             by_action.setdefault(action, []).extend(statement["Resource"])
     # Objects: the start record only - never raw-data/ or the tables.
-    record = f"{bucket}/{settings(s).lake.object_key(trigger.START_RECORD_KEY)}"
+    record = f"{bucket}/{settings(s).location.object_key(trigger.START_RECORD_KEY)}"
     for action in ("s3:GetObject", "s3:PutObject"):
         (resource,) = by_action[action]
         assert fnmatch.fnmatchcase(record, resource) and resource == f"{bucket}/_trigger/*"

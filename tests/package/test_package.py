@@ -158,7 +158,7 @@ def test_the_manifest_lists_every_artefact_with_its_size(built: Build) -> None:
     }
     assert manifest["sizes"] == on_disk
     wheels = sorted(name for name in on_disk if name.startswith("wheels/"))
-    assert len(wheels) == 9 and all(name.endswith("-py3-none-any.whl") for name in wheels)
+    assert len(wheels) == 11 and all(name.endswith("-py3-none-any.whl") for name in wheels)
     assert (out / manifest["glue_script"]).read_bytes() == (
         ROOT / "entrypoints" / "glue" / "glue_job.py"
     ).read_bytes()
@@ -171,7 +171,7 @@ def test_the_manifest_lists_every_artefact_with_its_size(built: Build) -> None:
         assert name in built.stdout  # the printed table
 
 
-def test_the_glue_job_gets_core_aws_spark_and_glue_wheels_and_dependency_injector(
+def test_the_glue_job_gets_core_aws_delta_spark_and_glue_wheels_and_dependency_injector(
     built: Build,
 ) -> None:
     version = built.manifest["version"]
@@ -180,6 +180,7 @@ def test_the_glue_job_gets_core_aws_spark_and_glue_wheels_and_dependency_injecto
         for name in (
             "ecommerce_lakehouse",
             "ecommerce_lakehouse_aws",
+            "ecommerce_lakehouse_delta",
             "ecommerce_lakehouse_spark",
             "ecommerce_lakehouse_glue",
         )
@@ -287,7 +288,7 @@ def test_the_trigger_zip_runs_on_boto3_alone(
         path=task,
         environ={
             "AWS_REGION": "eu-west-1",
-            "LAKEHOUSE_LAKE_ROOT": LAKE_ROOT,
+            "LAKEHOUSE_LAKE": LAKE_ROOT,
             "LAKEHOUSE_STATE_MACHINE_ARN": STATE_MACHINE_ARN,
         },
     )
@@ -352,31 +353,27 @@ def glue_python(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
 GLUE_CODE = """
 import importlib.util, json, sys
 from ecommerce_lakehouse_glue import job
-arguments = job.parse_arguments(["glue_job.py", "--lake", {root!r}, "--run_id", "r1"])
-from ecommerce_lakehouse.application.platform import (
-    load_engine_factory, load_platform_factory, platform_name_for,
-)
-platform = platform_name_for(arguments.lake, arguments.engine)
-load_platform_factory(platform)
-load_engine_factory(arguments.engine)
-from ecommerce_lakehouse_aws import container_for
-container = container_for(arguments.lake, {{"region": "eu-west-1", "glue_database": "shop_lake",
-                                             "query": "spark"}})
+arguments = job.parse_arguments(["glue_job.py", "--lake", {root!r}, "--run_id", "r1",
+                                 "--region", "eu-west-1", "--glue_database", "shop_lake"])
+from ecommerce_lakehouse.application.lake import load_engine, load_platform
+# What open_lake composes for the job: the aws platform's container, the spark engine's.
+container = load_platform("aws")(arguments.lake, arguments.settings)
 container.storage(), container.catalogue(), container.lock()
+engine = load_engine(arguments.engine)
 print(json.dumps({{
-    "main": callable(job.main), "platform": platform, "modules": sorted(sys.modules),
+    "main": callable(job.main), "engine": engine.__module__, "modules": sorted(sys.modules),
     "pyspark": importlib.util.find_spec("pyspark") is not None,
 }}))
 """
 
 
-def test_the_glue_wheels_installed_without_dependencies_build_the_spark_aws_platform(
+def test_the_glue_wheels_installed_without_dependencies_compose_the_aws_platform(
     glue_python: Path, tmp_path: Path
 ) -> None:
     report = run_python(glue_python, GLUE_CODE.format(root=LAKE_ROOT), path=tmp_path, environ={})
     assert report["main"]
-    # The entry points of the installed wheels choose S3, the Glue catalogue and Spark SQL...
-    assert report["platform"] == "spark-aws"
+    # The entry points of the installed wheels give S3, the Glue catalogue and Spark...
+    assert report["engine"] == "ecommerce_lakehouse_spark"
     # ...whose AWS half is built with dependency-injector, the one requirement...
     assert "dependency_injector" in {m.split(".")[0] for m in report["modules"]}
     # ...and never needs the local adapters, DuckDB, delta-rs or Polars.

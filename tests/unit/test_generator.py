@@ -23,11 +23,16 @@ from ecommerce_lakehouse.domain import values
 from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.rules import first_violation
 from ecommerce_lakehouse.domain.schemas import ORDER_ITEMS, ORDERS, PRODUCTS, TableSchema
-from ecommerce_lakehouse.domain.types import Entity
-from ecommerce_lakehouse_cli import generator
-from ecommerce_lakehouse_cli.generator import DEPARTMENTS, GenerateSummary, generate
+from ecommerce_lakehouse_datagen import (
+    DEPARTMENTS,
+    FaultCounts,
+    GenerateSummary,
+    _timeline,
+    _writer,
+    generate,
+)
 
-SCHEMAS = {Entity.PRODUCTS: PRODUCTS, Entity.ORDERS: ORDERS, Entity.ORDER_ITEMS: ORDER_ITEMS}
+SCHEMAS = {"products": PRODUCTS, "orders": ORDERS, "order_items": ORDER_ITEMS}
 INSTACART_DEPARTMENTS = {
     "frozen",
     "other",
@@ -66,8 +71,8 @@ def headers(path: Path) -> list[str]:
 
 
 @functools.cache
-def rows(summary: GenerateSummary, entity: Entity) -> tuple[Row, ...]:
-    output = {o.entity: o for o in summary.entities}[entity]
+def rows(summary: GenerateSummary, entity: str) -> tuple[Row, ...]:
+    output = {o.name: o for o in summary.entities}[entity]
     columns = SCHEMAS[entity].column_names
     found = []
     for position, path in enumerate(output.files):
@@ -78,7 +83,7 @@ def rows(summary: GenerateSummary, entity: Entity) -> tuple[Row, ...]:
     return tuple(found)
 
 
-def violations(summary: GenerateSummary, entity: Entity) -> Counter[str]:
+def violations(summary: GenerateSummary, entity: str) -> Counter[str]:
     schema: TableSchema = SCHEMAS[entity]
     found: Counter[str] = Counter()
     for row in rows(summary, entity):
@@ -121,9 +126,9 @@ def dirty(tmp_path_factory: pytest.TempPathFactory) -> GenerateSummary:
 def test_writes_numbered_files_per_entity_with_the_schema_header(clean: GenerateSummary) -> None:
     raw = clean.out / "raw-data"
     for output in clean.entities:
-        name = output.entity.value
+        name = output.name
         assert output.files[0] == raw / name / f"{name}_0001.csv"
-        assert headers(output.files[0]) == list(SCHEMAS[output.entity].column_names)
+        assert headers(output.files[0]) == list(SCHEMAS[output.name].column_names)
     assert sorted(p.name for p in raw.rglob("*") if p.is_file()) == sorted(
         p.name for p in clean.files
     )
@@ -161,7 +166,7 @@ def test_reports_progress_per_entity(tmp_path: Path) -> None:
     seen: dict[str, list[int]] = defaultdict(list)
     summary = generate(tmp_path, scale=0.001, progress=lambda e, n: seen[e].append(n))
     for output in summary.entities:
-        counts = seen[output.entity.value]
+        counts = seen[output.name]
         assert counts == sorted(counts)
         assert counts[-1] == output.rows
 
@@ -190,8 +195,8 @@ def test_another_seed_gives_other_data(tmp_path: Path) -> None:
 def test_dirt_does_not_change_the_underlying_data(tmp_path: Path) -> None:
     clean = generate(tmp_path / "clean", scale=0.0005, seed=5)
     damaged = generate(tmp_path / "dirty", scale=0.0005, seed=5, dirty=0.05)
-    clean_ids = {r.record["id"] for r in rows(clean, Entity.ORDER_ITEMS)}
-    dirty_ids = {r.record["id"] for r in rows(damaged, Entity.ORDER_ITEMS)}
+    clean_ids = {r.record["id"] for r in rows(clean, "order_items")}
+    dirty_ids = {r.record["id"] for r in rows(damaged, "order_items")}
     assert len(clean_ids & dirty_ids) > 0.9 * len(clean_ids)
 
 
@@ -208,7 +213,7 @@ def test_sizes_follow_the_scale(clean: GenerateSummary) -> None:
 def test_has_all_instacart_departments_from_scale_0_01(tmp_path: Path) -> None:
     summary = generate(tmp_path, scale=0.01)
     departments = {
-        (r.record["department_id"], r.record["department"]) for r in rows(summary, Entity.PRODUCTS)
+        (r.record["department_id"], r.record["department"]) for r in rows(summary, "products")
     }
     assert {name for _, name in departments} == INSTACART_DEPARTMENTS
     assert departments == {(str(i + 1), name) for i, name in enumerate(DEPARTMENTS)}
@@ -220,11 +225,11 @@ def test_tiny_scale_still_writes_a_few_rows_of_everything(tmp_path: Path) -> Non
     assert 21 <= summary.products.rows < 100
     assert 0 < summary.orders.rows < 1000
     assert 0 < summary.order_items.rows < 10_000
-    assert {r.record["department"] for r in rows(summary, Entity.PRODUCTS)} == INSTACART_DEPARTMENTS
+    assert {r.record["department"] for r in rows(summary, "products")} == INSTACART_DEPARTMENTS
 
 
 def test_orders_are_instacart_shaped(clean: GenerateSummary) -> None:
-    orders = [r.record for r in rows(clean, Entity.ORDERS)]
+    orders = [r.record for r in rows(clean, "orders")]
     start = datetime(2024, 1, 1, tzinfo=UTC)
     end = datetime(2024, 4, 1, tzinfo=UTC)
     by_user: dict[str | None, list[tuple[datetime, int]]] = defaultdict(list)
@@ -245,8 +250,8 @@ def test_orders_are_instacart_shaped(clean: GenerateSummary) -> None:
 
 
 def test_items_are_instacart_shaped(clean: GenerateSummary) -> None:
-    orders = {r.record["order_id"]: r.record for r in rows(clean, Entity.ORDERS)}
-    items = [r.record for r in rows(clean, Entity.ORDER_ITEMS)]
+    orders = {r.record["order_id"]: r.record for r in rows(clean, "orders")}
+    items = [r.record for r in rows(clean, "order_items")]
     carts: dict[str | None, list[int]] = defaultdict(list)
     for item in items:
         order = orders[item["order_id"]]
@@ -268,11 +273,11 @@ def test_items_are_instacart_shaped(clean: GenerateSummary) -> None:
 
 def test_days_since_prior_order_matches_the_user_history(clean: GenerateSummary) -> None:
     orders = sorted(
-        (r.record for r in rows(clean, Entity.ORDERS)),
+        (r.record for r in rows(clean, "orders")),
         key=lambda o: (int(o["user_id"] or 0), int(o["order_num"] or 0)),
     )
     first_item: dict[str | None, dict[str, str | None]] = {}
-    for row in rows(clean, Entity.ORDER_ITEMS):
+    for row in rows(clean, "order_items"):
         first_item.setdefault(row.record["order_id"], row.record)
     for previous, order in itertools.pairwise(orders):
         if order["user_id"] != previous["user_id"]:
@@ -283,9 +288,9 @@ def test_days_since_prior_order_matches_the_user_history(clean: GenerateSummary)
 
 
 def test_state_carries_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(generator, "_ORDERS_PER_CHUNK", 300)
+    monkeypatch.setattr(_timeline, "_ORDERS_PER_CHUNK", 300)
     summary = generate(tmp_path, scale=0.001, seed=9)
-    orders = [r.record for r in rows(summary, Entity.ORDERS)]
+    orders = [r.record for r in rows(summary, "orders")]
     assert [o["order_id"] for o in orders] == [str(i) for i in range(1, len(orders) + 1)]
     stamps = [moment(o["order_timestamp"]) for o in orders]
     assert stamps == sorted(stamps)
@@ -296,7 +301,7 @@ def test_state_carries_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_products_have_names_and_quote_safely(clean: GenerateSummary) -> None:
-    products = [r.record for r in rows(clean, Entity.PRODUCTS)]
+    products = [r.record for r in rows(clean, "products")]
     assert [p["product_id"] for p in products] == [str(i) for i in range(1, len(products) + 1)]
     assert all(p["product_name"] for p in products)
     # polars reads the same file back (RFC 4180 quoting of commas and quotes).
@@ -318,17 +323,17 @@ def test_clean_keys_are_unique_and_references_resolve(clean: GenerateSummary) ->
         found = [tuple(r.record[c] for c in schema.primary_key) for r in rows(clean, entity)]
         assert len(found) == len(set(found)), entity
         keys[entity] = {k[0] for k in found}
-    for row in rows(clean, Entity.ORDER_ITEMS):
-        assert row.record["order_id"] in keys[Entity.ORDERS]
-        assert row.record["product_id"] in keys[Entity.PRODUCTS]
-    assert clean.faults == generator.FaultCounts()
+    for row in rows(clean, "order_items"):
+        assert row.record["order_id"] in keys["orders"]
+        assert row.record["product_id"] in keys["products"]
+    assert clean.faults == FaultCounts()
 
 
 # ----------------------------------------------------------------------------- dirty data
 
 EXPECTED_RULES = {
-    Entity.PRODUCTS: {"not_null"},
-    Entity.ORDERS: {
+    "products": {"not_null"},
+    "orders": {
         "not_null",
         "parses_as_double",
         "parses_as_date",
@@ -336,7 +341,7 @@ EXPECTED_RULES = {
         "in_range",
         "date_matches_timestamp",
     },
-    Entity.ORDER_ITEMS: {
+    "order_items": {
         "not_null",
         "parses_as_int",
         "parses_as_date",
@@ -350,15 +355,15 @@ EXPECTED_RULES = {
 
 @pytest.mark.parametrize("entity", list(SCHEMAS))
 def test_dirt_breaks_every_rule_and_only_the_counted_rows(
-    dirty: GenerateSummary, entity: Entity
+    dirty: GenerateSummary, entity: str
 ) -> None:
     found = violations(dirty, entity)
     assert set(found) == EXPECTED_RULES[entity]
-    output = {o.entity: o for o in dirty.entities}[entity]
+    output = {o.name: o for o in dirty.entities}[entity]
     assert sum(found.values()) == output.faults.invalid_rows
 
 
-def by_key(summary: GenerateSummary, entity: Entity) -> dict[str, list[Row]]:
+def by_key(summary: GenerateSummary, entity: str) -> dict[str, list[Row]]:
     key = SCHEMAS[entity].primary_key[0]
     grouped: dict[str, list[Row]] = defaultdict(list)
     for row in rows(summary, entity):
@@ -369,9 +374,7 @@ def by_key(summary: GenerateSummary, entity: Entity) -> dict[str, list[Row]]:
 
 
 @pytest.mark.parametrize("entity", list(SCHEMAS))
-def test_dirt_duplicates_rows_within_and_across_files(
-    dirty: GenerateSummary, entity: Entity
-) -> None:
+def test_dirt_duplicates_rows_within_and_across_files(dirty: GenerateSummary, entity: str) -> None:
     in_file = cross_file = 0
     for copies in by_key(dirty, entity).values():
         for earlier, later in itertools.pairwise(copies):
@@ -380,14 +383,14 @@ def test_dirt_duplicates_rows_within_and_across_files(
                     in_file += 1
                 else:
                     cross_file += 1
-    faults = {o.entity: o for o in dirty.entities}[entity].faults
+    faults = {o.name: o for o in dirty.entities}[entity].faults
     assert in_file == faults.in_file_duplicates > 0
     assert cross_file == faults.cross_file_duplicates > 0
 
 
 def test_orders_are_corrected_in_later_files(dirty: GenerateSummary) -> None:
     corrections = moved = 0
-    for copies in by_key(dirty, Entity.ORDERS).values():
+    for copies in by_key(dirty, "orders").values():
         distinct = {tuple(r.record.values()): r for r in copies}
         if len(distinct) < 2:
             continue
@@ -406,7 +409,7 @@ def test_orders_are_corrected_in_later_files(dirty: GenerateSummary) -> None:
 
 def test_products_are_corrected_in_later_files(dirty: GenerateSummary) -> None:
     corrections = moved = 0
-    for copies in by_key(dirty, Entity.PRODUCTS).values():
+    for copies in by_key(dirty, "products").values():
         if len({tuple(r.record.values()) for r in copies}) < 2:
             continue
         original, correction = copies[0], copies[-1]
@@ -424,10 +427,10 @@ GENERATED_ORDERS = round(3_421_083 * DIRTY_SCALE)  # orders of the `dirty` fixtu
 
 
 def test_dirt_adds_orphan_items(dirty: GenerateSummary) -> None:
-    order_ids = {r.record["order_id"] for r in rows(dirty, Entity.ORDERS)}
+    order_ids = {r.record["order_id"] for r in rows(dirty, "orders")}
     orphans = [
         r.record
-        for r in rows(dirty, Entity.ORDER_ITEMS)
+        for r in rows(dirty, "order_items")
         if r.record["order_id"] is not None and int(r.record["order_id"]) > GENERATED_ORDERS
     ]
     assert len(orphans) == dirty.order_items.faults.orphans > 0
@@ -448,7 +451,7 @@ def spelling(timestamp: str | None) -> str | None:
 
 def test_dirt_spells_valid_timestamps_in_other_ways(dirty: GenerateSummary) -> None:
     spellings = Counter[str]()
-    for entity in (Entity.ORDERS, Entity.ORDER_ITEMS):
+    for entity in ("orders", "order_items"):
         schema = SCHEMAS[entity]
         for row in rows(dirty, entity):
             kind = spelling(row.record["order_timestamp"])
@@ -460,17 +463,17 @@ def test_dirt_spells_valid_timestamps_in_other_ways(dirty: GenerateSummary) -> N
 
 def test_dirt_adds_extra_columns_to_some_files(dirty: GenerateSummary) -> None:
     extra = {
-        Entity.PRODUCTS: "aisle_id",
-        Entity.ORDERS: "coupon_code",
-        Entity.ORDER_ITEMS: "unit_price",
+        "products": "aisle_id",
+        "orders": "coupon_code",
+        "order_items": "unit_price",
     }
     for output in dirty.entities:
-        with_extra = [p for p in output.files if extra[output.entity] in headers(p)]
+        with_extra = [p for p in output.files if extra[output.name] in headers(p)]
         assert 0 < len(with_extra) < len(output.files)
         assert len(with_extra) == output.faults.extra_column_files
         for path in output.files:
-            assert headers(path)[: len(SCHEMAS[output.entity].columns)] == list(
-                SCHEMAS[output.entity].column_names
+            assert headers(path)[: len(SCHEMAS[output.name].columns)] == list(
+                SCHEMAS[output.name].column_names
             )
 
 
@@ -495,10 +498,10 @@ def test_dirty_one_damages_every_row(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- the file writer
 
 
-def writer(directory: Path, rows_per_file: int) -> generator._CsvWriter:
-    created = generator._CsvWriter(
+def writer(directory: Path, rows_per_file: int) -> _writer.CsvWriter:
+    created = _writer.CsvWriter(
         directory=directory,
-        entity=Entity.PRODUCTS,
+        entity="products",
         columns=("product_id",),
         extra_columns=(),
         rows_per_file=rows_per_file,
@@ -566,5 +569,5 @@ def test_rejects_an_output_that_is_a_file(tmp_path: Path) -> None:
 
 def test_a_single_day_window_works(tmp_path: Path) -> None:
     summary = generate(tmp_path, scale=0.0005, start=date(2024, 2, 29), end=date(2024, 2, 29))
-    assert {r.record["date"] for r in rows(summary, Entity.ORDERS)} == {"2024-02-29"}
-    assert violations(summary, Entity.ORDER_ITEMS) == Counter()
+    assert {r.record["date"] for r in rows(summary, "orders")} == {"2024-02-29"}
+    assert violations(summary, "order_items") == Counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
-from ecommerce_lakehouse_cli.generator import MAX_SCALE, generate
+from ecommerce_lakehouse_datagen import MAX_SCALE, generate
 
 
 @pytest.mark.parametrize("scale", [1e308, 1e9, MAX_SCALE * 1.01, float("inf"), float("-inf")])

@@ -58,7 +58,7 @@ def test_glue_style_arguments_are_parsed_and_unknown_ones_ignored() -> None:
     assert args.options.lock_timeout_seconds == 30.0
     assert args.fail_on_error_checks is False
     assert args.result_key == "_runs/exec-42.json"
-    assert args.platform_options == {}
+    assert args.settings.lock_timeout == 30.0
 
 
 def test_the_first_argument_is_the_script_and_is_never_read() -> None:
@@ -66,7 +66,7 @@ def test_the_first_argument_is_the_script_and_is_never_read() -> None:
     # real argument.
     assert parse_arguments([SCRIPT, "--run_id", "r", "--lake", "s3://b"]).run_id == "r"
     assert parse_arguments(["--run_id", "r", "--lake", "s3://b"]).run_id != "r"
-    with pytest.raises(ConfigurationError, match=r"missing job argument.*--lake"):
+    with pytest.raises(ConfigurationError, match=r"missing setting lake: set --lake"):
         parse_arguments(["--lake", "s3://b/a"])
 
 
@@ -84,12 +84,10 @@ def test_platform_settings_come_from_the_job_arguments() -> None:
             "--athena_output", " ",
         ]
     )  # fmt: skip
-    assert args.platform_options == {
-        "glue_database": "shop_lake",
-        "region": "eu-west-1",
-        "query": "athena",
-        "athena_workgroup": "lakehouse",
-    }
+    settings = args.settings
+    assert (settings.glue_database, settings.region) == ("shop_lake", "eu-west-1")
+    assert (settings.query, settings.athena_workgroup) == ("athena", "lakehouse")
+    assert settings.athena_output is None  # blank: not given
 
 
 @pytest.mark.parametrize("name", [n for n in ARGUMENTS if "_" in n])
@@ -140,7 +138,7 @@ def test_the_local_parser_answers_as_glue_does(argv: list[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([SCRIPT], "missing job argument.*--lake"),
+        ([SCRIPT], "missing setting lake: set --lake"),
         ([SCRIPT, "--lake"], "--lake: expected one argument"),
         ([SCRIPT, "--lake", "x", "--schema_evolution", "merge"], "merge"),
         ([SCRIPT, "--lake", "x", "--steps", "ingest,upload"], "unknown pipeline step.*'upload'"),

@@ -12,10 +12,12 @@ import pytest
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.types import FileStatus
+from ecommerce_lakehouse.settings import LakeSettings, info_of, read_settings, settings_fields
+from ecommerce_lakehouse_glue.job import GlueJobSettings
 from ecommerce_lakehouse_lambdas import trigger
 from ecommerce_lakehouse_lambdas.archive import read_run_result
 from ecommerce_lakehouse_lambdas.errors import InvalidEvent, InvalidRunResult
-from ecommerce_lakehouse_lambdas.settings import TriggerSettings, aws_region
+from ecommerce_lakehouse_lambdas.settings import ArchiveSettings, TriggerSettings
 from ecommerce_lakehouse_lambdas.trigger import ObjectEvent, execution_name
 
 #: What the Lambda zips leave out (they hold our pure packages and boto3 only).
@@ -54,44 +56,94 @@ def test_the_handlers_import_no_engine_pyarrow_duckdb_or_di_framework() -> None:
 def test_missing_trigger_settings_are_one_clear_error() -> None:
     with pytest.raises(ConfigurationError) as raised:
         TriggerSettings.from_env({})
-    assert str(raised.value) == (
-        "the S3 trigger needs the environment variable(s) LAKEHOUSE_LAKE_ROOT, "
-        "LAKEHOUSE_STATE_MACHINE_ARN"
-    )
+    assert str(raised.value) == "missing setting lake: set LAKEHOUSE_LAKE"
     with pytest.raises(ConfigurationError, match="LAKEHOUSE_STATE_MACHINE_ARN"):
-        TriggerSettings.from_env({"LAKEHOUSE_LAKE_ROOT": "s3://shop-lake/lake"})
+        TriggerSettings.from_env({"LAKEHOUSE_LAKE": "s3://shop-lake/lake"})
+    # The old name is no longer read.
+    with pytest.raises(ConfigurationError, match=r"LAKEHOUSE_LAKE$"):
+        TriggerSettings.from_env(
+            {"LAKEHOUSE_LAKE_ROOT": "s3://shop-lake/lake", "LAKEHOUSE_STATE_MACHINE_ARN": ARN}
+        )
 
 
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"LAKEHOUSE_LAKE_ROOT": "/data/lake"}, "needs an s3://bucket"),
+        ({"LAKEHOUSE_LAKE": "/data/lake"}, "needs an s3://bucket"),
         ({"LAKEHOUSE_STATE_MACHINE_ARN": "lakehouse"}, "invalid LAKEHOUSE_STATE_MACHINE_ARN"),
-        ({"AWS_ENDPOINT_URL": "localhost:5000"}, "invalid AWS_ENDPOINT_URL"),
+        ({"AWS_ENDPOINT_URL": "localhost:5000"}, r"invalid LAKEHOUSE_ENDPOINT_URL \(or AWS_"),
+        ({"LAKEHOUSE_ENDPOINT_URL": "localhost:5000"}, "invalid LAKEHOUSE_ENDPOINT_URL"),
     ],
 )
 def test_malformed_trigger_settings_are_refused(environ: dict[str, str], message: str) -> None:
-    valid = {"LAKEHOUSE_LAKE_ROOT": "s3://shop-lake/lake", "LAKEHOUSE_STATE_MACHINE_ARN": ARN}
-    with pytest.raises(ConfigurationError, match=message):
+    valid = {"LAKEHOUSE_LAKE": "s3://shop-lake/lake", "LAKEHOUSE_STATE_MACHINE_ARN": ARN}
+    with pytest.raises(ConfigurationError, match=message) as raised:
         TriggerSettings.from_env({**valid, **environ})
+    assert "\n" not in str(raised.value)
 
 
 def test_trigger_settings_read_the_region_from_the_state_machine() -> None:
     settings = TriggerSettings.from_env(
-        {"LAKEHOUSE_LAKE_ROOT": " s3://shop-lake/lake/ ", "LAKEHOUSE_STATE_MACHINE_ARN": ARN}
+        {"LAKEHOUSE_LAKE": " s3://shop-lake/lake/ ", "LAKEHOUSE_STATE_MACHINE_ARN": ARN}
     )
-    assert (settings.lake.bucket, settings.lake.prefix) == ("shop-lake", "lake")
+    assert (settings.location.bucket, settings.location.prefix) == ("shop-lake", "lake")
+    assert settings.location.uri == "s3://shop-lake/lake"
     assert settings.region == "eu-west-1"
     assert settings.endpoint_url is None
     assert settings.execution_arn("run-1") == (
         "arn:aws:states:eu-west-1:123456789012:execution:lakehouse:run-1"
     )
+    assert settings == read_settings(
+        TriggerSettings,
+        {},
+        {"LAKEHOUSE_LAKE": "s3://shop-lake/lake/", "LAKEHOUSE_STATE_MACHINE_ARN": ARN},
+    )
+
+
+@pytest.mark.parametrize("cls", [TriggerSettings, ArchiveSettings])
+def test_the_lambdas_endpoint_is_lakehouse_endpoint_url_then_aws_endpoint_url(
+    cls: type[TriggerSettings | ArchiveSettings],
+) -> None:
+    base = {
+        "LAKEHOUSE_LAKE": "s3://shop-lake",
+        "LAKEHOUSE_STATE_MACHINE_ARN": ARN,
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://aws:4566",
+    }
+    assert cls.from_env(base).endpoint_url == "http://aws:4566"
+    both = {**base, "LAKEHOUSE_ENDPOINT_URL": "https://lake:9000"}
+    assert cls.from_env(both).endpoint_url == "https://lake:9000"
 
 
 def test_the_archive_function_needs_a_region() -> None:
-    assert aws_region({"AWS_DEFAULT_REGION": "us-east-2"}) == "us-east-2"
-    with pytest.raises(ConfigurationError, match="no AWS region"):
-        aws_region({})
+    assert ArchiveSettings.from_env({"AWS_DEFAULT_REGION": "us-east-2"}).region == "us-east-2"
+    environ = {"AWS_DEFAULT_REGION": "us-east-2", "AWS_REGION": "eu-west-1"}
+    assert ArchiveSettings.from_env(environ).region == "eu-west-1"
+    assert ArchiveSettings.from_env({**environ, "LAKEHOUSE_REGION": "eu-north-1"}).region == (
+        "eu-north-1"
+    )
+    with pytest.raises(ConfigurationError, match=r"missing setting region: .* AWS_REGION"):
+        ArchiveSettings.from_env({})
+
+
+@pytest.mark.parametrize("cls", [TriggerSettings, ArchiveSettings])
+def test_the_lambdas_settings_mean_what_the_same_settings_of_the_lake_mean(
+    cls: type[TriggerSettings | ArchiveSettings],
+) -> None:
+    # The settings table has one row per name: a shared name has one meaning and the same
+    # variables.
+    known = {
+        f.name: info_of(f)
+        for settings in (GlueJobSettings, LakeSettings)
+        for f in settings_fields(settings)
+    }
+    for field in settings_fields(cls):
+        info = info_of(field)
+        assert not info.flag and not info.job and info.env, field.name
+        if field.name in known:
+            assert info.meaning == known[field.name].meaning, field.name
+            if known[field.name].aws_env:
+                assert info.aws_env == known[field.name].aws_env, field.name
 
 
 def test_execution_names_are_deterministic_valid_and_distinct() -> None:
@@ -133,7 +185,7 @@ def test_s3_keys_are_url_decoded() -> None:
 )
 def test_events_that_are_not_s3_notifications_are_refused(event: Any) -> None:
     settings = TriggerSettings.from_env(
-        {"LAKEHOUSE_LAKE_ROOT": "s3://shop-lake", "LAKEHOUSE_STATE_MACHINE_ARN": ARN}
+        {"LAKEHOUSE_LAKE": "s3://shop-lake", "LAKEHOUSE_STATE_MACHINE_ARN": ARN}
     )
     with pytest.raises(InvalidEvent):
         trigger.Trigger(client=None, settings=settings)(event)

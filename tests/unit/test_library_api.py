@@ -31,8 +31,8 @@ def test_open_lake_finds_the_local_platform_and_polars_engine(tmp_path: Path) ->
 def test_unknown_adapters_are_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(lh.ConfigurationError, match=r"unknown engine 'nope' \(available: .*polars"):
         lh.open_lake(str(tmp_path), engine="nope")
-    with pytest.raises(lh.ConfigurationError, match="unknown platform 'mars'"):
-        lh.open_lake(str(tmp_path), platform="mars")
+    with pytest.raises(lh.ConfigurationError, match=r"unknown setting\(s\) 'mars' \(settings: "):
+        lh.open_lake(str(tmp_path), options={"mars": "red"})
     with pytest.raises(lh.ConfigurationError, match="must not be empty"):
         lh.open_lake(" ")
 
@@ -48,3 +48,19 @@ def test_run_result_serialises_for_orchestrators(tmp_path: Path) -> None:
     data = result.as_dict()
     assert data["run_id"] == "r1" and data["ok"] is True and data["files"] == []
     assert {c["check_name"] for c in data["checks"]} >= {"primary_key_unique"}  # type: ignore[union-attr]
+
+
+def test_a_closed_lake_refuses_work_in_one_line(tmp_path: Path) -> None:
+    with lh.open_lake(str(tmp_path)) as lake:
+        assert lake.sql("SELECT 1 AS one").num_rows == 1
+    with pytest.raises(lh.LakehouseError, match="is closed: open it again"):
+        lake.sql("SELECT 1")
+    lake.close()  # twice is harmless
+
+
+def test_typed_options_are_values_and_zero_is_not_missing(tmp_path: Path) -> None:
+    lake = lh.open_lake(
+        str(tmp_path), options={"lock_timeout": 0, "fk_severity": lh.Severity.ERROR}
+    )  # type: ignore[dict-item]
+    assert lake.settings.lock_timeout == 0.0
+    assert lake.settings.fk_severity is lh.Severity.ERROR

@@ -11,7 +11,6 @@ import pytest
 from ecommerce_lakehouse.application.archive import ArchiveFiles
 from ecommerce_lakehouse.application.discover import DiscoverFiles
 from ecommerce_lakehouse.application.pipeline import PIPELINE, RunPipeline
-from ecommerce_lakehouse.application.platform import Platform
 from ecommerce_lakehouse.application.run import (
     DiscoveredFile,
     FileOutcome,
@@ -27,8 +26,9 @@ from ecommerce_lakehouse.domain.errors import (
     LakehouseError,
     LockTimeout,
 )
-from ecommerce_lakehouse.domain.types import Entity, FileStatus, Severity
+from ecommerce_lakehouse.domain.types import FileStatus, Severity
 from ecommerce_lakehouse.domain.zones import ZonePaths
+from ecommerce_lakehouse.ports.platform import Platform
 from ecommerce_lakehouse.ports.storage import UnusableEntry
 from tests.fake_engine import InMemoryQueryService, InMemoryTableEngine
 from tests.fakes import InMemoryCatalogue, InMemoryLock, InMemoryObjectStorage
@@ -253,7 +253,7 @@ def test_archive_leaves_a_file_that_changed_since_it_was_read() -> None:
     storage.write_bytes("raw-data/orders_1.csv", b"new content")
     outcome = FileOutcome(
         file=DiscoveredFile(
-            key="raw-data/orders_1.csv", entity=Entity.ORDERS, size_bytes=3, checksum="old"
+            key="raw-data/orders_1.csv", entity="orders", size_bytes=3, checksum="old"
         ),
         status=FileStatus.LOADED,
         counts=RowCounts(),
@@ -509,7 +509,7 @@ def test_archive_leaves_a_file_a_writer_changes_during_the_move() -> None:
     storage.move = writer_goes_on  # type: ignore[method-assign]
     outcome = FileOutcome(
         file=DiscoveredFile(
-            key="raw-data/orders_1.csv", entity=Entity.ORDERS, size_bytes=11, checksum=read
+            key="raw-data/orders_1.csv", entity="orders", size_bytes=11, checksum=read
         ),
         status=FileStatus.LOADED,
         counts=RowCounts(),
@@ -697,7 +697,7 @@ def test_the_archive_step_moves_nowhere_but_archive_and_rejected(world: World) -
     outcome = FileOutcome(
         file=DiscoveredFile(
             key="raw-data/orders_1.csv",
-            entity=Entity.ORDERS,
+            entity="orders",
             size_bytes=len(ORDERS),
             checksum=world.storage.checksum("raw-data/orders_1.csv"),
         ),

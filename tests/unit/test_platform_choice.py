@@ -1,35 +1,63 @@
-"""Which platform a lake root and engine select, and how a local Spark session reaches S3."""
+"""Which query service a lake is composed with, and how a local Spark session reaches S3."""
 
 from __future__ import annotations
 
 import pytest
 
-from ecommerce_lakehouse.application.platform import platform_name_for
+from ecommerce_lakehouse.application.lake import _query_service
 from ecommerce_lakehouse.domain.errors import ConfigurationError
-from ecommerce_lakehouse_aws import create_platform
+from ecommerce_lakehouse.settings import LakeSettings
 from ecommerce_lakehouse_spark.session import s3a_settings
 
 
+class _Containers:
+    """Containers as the composition sees them: providers by name."""
+
+    def __init__(self, own: tuple[str, ...] = (), **services: str) -> None:
+        self._own = own
+        for name, service in services.items():
+            setattr(self, name, lambda service=service: service)
+
+    def query_services(self) -> tuple[str, ...]:
+        return self._own
+
+    def shutdown_resources(self) -> None:
+        pass
+
+
+LOCAL = _Containers(duckdb="duckdb on this machine")
+AWS = _Containers(duckdb="duckdb over s3", athena="athena")
+POLARS = _Containers()
+SPARK = _Containers(("spark",), spark="spark sql")
+
+
 @pytest.mark.parametrize(
-    ("root", "engine", "platform"),
+    ("platform", "engine", "query", "chosen"),
     [
-        ("/data/lake", "polars", "local"),
-        ("/data/lake", "spark", "spark-local"),
-        ("s3://bucket/lake", "polars", "aws"),
-        ("s3://bucket/lake", "spark", "spark-aws"),
-        ("s3://bucket", "other", "aws"),
+        (LOCAL, POLARS, None, "duckdb on this machine"),
+        (LOCAL, SPARK, None, "spark sql"),
+        (LOCAL, SPARK, "duckdb", "duckdb on this machine"),
+        (AWS, POLARS, None, "duckdb over s3"),
+        (AWS, POLARS, "athena", "athena"),
+        (AWS, SPARK, None, "spark sql"),
+        (AWS, SPARK, "athena", "athena"),
     ],
 )
-def test_the_engine_s_own_platform_is_chosen_when_installed(
-    root: str, engine: str, platform: str
+def test_the_query_setting_else_the_engine_s_own_sql_else_duckdb(
+    platform: _Containers, engine: _Containers, query: str | None, chosen: str
 ) -> None:
-    assert platform_name_for(root, engine) == platform
+    settings = LakeSettings(query=query)
+    assert _query_service(settings, platform, engine) == chosen  # type: ignore[arg-type]
 
 
-def test_spark_sql_on_the_plain_aws_platform_is_a_configuration_error() -> None:
-    options = {"region": "eu-west-1", "glue_database": "shop", "query": "spark"}
-    with pytest.raises(ConfigurationError, match="use --engine spark"):
-        create_platform("s3://bucket/lake", options)
+def test_spark_sql_without_the_spark_engine_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="choose the engine spark"):
+        _query_service(LakeSettings(query="spark"), AWS, POLARS)  # type: ignore[arg-type]
+
+
+def test_athena_on_a_directory_lake_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="needs an s3:// lake"):
+        _query_service(LakeSettings(query="athena"), LOCAL, POLARS)  # type: ignore[arg-type]
 
 
 def test_s3a_gets_the_emulator_endpoint_and_explicit_keys() -> None:

@@ -129,3 +129,11 @@ def test_foreign_key_checks_follow_the_references_declared_on_the_schemas() -> N
         all_checks(schemas=(PRODUCTS, ORDER_ITEMS))
     with pytest.raises(ValueError, match="reference id is not a foreign key"):
         replace(ORDER_ITEMS, references=(("id", "orders"),))
+
+
+def test_every_table_of_the_catalogue_has_its_own_name() -> None:
+    # A table name is a folder, a catalogue entry and a SQL name: two schemas (or a schema
+    # and an audit table) sharing one would write into each other.
+    from ecommerce_lakehouse.application.tables import TABLE_NAMES
+
+    assert len(set(TABLE_NAMES)) == len(TABLE_NAMES)

@@ -18,10 +18,14 @@ from typing import Any
 import pytest
 
 from ecommerce_lakehouse.application.pipeline import PIPELINE
+from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.types import Severity
 from ecommerce_lakehouse.domain.validation import ValidationPolicy, gate_sql
+from ecommerce_lakehouse.settings import LakeSettings, env_name, info_of, settings_fields
+from ecommerce_lakehouse_glue.job import GlueJobSettings
 from ecommerce_lakehouse_sfn import Integration, StateMachineSettings, build_definition
 from ecommerce_lakehouse_sfn.definition import definition_json, job_steps, placement
+from ecommerce_lakehouse_sfn.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "tests" / "snapshots" / "state_machine.json"
@@ -34,9 +38,9 @@ VALIDATOR = Path(
 
 VARIANTS = {
     "optimized": (StateMachineSettings(), Integration.OPTIMIZED),
-    "optimized-crawler": (StateMachineSettings(crawler_name="lake-crawler"), Integration.OPTIMIZED),
+    "optimized-crawler": (StateMachineSettings(crawler="lake-crawler"), Integration.OPTIMIZED),
     "polling": (StateMachineSettings(), Integration.POLLING),
-    "polling-crawler": (StateMachineSettings(crawler_name="lake-crawler"), Integration.POLLING),
+    "polling-crawler": (StateMachineSettings(crawler="lake-crawler"), Integration.POLLING),
 }
 
 
@@ -168,7 +172,7 @@ def test_no_loop_is_unbounded(definition: dict[str, Any]) -> None:
 
 
 def test_the_pipeline_definition_drives_the_states() -> None:
-    definition = build_definition(StateMachineSettings(crawler_name="c"))
+    definition = build_definition(StateMachineSettings(crawler="c"))
     states = definition["States"]
     assert definition["StartAt"] == "Ingest"
     job = states["Ingest"]
@@ -201,7 +205,7 @@ def test_without_a_crawler_archive_leads_to_validation() -> None:
 def test_catalogue_and_validate_each_run_in_exactly_one_place(
     crawler: str | None, integration: Integration
 ) -> None:
-    settings = StateMachineSettings(crawler_name=crawler)
+    settings = StateMachineSettings(crawler=crawler)
     states = build_definition(settings, integration)["States"]
     steps = states["Ingest"]["Parameters"]["Arguments"]["--steps"].split(",")
     assert tuple(steps) == job_steps(settings)
@@ -216,7 +220,7 @@ def test_catalogue_and_validate_each_run_in_exactly_one_place(
 
 
 def test_the_gate_runs_the_shared_validation_sql() -> None:
-    strict = StateMachineSettings(foreign_key_severity=Severity.ERROR)
+    strict = StateMachineSettings(fk_severity=Severity.ERROR)
     validate = build_definition(strict)["States"]["Validate"]
     assert validate["Parameters"]["QueryString"] == gate_sql(
         ValidationPolicy(foreign_key_severity=Severity.ERROR)
@@ -227,7 +231,7 @@ def test_the_gate_runs_the_shared_validation_sql() -> None:
 def test_names_come_from_the_environment_or_stay_placeholders() -> None:
     settings = StateMachineSettings.from_env(
         {
-            "LAKEHOUSE_LAKE_ROOT": "s3://shop-lake/prod",
+            "LAKEHOUSE_LAKE": "s3://shop-lake/prod",
             "LAKEHOUSE_GLUE_JOB": "shop-ingest",
             "LAKEHOUSE_CRAWLER": "shop-crawler",
         }
@@ -240,3 +244,75 @@ def test_names_come_from_the_environment_or_stay_placeholders() -> None:
     archive = definition["States"]["Archive"]["Parameters"]
     assert archive["FunctionName"] == "${ArchiveFunctionArn}"
     assert "${AthenaWorkGroup}" in json.dumps(definition["States"]["Validate"])
+
+
+def test_unset_names_stay_placeholders_and_the_defaults_are_the_settings_defaults() -> None:
+    assert StateMachineSettings.from_env({}) == StateMachineSettings()
+    settings = StateMachineSettings()
+    for name, (variable, where) in VARIABLES.items():
+        assert variable == env_name(name)
+        assert getattr(settings, name) == "${" + where + "}"
+    assert StateMachineSettings.from_env({"LAKEHOUSE_GLUE_JOB": "  "}).glue_job == "${GlueJobName}"
+
+
+def test_the_limits_and_the_severity_come_from_the_environment() -> None:
+    settings = StateMachineSettings.from_env(
+        {
+            "LAKEHOUSE_GLUE_TIMEOUT_SECONDS": "7200",
+            "LAKEHOUSE_LAMBDA_TIMEOUT_SECONDS": "600",
+            "LAKEHOUSE_VALIDATION_TIMEOUT_SECONDS": "300",
+            "LAKEHOUSE_GLUE_POLL_SECONDS": "10",
+            "LAKEHOUSE_ATHENA_POLL_SECONDS": "5",
+            "LAKEHOUSE_CRAWLER_POLL_SECONDS": "20",
+            "LAKEHOUSE_CRAWLER_MAX_POLLS": "9",
+            "LAKEHOUSE_FK_SEVERITY": "ERROR",
+        }
+    )
+    assert settings == StateMachineSettings(
+        glue_timeout_seconds=7200,
+        lambda_timeout_seconds=600,
+        validation_timeout_seconds=300,
+        glue_poll_seconds=10,
+        athena_poll_seconds=5,
+        crawler_poll_seconds=20,
+        crawler_max_polls=9,
+        fk_severity=Severity.ERROR,
+    )
+    assert build_definition(settings)["TimeoutSeconds"] == 7200 + 600 + 300 + 20 * 9
+    # The library's Athena query timeout is another setting.
+    assert StateMachineSettings.from_env({"LAKEHOUSE_ATHENA_TIMEOUT_SECONDS": "5"}) == (
+        StateMachineSettings()
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"LAKEHOUSE_LAKE": "/data/lake"}, "LAKEHOUSE_LAKE must be an s3:// lake root"),
+        ({"LAKEHOUSE_FK_SEVERITY": "loud"}, "invalid LAKEHOUSE_FK_SEVERITY 'loud'"),
+        ({"LAKEHOUSE_GLUE_POLL_SECONDS": "0.5"}, "invalid LAKEHOUSE_GLUE_POLL_SECONDS '0.5'"),
+        (
+            {"LAKEHOUSE_CRAWLER_MAX_POLLS": "0"},
+            "crawler_max_polls (LAKEHOUSE_CRAWLER_MAX_POLLS) must be at least 1",
+        ),
+    ],
+)
+def test_malformed_state_machine_settings_are_one_line_errors(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        StateMachineSettings.from_env(environ)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_the_state_machine_settings_mean_what_the_same_settings_of_the_lake_mean() -> None:
+    # The settings table has one row per name: a shared name has one meaning.
+    known = {
+        f.name: info_of(f).meaning
+        for settings in (GlueJobSettings, LakeSettings)
+        for f in settings_fields(settings)
+    }
+    for field in settings_fields(StateMachineSettings):
+        info = info_of(field)
+        assert not info.flag and not info.job and info.env, field.name
+        assert info.meaning == known.get(field.name, info.meaning), field.name

@@ -123,7 +123,7 @@ class IngestFiles(Generic[FrameT]):
         outcomes.extend(rejected)
         ingest = _IngestEntity(self._engine, self._storage, self._clock, self._progress)
         for schema in SCHEMAS:
-            taken = [f for f in files if f.entity is schema.entity]
+            taken = [f for f in files if f.entity == schema.entity]
             if taken:
                 self._progress("ingest", f"{schema.name}: {len(taken)} file(s)")
                 outcomes.extend(ingest(schema, taken, run, checksums, plan))

@@ -1,17 +1,23 @@
-"""The library facade: ``open_lake(root, engine=...)`` and the :class:`Lake` it returns."""
+"""The library facade and composition root: ``open_lake`` and the :class:`Lake` it returns.
+
+``open_lake(root, engine=...)`` reads the :class:`LakeSettings` (options, then the
+environment), takes the platform container of the root's kind (``local`` for a directory,
+``aws`` for ``s3://``) and the engine's container, picks the query service, and hands the
+ports to the use cases. The containers are found by those names in the entry-point groups
+``ecommerce_lakehouse.platforms`` and ``ecommerce_lakehouse.engines``, where a third-party
+engine registers its own (docs/architecture.md#wiring).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import replace
+from importlib.metadata import entry_points
+from types import TracebackType
 from typing import Any
 
 from ecommerce_lakehouse.application.pipeline import RunPipeline
-from ecommerce_lakehouse.application.platform import (
-    Platform,
-    load_engine_factory,
-    load_platform_factory,
-    platform_name_for,
-)
 from ecommerce_lakehouse.application.run import (
     ProgressCallback,
     RunOptions,
@@ -22,18 +28,64 @@ from ecommerce_lakehouse.application.run import (
 )
 from ecommerce_lakehouse.application.tables import EnsureTables, table_ref
 from ecommerce_lakehouse.application.validate import ValidateTables
-from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.validation import CheckResult, ValidationPolicy
 from ecommerce_lakehouse.ports.engine import CommitRecord, TableEngine
-from ecommerce_lakehouse.ports.query import TabularResult
+from ecommerce_lakehouse.ports.platform import (
+    EngineContainer,
+    EngineFactory,
+    Platform,
+    PlatformContainer,
+    PlatformFactory,
+)
+from ecommerce_lakehouse.ports.query import QueryService, TabularResult
+from ecommerce_lakehouse.settings import LakeSettings, read_settings
+
+ENGINE_GROUP = "ecommerce_lakehouse.engines"
+PLATFORM_GROUP = "ecommerce_lakehouse.platforms"
 
 
 class Lake:
     """One lake root, with the engine and platform adapters chosen for it."""
 
-    def __init__(self, *, engine: TableEngine[Any], platform: Platform) -> None:
+    def __init__(
+        self,
+        *,
+        engine: TableEngine[Any],
+        platform: Platform,
+        settings: LakeSettings | None = None,
+        resources: EngineContainer | None = None,
+    ) -> None:
         self.engine = engine
         self.platform = platform
+        self.settings = settings or LakeSettings()
+        self._resources = resources
+        self._closed = False
+
+    def close(self) -> None:
+        """Release what opening the lake started; a closed lake refuses further work.
+
+        The last open lake out stops a Spark session that a lake started.
+        """
+        self._closed = True
+        if self._resources is not None:
+            self._resources.shutdown_resources()
+            self._resources = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LakehouseError(f"the lake {self.root} is closed: open it again")
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @property
     def root(self) -> str:
@@ -43,13 +95,34 @@ class Lake:
     def run(
         self, options: RunOptions | None = None, *, progress: ProgressCallback = no_progress
     ) -> RunResult:
-        """Run the whole pipeline (discover, ingest, archive, catalogue, validate, report)."""
-        return RunPipeline(engine=self.engine, platform=self.platform, progress=progress)(options)
+        """Run the whole pipeline (discover, ingest, archive, catalogue, validate, report).
+
+        Without options the lake's settings give them (:meth:`run_options`).
+        """
+        self._check_open()
+        pipeline = RunPipeline(engine=self.engine, platform=self.platform, progress=progress)
+        return pipeline(options or self.run_options())
+
+    def run_options(self) -> RunOptions:
+        """The run options the lake's settings give (schema evolution, severities, lock)."""
+        return RunOptions(
+            evolution=self.settings.schema_evolution,
+            policy=ValidationPolicy(foreign_key_severity=self.settings.fk_severity),
+            lock_timeout_seconds=self.settings.lock_timeout,
+        )
 
     def validate(
-        self, policy: ValidationPolicy | None = None, *, lock_timeout_seconds: float = 60.0
+        self, policy: ValidationPolicy | None = None, *, lock_timeout_seconds: float | None = None
     ) -> list[CheckResult]:
-        """Run the table validation checks only, recording them under a new run id."""
+        """Run the table validation checks only, recording them under a new run id.
+
+        The policy and lock timeout default to the lake's settings.
+        """
+        self._check_open()
+        defaults = self.run_options()
+        policy = policy or defaults.policy
+        if lock_timeout_seconds is None:
+            lock_timeout_seconds = defaults.lock_timeout_seconds
         run_id = new_run_id(utc_now())
         with self.platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout_seconds):
             EnsureTables(self.engine, self.platform.storage)()
@@ -58,36 +131,107 @@ class Lake:
 
     def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> TabularResult:
         """Run SQL over the lake's tables (an Arrow table with the local adapters)."""
+        self._check_open()
         return self.platform.query.sql(query, as_of=as_of)
 
     def history(self, table: str, limit: int | None = None) -> list[CommitRecord]:
         """The Delta history of a table, newest first."""
+        self._check_open()
         return self.engine.history(table_ref(self.platform.storage, table), limit)
 
 
 def open_lake(
     root: str,
     *,
-    engine: str = "polars",
-    platform: str | None = None,
-    options: Mapping[str, str] | None = None,
+    engine: str | None = None,
+    options: Mapping[str, str | None] | None = None,
+    settings: LakeSettings | None = None,
 ) -> Lake:
-    """Open a lake root with the named engine; adapters are found through entry points.
+    """Open a lake root: its platform's and engine's adapters, composed.
 
     Args:
         root: a directory or an ``s3://bucket[/prefix]`` URI.
-        engine: ``polars`` (the embedded default) or another installed engine.
-        platform: the platform adapters; chosen from the root and engine when None
-            (``aws`` for ``s3://``, else ``<engine>-local`` when installed, else ``local``).
-        options: adapter options (credentials, endpoints, ...).
+        engine: ``polars`` (the embedded default) or another installed engine; overrides
+            the ``engine`` setting.
+        options: settings by name (docs/settings.md: ``glue_database``, ``query``,
+            ``region``, ...), read like flags: they win over ``LAKEHOUSE_*`` variables.
+        settings: settings already read (a composition root that read them itself);
+            ``options`` and the environment are then not read.
 
     Raises:
-        ConfigurationError: the root is empty or an adapter is not installed.
+        ConfigurationError: the root is empty, a setting is invalid, or an adapter is not
+            installed.
     """
     if not root or not root.strip():
         raise ConfigurationError("the lake root must not be empty")
-    opts = dict(options or {})
-    chosen = platform or platform_name_for(root, engine)
-    built = load_platform_factory(chosen)(root, opts)
-    table_engine = load_engine_factory(engine)(built.storage, opts)
-    return Lake(engine=table_engine, platform=built)
+    if settings is None:
+        settings = read_settings(LakeSettings, dict(options or {}), os.environ)
+    if engine is not None:
+        settings = replace(settings, engine=engine)
+    kind = "aws" if root.startswith("s3://") else "local"
+    platform = load_platform(kind)(root, settings)
+    storage = platform.storage()
+    engines = load_engine(settings.engine)(settings, storage)
+    try:
+        query = _query_service(settings, platform, engines)
+        ports = Platform(
+            storage=storage, catalogue=platform.catalogue(), query=query, lock=platform.lock()
+        )
+        table_engine = engines.engine()
+    except BaseException:
+        engines.shutdown_resources()
+        raise
+    return Lake(engine=table_engine, platform=ports, settings=settings, resources=engines)
+
+
+def _query_service(
+    settings: LakeSettings, platform: PlatformContainer, engines: EngineContainer
+) -> QueryService:
+    # The query setting, else the engine's own SQL (Spark SQL), else DuckDB on this machine.
+    own = engines.query_services()
+    name = settings.query or (own or ("duckdb",))[0]
+    owner: Any = engines if name in own else platform
+    provider = getattr(owner, name, None)
+    if provider is None:
+        if name == "spark":
+            raise ConfigurationError(
+                "query 'spark' runs SQL in the Spark engine's session: choose the engine "
+                "spark (--engine spark), or the query service duckdb or athena"
+            )
+        raise ConfigurationError(f"query '{name}' needs an s3:// lake (Amazon Athena)")
+    service: QueryService = provider()
+    return service
+
+
+def load_platform(name: str) -> PlatformFactory:
+    """The factory of the platform registered as ``name`` (``local``, ``aws``), imported now.
+
+    Raises:
+        ConfigurationError: no such platform is installed, or it cannot be imported.
+    """
+    factory: PlatformFactory = _load(PLATFORM_GROUP, name)
+    return factory
+
+
+def load_engine(name: str) -> EngineFactory:
+    """The factory of the engine registered as ``name`` (``polars``, ``spark``), imported now.
+
+    Raises:
+        ConfigurationError: no such engine is installed, or it cannot be imported.
+    """
+    factory: EngineFactory = _load(ENGINE_GROUP, name)
+    return factory
+
+
+def _load(group: str, name: str) -> Any:
+    found = {ep.name: ep for ep in entry_points(group=group)}
+    if name not in found:
+        available = ", ".join(sorted(found)) or "none installed"
+        kind = "engine" if group == ENGINE_GROUP else "platform"
+        raise ConfigurationError(f"unknown {kind} {name!r} (available: {available})")
+    try:
+        return found[name].load()
+    except (ImportError, AttributeError) as error:
+        raise ConfigurationError(
+            f"the '{name}' adapter is installed but cannot be imported: {error}"
+        ) from error

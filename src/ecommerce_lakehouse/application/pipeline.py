@@ -16,7 +16,6 @@ from typing import Generic
 from ecommerce_lakehouse.application.archive import ArchiveFiles
 from ecommerce_lakehouse.application.discover import DiscoverFiles
 from ecommerce_lakehouse.application.ingest import IngestFiles
-from ecommerce_lakehouse.application.platform import Platform
 from ecommerce_lakehouse.application.register import RegisterTables
 from ecommerce_lakehouse.application.run import (
     Clock,
@@ -37,6 +36,7 @@ from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.validation import CheckResult
 from ecommerce_lakehouse.domain.zones import ZonePaths
 from ecommerce_lakehouse.ports.engine import FrameT, RunContext, TableEngine
+from ecommerce_lakehouse.ports.platform import Platform
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,8 @@ from typing import Any
 
 from ecommerce_lakehouse.domain.audit import COUNT_FIELDS, IngestLogEntry, RowCounts
 from ecommerce_lakehouse.domain.errors import ConfigurationError
-from ecommerce_lakehouse.domain.types import Entity, FileStatus, SchemaEvolution, Severity
+from ecommerce_lakehouse.domain.schemas import NO_ENTITY, entity_named, entity_names
+from ecommerce_lakehouse.domain.types import FileStatus, SchemaEvolution, Severity
 from ecommerce_lakehouse.domain.validation import CheckResult, ValidationPolicy
 
 Clock = Callable[[], datetime]
@@ -83,7 +84,8 @@ class DiscoveredFile:
 
     Attributes:
         key: its key in ``raw-data/``.
-        entity: the entity its folder or name gives (None when none does).
+        entity: the entity its folder or name gives, one of the catalogue's (None when
+            none does).
         size_bytes: its size when listed.
         checksum: the SHA-256 of its content.
         version: the store's version token when it was listed (see ``ObjectInfo``); a file
@@ -91,10 +93,15 @@ class DiscoveredFile:
     """
 
     key: str
-    entity: Entity | None
+    entity: str | None
     size_bytes: int
     checksum: str
     version: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # The entity is logged, reported and becomes an archive folder: a catalogue name.
+        if self.entity is not None and self.entity not in entity_names():
+            raise ValueError(f"{self.key}: unknown entity {self.entity!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +125,7 @@ class FileOutcome:
         """The ``ingest_log`` row of this outcome."""
         return IngestLogEntry(
             run_id=run_id,
-            entity=self.file.entity.value if self.file.entity else "unknown",
+            entity=self.file.entity or NO_ENTITY,
             source_path=self.file.key,
             size_bytes=self.file.size_bytes,
             checksum=self.file.checksum,
@@ -190,7 +197,7 @@ class RunResult:
             "files": [
                 {
                     "source_path": f.file.key,
-                    "entity": f.file.entity.value if f.file.entity else None,
+                    "entity": f.file.entity,
                     "status": f.status.value,
                     "checksum": f.file.checksum,
                     "size_bytes": f.file.size_bytes,
@@ -323,7 +330,7 @@ def _file_outcome(
     return FileOutcome(
         file=DiscoveredFile(
             key=key,
-            entity=Entity.from_str(entity) if entity else None,
+            entity=entity_named(entity) if entity else None,
             size_bytes=_integer(item, "size_bytes", what),
             checksum=_text(item, "checksum", optional=unread) or "",
         ),

@@ -25,17 +25,20 @@ class MergeAction(enum.Enum):
     UNCHANGED = "unchanged"
 
 
-#: One-byte codes of the actions, for engines that tag each survivor with its action (a
-#: column of action names would cost 16 bytes a row).
-ACTION_CODES: Mapping[MergeAction, int] = {action: code for code, action in enumerate(MergeAction)}
-_ACTIONS_BY_CODE = {code: action for action, code in ACTION_CODES.items()}
+def counts_by_file(tallies: Iterable[tuple[str, MergeAction, int]]) -> dict[str, RowCounts]:
+    """Per-file MERGE counts from ``(source file, action, rows)`` tallies.
 
+    Args:
+        tallies: the rows of each action from each file, one tally per file and action
+            (a later one replaces an earlier).
 
-def counts_by_file(tallies: Iterable[Sequence[Any]]) -> dict[str, RowCounts]:
-    """Per-file MERGE counts from ``(source file, action code, rows)`` tallies."""
+    Returns:
+        Inserted, updated and unchanged rows per source file; actions a file has no
+        tally for count 0.
+    """
     by_file: dict[str, dict[MergeAction, int]] = {}
-    for file, code, rows in tallies:
-        by_file.setdefault(str(file), {})[_ACTIONS_BY_CODE[int(code)]] = int(rows)
+    for file, action, rows in tallies:
+        by_file.setdefault(file, {})[action] = rows
     return {
         file: RowCounts(
             inserted=t.get(MergeAction.INSERT, 0),

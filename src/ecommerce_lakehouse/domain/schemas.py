@@ -1,12 +1,19 @@
-"""The curated table schemas and their row rules, dedup and MERGE specs.
+"""The entity catalogue: the curated table schemas and their row rules, dedup and MERGE specs.
 
 See docs/contract.md#input-schemas.
+
+An entity is a name a :class:`TableSchema` of ``SCHEMAS`` declares, nothing else: discovery,
+ingestion, the checks, the query services, the state machine and the crawler targets all
+follow ``SCHEMAS``, so a new entity is one more schema here.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from ecommerce_lakehouse.domain.audit import AUDIT_TABLES
+from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.rules import (
     DateMatchesTimestamp,
     FieldCount,
@@ -17,7 +24,7 @@ from ecommerce_lakehouse.domain.rules import (
     ParsesAs,
     RowRule,
 )
-from ecommerce_lakehouse.domain.types import Column, ColumnType, Entity
+from ecommerce_lakehouse.domain.types import Column, ColumnType
 from ecommerce_lakehouse.domain.values import HIVE_DEFAULT_PARTITION, MAX_PARTITION_VALUE_BYTES
 
 #: Lineage columns on every curated table.
@@ -33,6 +40,12 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
     Column(name=RUN_ID, type=ColumnType.STRING),
 )
 RESCUED_COLUMN = Column(name=RESCUED_DATA, type=ColumnType.STRING)
+
+#: An entity name is a table name, a raw-data/ and archive/ folder and an unquoted SQL
+#: identifier in every engine: lower-case letters, digits and underscores.
+_ENTITY_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+#: What ``ingest_log.entity`` and the archive folder say for a file that names no entity.
+NO_ENTITY = "unknown"
 
 #: Engine-internal columns carried through staging (never stored in curated tables).
 LINE_NUMBER = "_line_number"
@@ -84,7 +97,9 @@ class TableSchema:
     """A curated table: columns, key, partitioning, ordering and rules.
 
     Attributes:
-        entity: the raw entity feeding this table.
+        entity: the raw entity feeding this table, also the table's name: lower-case
+            letters, digits and underscores, starting with a letter, and neither an audit
+            table's name nor ``unknown``.
         columns: business columns in table order.
         primary_key: key columns.
         partition_column: the Delta partition column.
@@ -93,11 +108,12 @@ class TableSchema:
         value_rules: value rules (ranges) checked after the required columns.
         foreign_keys: columns that reference another entity's key; they are required.
         references: ``(column, parent table)`` for the foreign keys whose parent is a curated
-            table of the lake: each becomes a ``<column>_in_<parent>`` validation check.
+            table of the lake (matched against its one-column primary key): each becomes a
+            ``<column>_in_<parent>`` validation check.
         rules: row rules in evaluation order (the first broken one is reported).
     """
 
-    entity: Entity
+    entity: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
     partition_column: str
@@ -109,17 +125,24 @@ class TableSchema:
     rules: tuple[RowRule, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        if not _ENTITY_NAME.fullmatch(self.entity):
+            raise ValueError(
+                f"entity name {self.entity!r} is not a lower-case identifier of at most 63 "
+                "characters"
+            )
+        if self.entity == NO_ENTITY or self.entity in {a.name for a in AUDIT_TABLES}:
+            raise ValueError(f"entity name {self.entity!r} is taken by the lake itself")
         names = self.column_names
         if len(set(names)) != len(names):
-            raise ValueError(f"{self.entity.value}: duplicate column names")
+            raise ValueError(f"{self.entity}: duplicate column names")
         for name in (*self.primary_key, self.partition_column, *self.foreign_keys):
             if name not in names:
-                raise ValueError(f"{self.entity.value}: unknown column {name}")
+                raise ValueError(f"{self.entity}: unknown column {name}")
         for name, _ in self.references:
             if name not in self.foreign_keys:
-                raise ValueError(f"{self.entity.value}: reference {name} is not a foreign key")
+                raise ValueError(f"{self.entity}: reference {name} is not a foreign key")
         if self.ordering_column is not None and self.ordering_column not in names:
-            raise ValueError(f"{self.entity.value}: unknown ordering column")
+            raise ValueError(f"{self.entity}: unknown ordering column")
         object.__setattr__(self, "rules", self._build_rules())
 
     def _build_rules(self) -> tuple[RowRule, ...]:
@@ -149,7 +172,7 @@ class TableSchema:
     @property
     def name(self) -> str:
         """The table name (same as the entity)."""
-        return self.entity.value
+        return self.entity
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -194,14 +217,14 @@ def _c(name: str, type_: ColumnType = ColumnType.STRING) -> Column:
 
 
 PRODUCTS = TableSchema(
-    entity=Entity.PRODUCTS,
+    entity="products",
     columns=(_c("product_id"), _c("department_id"), _c("department"), _c("product_name")),
     primary_key=("product_id",),
     partition_column="department",
 )
 
 ORDERS = TableSchema(
-    entity=Entity.ORDERS,
+    entity="orders",
     columns=(
         _c("order_num"),
         _c("order_id"),
@@ -219,7 +242,7 @@ ORDERS = TableSchema(
 )
 
 ORDER_ITEMS = TableSchema(
-    entity=Entity.ORDER_ITEMS,
+    entity="order_items",
     columns=(
         _c("id"),
         _c("order_id"),
@@ -245,3 +268,27 @@ ORDER_ITEMS = TableSchema(
 
 #: Schemas in ingestion order (products, then orders, then order_items).
 SCHEMAS: tuple[TableSchema, ...] = (PRODUCTS, ORDERS, ORDER_ITEMS)
+
+
+def entity_names() -> tuple[str, ...]:
+    """The catalogue's entity names, in ingestion order."""
+    return tuple(schema.name for schema in SCHEMAS)
+
+
+def entity_named(value: str) -> str:
+    """The catalogue's entity that ``value`` names, read case-insensitively.
+
+    Args:
+        value: an entity name as a document or a user spells it.
+
+    Returns:
+        The entity's name as the catalogue declares it.
+
+    Raises:
+        ConfigurationError: no schema of the catalogue has that name; the message lists them.
+    """
+    wanted = value.strip().lower()
+    names = entity_names()
+    if wanted in names:
+        return wanted
+    raise ConfigurationError(f"invalid entity '{value}': expected one of {', '.join(names)}")

@@ -33,14 +33,6 @@ class ColumnType(_ParsableEnum):
     TIMESTAMP = "timestamp"
 
 
-class Entity(_ParsableEnum):
-    """The three raw entities, in ingestion order."""
-
-    PRODUCTS = "products"
-    ORDERS = "orders"
-    ORDER_ITEMS = "order_items"
-
-
 class SchemaEvolution(_ParsableEnum):
     """What happens to CSV columns not in the table schema (docs/contract.md#reading-files)."""
 

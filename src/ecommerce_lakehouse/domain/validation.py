@@ -141,9 +141,12 @@ def table_checks(schema: TableSchema) -> list[Check]:
 
 
 def _foreign_key(child: TableSchema, column: str, parent: TableSchema, severity: Severity) -> Check:
+    # A foreign key points at the parent's one-column primary key, whatever its name
+    # (orders.user_id -> customers.customer_id); all_checks refuses composite parents.
+    (parent_key,) = parent.primary_key
     orphan = (
-        f"FROM {child.name} c LEFT JOIN {parent.name} p ON c.{column} = p.{column} "
-        f"WHERE c.{column} IS NOT NULL AND p.{column} IS NULL"
+        f"FROM {child.name} c LEFT JOIN {parent.name} p ON c.{column} = p.{parent_key} "
+        f"WHERE c.{column} IS NOT NULL AND p.{parent_key} IS NULL"
     )
     key = child.primary_key[0]
     return Check(
@@ -160,10 +163,12 @@ def all_checks(
 ) -> list[Check]:
     """Every check (docs/contract.md#validation), tables first, then cross-table foreign keys.
 
-    The foreign-key checks follow each schema's ``references``, in schema order.
+    The foreign-key checks follow each schema's ``references``, in schema order; each
+    compares the child's column with the parent's primary key.
 
     Raises:
-        ValueError: a reference names a table that is not among ``schemas``.
+        ValueError: a reference names a table that is not among ``schemas``, or one whose
+            primary key has more than one column.
     """
     policy = policy or ValidationPolicy()
     by_name = {schema.name: schema for schema in schemas}
@@ -172,6 +177,8 @@ def all_checks(
         for column, parent in child.references:
             if parent not in by_name:
                 raise ValueError(f"{child.name}.{column} references unknown table {parent}")
+            if len(by_name[parent].primary_key) != 1:
+                raise ValueError(f"{child.name}.{column} references {parent}: a composite key")
             checks.append(_foreign_key(child, column, by_name[parent], policy.foreign_key_severity))
     return checks
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ecommerce_lakehouse.domain.errors import PathOutsideLake
-from ecommerce_lakehouse.domain.types import Entity
+from ecommerce_lakehouse.domain.schemas import NO_ENTITY, entity_names
 
 RAW = "raw-data"
 PROCESSED = "lakehouse-dwh"
@@ -42,21 +42,22 @@ def audit_key(table: str) -> str:
     return f"{AUDIT}/{table}"
 
 
-def entity_of(key: str) -> Entity | None:
+def entity_of(key: str) -> str | None:
     """Entity of a raw key: from its folder, else from its file-name prefix.
 
-    ``order_items`` wins over ``orders`` for ``order_items_*.csv``. Returns None for an
-    unknown entity.
+    The names are the catalogue's (``schemas.SCHEMAS``). The longest name that fits wins:
+    ``order_items`` over ``orders`` for ``order_items_*.csv``. Returns None for an unknown
+    entity.
     """
     folder, _, name = key.removeprefix(f"{RAW}/").rpartition("/")
-    by_value = {e.value: e for e in Entity}
-    if folder.lower() in by_value:
-        return by_value[folder.lower()]
+    names = entity_names()
+    if folder.lower() in names:
+        return folder.lower()
     lowered = name.lower()
     # Longest name first, so ``order_items_*.csv`` is not taken for ``orders``.
-    for value in sorted(by_value, key=len, reverse=True):
-        if lowered.startswith(value):
-            return by_value[value]
+    for entity in sorted(names, key=len, reverse=True):
+        if lowered.startswith(entity):
+            return entity
     return None
 
 
@@ -123,16 +124,22 @@ class ZonePaths:
     run_id: str
     started_at: datetime
 
-    def archive(self, entity: Entity | None, raw_key: str, *, keep_folder: bool = False) -> str:
+    def archive(self, entity: str | None, raw_key: str, *, keep_folder: bool = False) -> str:
         """``archive/<entity>/<YYYY>/<MM>/<DD>/<run_id>/[<raw folder>/]<file name>``.
 
         Args:
-            entity: the file's entity (``unknown`` when None).
+            entity: the file's entity, one of the catalogue's (``unknown`` when None).
             raw_key: the file's key in ``raw-data/``.
             keep_folder: keep the file's folder under ``raw-data/``, for a run that holds two
                 files of the same name (``raw-data/products/a.csv`` and ``raw-data/a.csv``).
+
+        Raises:
+            ValueError: ``entity`` is not one of the catalogue's.
         """
-        folder = entity.value if entity else "unknown"
+        # The entity becomes a folder: only the catalogue's names, which are identifiers.
+        if entity is not None and entity not in entity_names():
+            raise ValueError(f"unknown entity {entity!r}")
+        folder = entity or NO_ENTITY
         day = self.started_at.strftime("%Y/%m/%d")
         return f"{ARCHIVE}/{folder}/{day}/{self.run_id}/{_relative(raw_key, keep_folder)}"
 

@@ -8,15 +8,14 @@ the same domain objects (rules, dedup and MERGE specs) to its own expressions.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ecommerce_lakehouse.domain.audit import AuditTable, RowCounts
 from ecommerce_lakehouse.domain.schemas import TableSchema
-from ecommerce_lakehouse.domain.types import Column, Entity, SchemaEvolution
+from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
 
 FrameT = TypeVar("FrameT")
 
@@ -39,109 +38,6 @@ def decode_merge_counts(text: str) -> dict[str, RowCounts]:
     return {key: RowCounts(**value) for key, value in json.loads(text).items()}
 
 
-#: Keys of a Delta ``commitInfo`` that are not user metadata (Delta protocol, delta-rs, Spark).
-COMMIT_INFO_KEYS = frozenset(
-    {
-        "version",
-        "timestamp",
-        "inCommitTimestamp",
-        "operation",
-        "operationParameters",
-        "operationMetrics",
-        "readVersion",
-        "isolationLevel",
-        "isBlindAppend",
-        "engineInfo",
-        "clientVersion",
-        "userId",
-        "userName",
-        "job",
-        "notebook",
-        "clusterId",
-        "txnId",
-        "tags",
-        "userMetadata",
-    }
-)
-
-
-def user_metadata(commit_info: Mapping[str, Any]) -> dict[str, str]:
-    """The custom metadata of a Delta commit, whichever engine wrote it.
-
-    delta-rs stores custom metadata as top-level ``commitInfo`` keys; Spark can only store
-    one ``userMetadata`` string, which engines fill with a JSON object of the same keys.
-    Both forms are read here, so either engine reads the metadata the other wrote.
-
-    Args:
-        commit_info: the ``commitInfo`` action of a commit (or a history entry holding its
-            keys).
-
-    Returns:
-        Every non-reserved key, with non-text values as JSON, plus the keys of a
-        ``userMetadata`` JSON object; a ``userMetadata`` that is not a JSON object is kept
-        under ``userMetadata``.
-    """
-    metadata = {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in commit_info.items()
-        if key not in COMMIT_INFO_KEYS
-    }
-    user = commit_info.get("userMetadata")
-    if isinstance(user, str):
-        try:
-            parsed = json.loads(user)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            metadata.update(
-                {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
-            )
-        else:
-            metadata["userMetadata"] = user
-    return metadata
-
-
-_INTEGER = re.compile(r"-?[0-9]+")
-_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-#: Spark metric names whose delta-rs counterpart is not their plain snake_case form.
-_METRIC_ALIASES: Mapping[str, Mapping[str, str]] = {
-    "WRITE": {"numFiles": "num_added_files", "numOutputRows": "num_added_rows"},
-    "OPTIMIZE": {"numAddedFiles": "num_files_added", "numRemovedFiles": "num_files_removed"},
-}
-
-
-def operation_metrics(operation: str, metrics: Mapping[str, Any]) -> dict[str, int]:
-    """The integer operation metrics of a commit, named as delta-rs names them.
-
-    delta-rs writes snake_case names and integers (``num_target_rows_inserted``); Spark
-    writes camelCase names and text (``numTargetRowsInserted``: ``"3"``). Names are
-    converted to snake_case, and the few Spark metrics delta-rs calls differently (a
-    WRITE's ``numOutputRows`` is delta-rs's ``num_added_rows``) are renamed, so callers
-    can read the metrics of a commit whichever engine made it.
-
-    Args:
-        operation: the commit's operation (``WRITE``, ``MERGE``, ``OPTIMIZE``, ...).
-        metrics: the commit's ``operationMetrics``.
-
-    Returns:
-        The integer-valued metrics (text holding an integer counts); others are dropped.
-    """
-    aliases = _METRIC_ALIASES.get(operation, {})
-    result: dict[str, int] = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int):
-            number = value
-        elif isinstance(value, str) and _INTEGER.fullmatch(value):
-            number = int(value)
-        else:
-            continue
-        name = aliases.get(key) or _CAMEL_HUMP.sub("_", key).lower()
-        result[name] = number
-    return result
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SourceFile:
     """A raw file selected for ingestion.
@@ -158,7 +54,7 @@ class SourceFile:
 
     key: str
     uri: str
-    entity: Entity
+    entity: str
     size_bytes: int
     checksum: str
     ordinal: int
@@ -220,7 +116,17 @@ class MergeOutcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitRecord:
-    """One entry of a Delta table's history."""
+    """One entry of a Delta table's history, the same whichever engine made the commit.
+
+    Attributes:
+        version: the table version the commit made.
+        timestamp: when it was committed (None when the log does not say).
+        operation: the commit's operation (``WRITE``, ``MERGE``, ``OPTIMIZE``, ...).
+        metadata: the custom metadata stored with the commit, as text (for a MERGE, its
+            ``commit_metadata`` and ``MERGE_COUNTS_KEY``).
+        metrics: the commit's integer operation metrics under snake_case names, as delta-rs
+            names them (e.g. ``num_added_rows``).
+    """
 
     version: int
     timestamp: datetime | None

@@ -25,7 +25,7 @@ class TabularResult(Protocol):
 
 
 class QueryService(Protocol):
-    """Runs SQL over ``products``, ``orders``, ``order_items`` and the audit tables."""
+    """Runs SQL over the catalogue's tables (one per schema) and the audit tables."""
 
     def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> TabularResult:
         """Run one query; ``as_of`` pins tables to Delta versions (time travel).

@@ -479,7 +479,7 @@ def test_the_pipeline_builds_the_same_lake_on_both_engines(tmp_path: Path) -> No
     for root in roots.values():
         _drop(root, RAW)
     polars_lake = lh.open_lake(str(roots["polars"]), engine="polars")
-    # A directory with the Spark engine selects the spark-local profile: Spark SQL queries.
+    # A directory lake opened with the Spark engine answers SQL with Spark SQL.
     spark_lake = lh.open_lake(str(roots["spark"]), engine="spark")
     assert type(spark_lake.platform.query).__name__ == "SparkSqlQueryService"
     options = lh.RunOptions(run_id="r1")
@@ -546,7 +546,7 @@ def test_a_run_interrupted_on_one_engine_is_reconciled_by_the_other(
             )
         },
     )
-    crashing = lh.open_lake(str(tmp_path), engine=crashed_on, platform="local")
+    crashing = lh.open_lake(str(tmp_path), engine=crashed_on, options={"query": "duckdb"})
     original = crashing.engine.append_records
 
     def lose_the_log(table: Any, audit: Any, records: Any) -> None:
@@ -560,7 +560,7 @@ def test_a_run_interrupted_on_one_engine_is_reconciled_by_the_other(
     assert crashed.failed_step == "ingest"
 
     # The MERGE's commit (its metadata written by one engine) is read by the other's history.
-    recovering = lh.open_lake(str(tmp_path), engine=recovered_on, platform="local")
+    recovering = lh.open_lake(str(tmp_path), engine=recovered_on, options={"query": "duckdb"})
     recovered = recovering.run(lh.RunOptions(run_id="next"))
 
     assert recovered.ok, (recovered.error, recovered.failed_checks)

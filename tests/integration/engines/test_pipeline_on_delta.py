@@ -49,7 +49,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def _open(root: Path, engine: EngineCase) -> lh.Lake:
-    return lh.open_lake(str(root), engine=engine.name, platform="local")
+    return lh.open_lake(str(root), engine=engine.name, options={"query": "duckdb"})
 
 
 def test_a_run_on_delta_tables(root: Path, engine: EngineCase) -> None:

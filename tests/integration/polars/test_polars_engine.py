@@ -32,7 +32,7 @@ def lake(tmp_path: Path) -> Lake:
 
 
 class _Storage:
-    """Just what ``create_engine`` reads of an ObjectStorage."""
+    """Just what ``engine_container`` reads of an ObjectStorage."""
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -40,9 +40,10 @@ class _Storage:
 
 
 def test_factory_builds_the_engine_from_the_container() -> None:
-    from ecommerce_lakehouse_polars import create_engine
+    from ecommerce_lakehouse.settings import LakeSettings
+    from ecommerce_lakehouse_polars import engine_container
 
-    engine = create_engine(_Storage(), {})  # type: ignore[arg-type]
+    engine = engine_container(LakeSettings(), _Storage()).engine()  # type: ignore[arg-type]
     assert isinstance(engine, PolarsDeltaTableEngine)
     assert engine.name == "polars"
     assert engine.storage_options == {"aws_region": "eu-west-1"}

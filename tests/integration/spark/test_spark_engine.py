@@ -33,7 +33,7 @@ def lake(case: EngineCase, tmp_path: Path) -> Lake:
 
 
 class _Storage:
-    """Just what ``create_engine`` reads of an ObjectStorage."""
+    """Just what ``engine_container`` reads of an ObjectStorage."""
 
     @property
     def root_uri(self) -> str:
@@ -56,15 +56,50 @@ def test_importing_the_package_loads_no_engine_library() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_factory_reuses_the_process_wide_session(case: EngineCase) -> None:
-    from ecommerce_lakehouse_spark import create_engine
+def test_closing_a_lake_stops_the_session_it_started_and_the_process_ends(
+    tmp_path: Path,
+) -> None:
+    # In a fresh interpreter: no session runs, so the lake's container starts one.
+    code = (
+        "import ecommerce_lakehouse as lh\n"
+        "from pyspark.sql import SparkSession\n"
+        f"with lh.open_lake({str(tmp_path)!r}, engine='spark') as lake:\n"
+        f"    with lh.open_lake({str(tmp_path)!r}, engine='spark') as other:\n"
+        "        assert other.sql('SELECT 1 AS one').num_rows == 1\n"
+        # The other lake's close leaves the session to the lake still open.
+        "    assert lake.sql('SELECT 1 AS one').num_rows == 1\n"
+        "    assert SparkSession.getActiveSession() is not None\n"
+        "print('stopped' if SparkSession.getActiveSession() is None else 'running')\n"
+        # A lake left open must not hang the interpreter's exit either.
+        f"lh.open_lake({str(tmp_path)!r}, engine='spark').sql('SELECT 1')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "stopped"
+
+
+def test_the_container_reuses_the_running_session_and_leaves_it_running(
+    case: EngineCase,
+) -> None:
+    from ecommerce_lakehouse.settings import LakeSettings
+    from ecommerce_lakehouse_spark import engine_container
     from ecommerce_lakehouse_spark.engine import SparkDeltaTableEngine
+    from ecommerce_lakehouse_spark.query import SparkSqlQueryService
     from ecommerce_lakehouse_spark.session import spark_session
 
-    engine = create_engine(_Storage(), {})  # type: ignore[arg-type]
+    container = engine_container(LakeSettings(), _Storage())  # type: ignore[arg-type]
+    engine = container.engine()
     assert isinstance(engine, SparkDeltaTableEngine)
+    assert isinstance(container.spark(), SparkSqlQueryService)
     assert engine.name == "spark"
-    assert engine.session is spark_session() is case.engine.session
+    # One session for the engine and Spark SQL: the one already running.
+    assert engine.session is container.session() is spark_session() is case.engine.session
+    container.shutdown_resources()
+    # A session the container did not start is not the container's to stop.
+    assert engine.session.sparkContext._jsc is not None
+    assert engine.session.range(1).count() == 1
     # Instants are UTC whatever the machine's zone (docs/contract.md#input-schemas).
     assert engine.session.conf.get("spark.sql.session.timeZone") == "UTC"
 

@@ -30,7 +30,7 @@ def local_sql(storage: ObjectStorage) -> QueryService:
     except ImportError:
         raise ConfigurationError(
             "SQL on this machine over an S3 lake needs ecommerce-lakehouse-local "
-            "(install ecommerce-lakehouse-aws[local-sql]), or use Athena (query=athena)"
+            "(install ecommerce-lakehouse-aws[local-sql]), or use Athena (query athena)"
         ) from None
     return DuckDbQueryService(storage)
 
@@ -41,7 +41,8 @@ class AwsPlatformContainer(containers.DeclarativeContainer):
     Provide ``settings`` (:class:`AwsSettings`) and ``location`` (:class:`S3Location`).
     Every provider is a singleton, so one container serves one lake; nothing is created
     before it is asked for (a Lambda asking only for ``storage`` builds one S3 client).
-    ``query`` is DuckDB on this machine or Athena, as ``settings.query`` says.
+    Its query services are ``duckdb`` (on this machine) and ``athena``, named as the
+    ``query`` setting names them; the lake's composition picks one.
     """
 
     settings = providers.Dependency(instance_of=AwsSettings)
@@ -69,7 +70,6 @@ class AwsPlatformContainer(containers.DeclarativeContainer):
         timeout_seconds=settings.provided.athena_timeout_seconds,
     )
     duckdb = providers.Singleton(local_sql, storage=storage)
-    query = providers.Selector(settings.provided.query, duckdb=duckdb, athena=athena)
     lock = providers.Singleton(
         S3LakeLock,
         client=s3_client,

@@ -18,13 +18,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecommerce_lakehouse.domain.errors import LakehouseError, LockTimeout
+from ecommerce_lakehouse.settings import DEFAULT_LOCK_LEASE_SECONDS
 from ecommerce_lakehouse_aws.clients import (
     AwsClient,
     is_missing,
     is_precondition_failed,
     one_line,
 )
-from ecommerce_lakehouse_aws.settings import DEFAULT_LOCK_LEASE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

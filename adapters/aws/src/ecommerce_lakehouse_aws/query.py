@@ -15,8 +15,8 @@ import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, first_line
+from ecommerce_lakehouse.settings import DEFAULT_ATHENA_TIMEOUT_SECONDS
 from ecommerce_lakehouse_aws.clients import AwsClient, one_line
-from ecommerce_lakehouse_aws.settings import DEFAULT_ATHENA_TIMEOUT_SECONDS
 
 _INTEGERS: Mapping[str, pa.DataType] = {
     "tinyint": pa.int8(),

@@ -1,8 +1,9 @@
-"""Settings of the AWS platform: adapter options first, then environment variables.
+"""The AWS platform's view of the lake settings, checked for what AWS needs.
 
-Nothing here is hard-coded for one deployment: region, endpoint, Glue database, Athena
-workgroup and result location all come from ``open_lake(..., options=...)`` or from the
-environment a Glue job, a Lambda or a developer's shell provides.
+Nothing here reads the environment: the settings were read once, by
+:func:`ecommerce_lakehouse.settings.read_settings` (docs/settings.md). What this module adds is
+what an ``s3://`` lake requires of them: a region and a Glue database, names Athena accepts,
+and the object-store options delta-rs and Polars are given.
 """
 
 from __future__ import annotations
@@ -13,32 +14,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.settings import (
+    DEFAULT_ATHENA_TIMEOUT_SECONDS,
+    DEFAULT_LOCK_LEASE_SECONDS,
+    QUERY_SERVICES,
+    LakeSettings,
+    env_name,
+    read_settings,
+)
 
-#: The query services an S3 lake can use: DuckDB on this machine, Amazon Athena, or the
-#: Spark engine's own session (``spark``: only on the ``spark-aws`` platform).
-QUERY_ENGINES: tuple[str, ...] = ("duckdb", "athena", "spark")
-
-#: How long one Athena query may run before it is cancelled, unless configured.
-DEFAULT_ATHENA_TIMEOUT_SECONDS = 600.0
-#: How long a lake lock lease lasts without renewal, unless configured.
-DEFAULT_LOCK_LEASE_SECONDS = 300.0
-
-#: Environment variables read for each option when the option is not given, in order.
-#: Credentials are not listed: boto3 and delta-rs each find them in the environment, a
-#: profile or an instance role by themselves, so only explicitly given keys are passed on.
-ENVIRONMENT: Mapping[str, tuple[str, ...]] = {
-    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
-    "endpoint_url": ("AWS_ENDPOINT_URL",),
-    "access_key_id": (),
-    "secret_access_key": (),
-    "session_token": (),
-    "glue_database": ("LAKEHOUSE_GLUE_DATABASE",),
-    "query": ("LAKEHOUSE_QUERY",),
-    "athena_workgroup": ("LAKEHOUSE_ATHENA_WORKGROUP",),
-    "athena_output": ("LAKEHOUSE_ATHENA_OUTPUT",),
-    "athena_timeout_seconds": ("LAKEHOUSE_ATHENA_TIMEOUT_SECONDS",),
-    "lock_lease_seconds": ("LAKEHOUSE_LOCK_LEASE_SECONDS",),
-}
+# AWS region names: lower-case words and digits joined by dashes (eu-west-1, us-gov-east-1).
+_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z0-9]+)+", re.ASCII)
 
 # Athena reads database names in lower case with letters, digits and underscores only.
 _DATABASE_NAME = re.compile(r"[a-z0-9_]{1,255}")
@@ -57,8 +43,9 @@ class AwsSettings:
         secret_access_key: the secret of ``access_key_id``.
         session_token: the session token of temporary credentials.
         glue_database: the Glue database the lake's tables are registered in.
-        query: ``duckdb`` (SQL on this machine over the Delta tables in S3), ``athena``, or
-            ``spark`` (Spark SQL in the Spark engine's session; the ``spark-aws`` platform).
+        query: ``duckdb`` (SQL on this machine over the Delta tables in S3), ``athena``,
+            ``spark`` (Spark SQL in the Spark engine's session), or None for the engine's
+            choice.
         athena_workgroup: the Athena workgroup (its settings may enforce a result location).
         athena_output: ``s3://`` location for Athena's result files.
         athena_timeout_seconds: how long one Athena query may take before it is cancelled.
@@ -73,15 +60,17 @@ class AwsSettings:
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     glue_database: str
-    query: str = "duckdb"
+    query: str | None = None
     athena_workgroup: str | None = None
     athena_output: str | None = None
     athena_timeout_seconds: float = DEFAULT_ATHENA_TIMEOUT_SECONDS
     lock_lease_seconds: float = DEFAULT_LOCK_LEASE_SECONDS
 
     def __post_init__(self) -> None:
-        if not self.region.strip() or any(c.isspace() for c in self.region):
-            raise ConfigurationError(f"invalid AWS region {self.region!r}")
+        if not _REGION_NAME.fullmatch(self.region):
+            raise ConfigurationError(
+                f"invalid AWS region {self.region!r}: expected a name such as eu-west-1"
+            )
         if self.endpoint_url is not None and not self.endpoint_url.startswith(
             ("http://", "https://")
         ):
@@ -97,9 +86,9 @@ class AwsSettings:
                 f"invalid Glue database name {self.glue_database!r}: "
                 "use lower-case letters, digits and underscores (Athena reads no others)"
             )
-        if self.query not in QUERY_ENGINES:
+        if self.query is not None and self.query not in QUERY_SERVICES:
             raise ConfigurationError(
-                f"invalid query engine {self.query!r}: expected one of {', '.join(QUERY_ENGINES)}"
+                f"invalid query service {self.query!r}: expected one of {', '.join(QUERY_SERVICES)}"
             )
         if self.athena_output is not None and not self.athena_output.startswith("s3://"):
             raise ConfigurationError(
@@ -107,8 +96,8 @@ class AwsSettings:
             )
         if self.query == "athena" and self.athena_output is None and not self.athena_workgroup:
             raise ConfigurationError(
-                "Athena needs a result location: set LAKEHOUSE_ATHENA_OUTPUT (s3://...) or "
-                "LAKEHOUSE_ATHENA_WORKGROUP to a workgroup that has one"
+                f"Athena needs a result location: set {env_name('athena_output')} (s3://...) "
+                f"or {env_name('athena_workgroup')} to a workgroup that has one"
             )
         for name in ("athena_timeout_seconds", "lock_lease_seconds"):
             value = getattr(self, name)
@@ -116,57 +105,54 @@ class AwsSettings:
                 raise ConfigurationError(f"'{name}' must be a positive number of seconds")
 
     @classmethod
-    def from_options(
+    def of(
+        cls, settings: LakeSettings, *, profile_region: Callable[[], str | None] = lambda: None
+    ) -> AwsSettings:
+        """The AWS part of a lake's settings.
+
+        Args:
+            settings: the lake's settings.
+            profile_region: the region of the AWS profile in use, asked for only when the
+                settings name none (no ``region`` option, ``LAKEHOUSE_REGION`` or
+                ``AWS_REGION``).
+
+        Raises:
+            ConfigurationError: no region or Glue database, or a value AWS cannot take.
+        """
+        region = settings.region or profile_region()
+        if not region:
+            raise ConfigurationError(
+                f"no AWS region: set AWS_REGION (or {env_name('region')}, or the option 'region')"
+            )
+        if settings.glue_database is None:
+            raise ConfigurationError(
+                "no Glue database for the lake's tables: set "
+                f"{env_name('glue_database')} or the option 'glue_database'"
+            )
+        return cls(
+            region=region,
+            endpoint_url=settings.endpoint_url,
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+            session_token=settings.session_token,
+            glue_database=settings.glue_database,
+            query=settings.query,
+            athena_workgroup=settings.athena_workgroup,
+            athena_output=settings.athena_output,
+            athena_timeout_seconds=settings.athena_timeout_seconds,
+            lock_lease_seconds=settings.lock_lease_seconds,
+        )
+
+    @classmethod
+    def read(
         cls,
-        options: Mapping[str, str],
+        options: Mapping[str, str | None],
         environ: Mapping[str, str],
         *,
         profile_region: Callable[[], str | None] = lambda: None,
     ) -> AwsSettings:
-        """Settings from adapter options, falling back to environment variables.
-
-        Args:
-            options: ``open_lake`` options (keys of :data:`ENVIRONMENT`; others are the
-                engine's and are ignored here).
-            environ: the environment (``os.environ``).
-            profile_region: the region of the AWS profile in use, asked for only when
-                neither an option nor ``AWS_REGION``/``AWS_DEFAULT_REGION`` names one.
-
-        Raises:
-            ConfigurationError: a required setting is missing or a value is invalid.
-        """
-        found: dict[str, str] = {}
-        for name, variables in ENVIRONMENT.items():
-            candidates = [options.get(name), *(environ.get(v) for v in variables)]
-            value = next((c.strip() for c in candidates if c and c.strip()), None)
-            if value is not None:
-                found[name] = value
-        region = found.get("region") or profile_region()
-        if not region:
-            raise ConfigurationError(
-                "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or the option 'region'"
-            )
-        database = found.get("glue_database")
-        if database is None:
-            raise ConfigurationError(
-                "no Glue database for the lake's tables: set LAKEHOUSE_GLUE_DATABASE "
-                "or the option 'glue_database'"
-            )
-        return cls(
-            region=region,
-            endpoint_url=found.get("endpoint_url"),
-            access_key_id=found.get("access_key_id"),
-            secret_access_key=found.get("secret_access_key"),
-            session_token=found.get("session_token"),
-            glue_database=database,
-            query=found.get("query", "duckdb").lower(),
-            athena_workgroup=found.get("athena_workgroup"),
-            athena_output=found.get("athena_output"),
-            athena_timeout_seconds=_seconds(
-                found, "athena_timeout_seconds", DEFAULT_ATHENA_TIMEOUT_SECONDS
-            ),
-            lock_lease_seconds=_seconds(found, "lock_lease_seconds", DEFAULT_LOCK_LEASE_SECONDS),
-        )
+        """Read the lake settings (options, then the environment) and take their AWS part."""
+        return cls.of(read_settings(LakeSettings, options, environ), profile_region=profile_region)
 
     def storage_options(self) -> dict[str, str]:
         """Object-store options for delta-rs and Polars (their ``storage_options``).
@@ -188,13 +174,3 @@ class AwsSettings:
         if self.session_token is not None:
             options["AWS_SESSION_TOKEN"] = self.session_token
         return options
-
-
-def _seconds(found: Mapping[str, str], name: str, default: float) -> float:
-    text = found.get(name)
-    if text is None:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigurationError(f"'{name}' must be a number of seconds, got {text!r}") from None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
-from ecommerce_lakehouse.application.platform import Platform
 from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.settings import LakeSettings
 from ecommerce_lakehouse_local.catalogue import SqliteCatalogue
 from ecommerce_lakehouse_local.containers import LocalPlatformContainer
 from ecommerce_lakehouse_local.lock import FileLakeLock
@@ -19,18 +18,18 @@ __all__ = [
     "LocalObjectStorage",
     "LocalPlatformContainer",
     "SqliteCatalogue",
-    "create_platform",
+    "platform_container",
 ]
 
 
-def create_platform(root: str, options: Mapping[str, str]) -> Platform:
-    """The local platform of a lake directory (entry point ``local``).
+def platform_container(root: str, settings: LakeSettings) -> LocalPlatformContainer:
+    """The container of a lake directory (entry point ``local``).
 
     The directory need not exist yet: it is created by the first write.
 
     Args:
         root: the lake directory (``~`` is expanded; a ``file://`` prefix is accepted).
-        options: adapter options; the local adapters need none and ignore them.
+        settings: the lake's settings; the local adapters need none of them.
 
     Raises:
         ConfigurationError: the root is a URI of another scheme, or an existing file.
@@ -47,9 +46,4 @@ def create_platform(root: str, options: Mapping[str, str]) -> Platform:
         raise ConfigurationError(f"the lake root {root!r} is a file, not a directory")
     container = LocalPlatformContainer()
     container.config.root.from_value(str(directory))
-    return Platform(
-        storage=container.storage(),
-        catalogue=container.catalogue(),
-        query=container.query(),
-        lock=container.lock(),
-    )
+    return container

@@ -18,7 +18,8 @@ class LocalPlatformContainer(containers.DeclarativeContainer):
 
     Configure ``config.root`` (the lake directory); every provider is a singleton, so one
     container serves one lake. The catalogue and lock files are addressed through the
-    storage, so they stay inside the lake root.
+    storage, so they stay inside the lake root. ``duckdb`` is the query service, named as
+    the ``query`` setting names it.
     """
 
     config = providers.Configuration(strict=True)
@@ -27,7 +28,7 @@ class LocalPlatformContainer(containers.DeclarativeContainer):
     catalogue = providers.Singleton(
         SqliteCatalogue, path=providers.Factory(Path, storage.provided.uri.call(CATALOGUE_FILE))
     )
-    query = providers.Singleton(DuckDbQueryService, storage=storage)
+    duckdb = providers.Singleton(DuckDbQueryService, storage=storage)
     lock = providers.Singleton(
         FileLakeLock, path=providers.Factory(Path, storage.provided.uri.call(LOCK_KEY))
     )

@@ -21,13 +21,13 @@ from ecommerce_lakehouse.application.query_tables import (
 )
 from ecommerce_lakehouse.domain.audit import AUDIT_TABLES
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, first_line
-from ecommerce_lakehouse.domain.types import Entity
+from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 
-#: Every table ``sql`` can read, with its key in the lake.
+#: Every table ``sql`` can read, with its key in the lake: the catalogue's, then the audit tables.
 TABLE_KEYS: Mapping[str, str] = {
-    **{entity.value: table_key(entity.value) for entity in Entity},
+    **{schema.name: table_key(schema.name) for schema in SCHEMAS},
     **{audit.name: audit_key(audit.name) for audit in AUDIT_TABLES},
 }
 
@@ -74,7 +74,7 @@ class DuckDbQueryService:
         self._datasets: dict[tuple[str, int], tuple[Any, ...]] = {}
 
     def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> pa.Table:
-        """Run one query over ``products``, ``orders``, ``order_items`` and the audit tables.
+        """Run one query over the catalogue's curated tables and the audit tables.
 
         Args:
             query: DuckDB SQL.

@@ -5,35 +5,29 @@ Importing this package is cheap: Polars, delta-rs and pyarrow load with the engi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ecommerce_lakehouse.ports.storage import ObjectStorage
+from ecommerce_lakehouse.settings import LakeSettings
 
 if TYPE_CHECKING:
     from ecommerce_lakehouse_polars.containers import PolarsEngineContainer
     from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
 
-__all__ = ["PolarsDeltaTableEngine", "PolarsEngineContainer", "create_engine"]
+__all__ = ["PolarsDeltaTableEngine", "PolarsEngineContainer", "engine_container"]
 
 
-def create_engine(storage: ObjectStorage, options: Mapping[str, str]) -> PolarsDeltaTableEngine:
-    """The Polars engine for a lake's storage (entry point ``polars``).
+def engine_container(settings: LakeSettings, storage: ObjectStorage) -> PolarsEngineContainer:
+    """The Polars engine's container for a lake's storage (entry point ``polars``).
 
     Args:
+        settings: the lake's settings; the engine needs none of them.
         storage: the lake's object storage; its ``storage_options`` (credentials, endpoint)
             are what Polars and delta-rs are given.
-        options: adapter options of the run; the platform has already folded what storage
-            needs into ``storage.storage_options``, so the engine needs none of them.
-
-    Returns:
-        A ready engine, built by :class:`PolarsEngineContainer`.
     """
     from ecommerce_lakehouse_polars.containers import PolarsEngineContainer
 
-    container = PolarsEngineContainer(storage_options=dict(storage.storage_options))
-    engine: PolarsDeltaTableEngine = container.engine()
-    return engine
+    return PolarsEngineContainer(storage_options=dict(storage.storage_options))
 
 
 def __getattr__(name: str) -> Any:

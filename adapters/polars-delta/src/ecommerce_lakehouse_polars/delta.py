@@ -9,7 +9,8 @@ from typing import Any
 import polars as pl
 
 from ecommerce_lakehouse.domain.types import Column
-from ecommerce_lakehouse.ports.engine import CommitRecord, operation_metrics, user_metadata
+from ecommerce_lakehouse.ports.engine import CommitRecord
+from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
 from ecommerce_lakehouse_polars.dtypes import (
     arrow_schema,
     delta_columns,

@@ -8,14 +8,14 @@ clause repeats the classification's condition so the commit metrics can be check
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
+from ecommerce_lakehouse.domain.audit import RowCounts
 from ecommerce_lakehouse.domain.decisions import (
-    ACTION_CODES,
     MergeAction,
     counts_by_file,
     partition_order,
@@ -30,8 +30,8 @@ from ecommerce_lakehouse.ports.engine import (
     MergeOutcome,
     StagedBatch,
     encode_merge_counts,
-    operation_metrics,
 )
+from ecommerce_lakehouse_delta.commit_info import operation_metrics
 from ecommerce_lakehouse_polars.delta import create_table, delta_arrow_stream
 from ecommerce_lakehouse_polars.dtypes import delta_columns
 
@@ -41,6 +41,10 @@ _STORED = "_Stored"
 _ACTION = "_Action"
 _ROW = "_Row"
 _ROW_INDEX = pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)
+#: The code each survivor is tagged with for its action, a ``UInt8``: a column of action
+#: names would cost 16 bytes a row. The codes never leave this engine.
+ACTION_CODES: Mapping[MergeAction, int] = {action: code for code, action in enumerate(MergeAction)}
+_ACTIONS_BY_CODE = {code: action for action, code in ACTION_CODES.items()}
 
 
 def merge_batch(
@@ -82,7 +86,7 @@ def merge_batch(
     classified = classify(survivors, stored_rows(table, survivors, spec), spec)
     actions = classified.actions
     tagged = pl.DataFrame([survivors.get_column(SOURCE_FILE), actions.alias(_ACTION)])
-    counts = counts_by_file(tagged.group_by(SOURCE_FILE, _ACTION).len().iter_rows())
+    counts = tally_counts(tagged.group_by(SOURCE_FILE, _ACTION).len().iter_rows())
     expected = {
         "num_target_rows_inserted": int((actions == ACTION_CODES[MergeAction.INSERT]).sum()),
         "num_target_rows_updated": int((actions == ACTION_CODES[MergeAction.UPDATE]).sum()),
@@ -138,6 +142,13 @@ def merge_batch(
         version=version,
         touched_partitions=tuple(partition_text(v) for v in touched),
         metrics=metrics,
+    )
+
+
+def tally_counts(tallies: Iterable[Sequence[Any]]) -> dict[str, RowCounts]:
+    """Per-file MERGE counts from ``(source file, action code, rows)`` tallies."""
+    return counts_by_file(
+        (str(file), _ACTIONS_BY_CODE[int(code)], int(rows)) for file, code, rows in tallies
     )
 
 

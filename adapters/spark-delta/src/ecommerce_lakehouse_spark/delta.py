@@ -4,7 +4,7 @@ Tables keep the protocol the Polars engine (delta-rs) writes and Athena reads: r
 writer 2, no table features, UTC ``timestamp`` columns. Custom commit metadata goes into
 Spark's one ``userMetadata`` string as a JSON object; history reads it, and delta-rs's
 top-level keys, from each commit's own JSON through
-:func:`ecommerce_lakehouse.ports.engine.user_metadata`.
+:func:`ecommerce_lakehouse_delta.commit_info.user_metadata`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from ecommerce_lakehouse.domain.types import Column, ColumnType
-from ecommerce_lakehouse.ports.engine import CommitRecord, operation_metrics, user_metadata
+from ecommerce_lakehouse.ports.engine import CommitRecord
+from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
 from ecommerce_lakehouse_spark.dtypes import domain_columns, spark_schema, spark_type
 
 if TYPE_CHECKING:

@@ -59,7 +59,7 @@ class SparkSqlQueryService:
         self._session = session
 
     def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> pa.Table:
-        """Run one query over ``products``, ``orders``, ``order_items`` and the audit tables.
+        """Run one query over the catalogue's tables and the audit tables.
 
         Args:
             query: Spark SQL.

@@ -18,16 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.settings import LakeSettings, env_name, read_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-#: Environment variable naming the directory of the Delta jars for local sessions.
-JARS_ENV = "LAKEHOUSE_SPARK_JARS"
-#: Environment variable with the master of a local session (default ``local[2]``).
-MASTER_ENV = "LAKEHOUSE_SPARK_MASTER"
-#: Environment variable with the driver memory of a local session (default ``4g``).
-DRIVER_MEMORY_ENV = "LAKEHOUSE_SPARK_DRIVER_MEMORY"
 
 #: Set by ``spark-submit`` (and so on Glue) for a Python driver: the launcher's JVM, already
 #: configured, waits on this Py4J port.
@@ -65,10 +59,12 @@ _STATIC_SETTINGS: Mapping[str, str] = {
 #: Errors only, on stderr (a session's INFO/WARN chatter would bury the CLI's output).
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
-_lock = threading.Lock()
-# Whether this process built the active session (not Glue): only then is its object-store
-# configuration ours to set.
-_built_here = False
+#: Set on the sessions this package builds: only their object-store configuration is ours to
+#: set (Glue's session keeps its own S3 file system and role).
+BUILT_HERE_CONF = "spark.ecommerce_lakehouse.built_here"
+
+# Two containers starting a session at once must not build two.
+_building = threading.Lock()
 
 
 def s3a_settings(storage_options: Mapping[str, str]) -> dict[str, str]:
@@ -109,12 +105,13 @@ def s3a_settings(storage_options: Mapping[str, str]) -> dict[str, str]:
 def configure_object_store(
     session: SparkSession, root_uri: str, options: Mapping[str, str]
 ) -> None:
-    """Point a session this process built at an ``s3://`` lake's object store.
+    """Point a session this package built at an ``s3://`` lake's object store.
 
     A session someone else built (AWS Glue's, with its own S3 filesystem and role) is left
     as it is, and so is any session for a directory lake.
     """
-    if not (_built_here and root_uri.startswith("s3://")):
+    built_here = session.conf.get(BUILT_HERE_CONF, "false") == "true"
+    if not (built_here and root_uri.startswith("s3://")):
         return
     hadoop = session.sparkContext._jsc.hadoopConfiguration()  # PySpark has no public API for it
     for key, value in s3a_settings(options).items():
@@ -124,7 +121,7 @@ def configure_object_store(
 def delta_jars(directory: str | None = None) -> list[str]:
     """The jar files of the local Delta jars directory.
 
-    Looked up in ``directory``, else ``$LAKEHOUSE_SPARK_JARS``, else ``build/spark-jars``
+    Looked up in ``directory`` (the ``spark_jars`` setting), else ``build/spark-jars``
     beside the virtual environment running Python (the project's ignored build folder),
     else ``build/spark-jars`` under the working directory.
 
@@ -135,7 +132,6 @@ def delta_jars(directory: str | None = None) -> list[str]:
         [Path(directory)]
         if directory
         else [
-            *([Path(os.environ[JARS_ENV])] if os.environ.get(JARS_ENV) else []),
             Path(sys.prefix).parent / "build" / "spark-jars",
             Path.cwd() / "build" / "spark-jars",
         ]
@@ -147,52 +143,49 @@ def delta_jars(directory: str | None = None) -> list[str]:
     searched = ", ".join(str(c) for c in candidates)
     raise ConfigurationError(
         f"the Spark engine needs the Delta Lake jars and found none in {searched}; "
-        f"run `make install` (it fetches them with Maven) or set {JARS_ENV}"
+        f"run `make install` (it fetches them with Maven) or set {env_name('spark_jars')}"
     )
 
 
-def spark_session(options: Mapping[str, str] | None = None) -> SparkSession:
+def spark_session(settings: LakeSettings | None = None) -> SparkSession:
     """The active Spark session with the engine's settings, built locally when none exists.
 
     Args:
-        options: adapter options; ``spark.*`` keys are passed to a new local session's
-            builder (e.g. ``spark.master``), ``spark_jars_dir`` names the jars directory.
+        settings: the lake's settings; ``spark_master``, ``spark_driver_memory`` and
+            ``spark_jars`` configure a session built here. None reads them from the
+            environment (``LAKEHOUSE_SPARK_MASTER``, ...).
 
     Raises:
         ConfigurationError: no session exists and the Delta jars cannot be found.
     """
     from pyspark.sql import SparkSession
 
-    global _built_here
-    opts = dict(options or {})
-    with _lock:
+    settings = settings or read_settings(LakeSettings, {}, os.environ)
+    with _building:
         session = SparkSession.getActiveSession()
         if session is None and os.environ.get(LAUNCHER_ENV):
             # Glue or spark-submit configured this application: take its session as it is.
             session = SparkSession.builder.getOrCreate()
         if session is None:
-            jars = delta_jars(opts.get("spark_jars_dir"))
+            jars = delta_jars(settings.spark_jars)
             # Python workers (the CSV parse runs in one) must import this package and
             # pyarrow: run them on this interpreter, not on whatever `python3` PATH holds.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = (
                 SparkSession.builder.appName("ecommerce-lakehouse")
-                .master(os.environ.get(MASTER_ENV, "local[2]"))
+                .master(settings.spark_master)
                 .config("spark.jars", ",".join(jars))
-                .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "4g"))
+                .config("spark.driver.memory", settings.spark_driver_memory)
                 .config(
                     "spark.driver.extraJavaOptions",
                     f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}",
                 )
+                .config(BUILT_HERE_CONF, "true")
             )
             for key, value in {**_STATIC_SETTINGS, **SESSION_SETTINGS}.items():
                 builder = builder.config(key, value)
-            for key, value in opts.items():
-                if key.startswith("spark."):
-                    builder = builder.config(key, value)
             session = builder.getOrCreate()
             session.sparkContext.setLogLevel("ERROR")
-            _built_here = True
         for key, value in SESSION_SETTINGS.items():
             session.conf.set(key, value)
         return session

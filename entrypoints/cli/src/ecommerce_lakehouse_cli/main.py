@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,7 +31,6 @@ from ecommerce_lakehouse.application.run import (
     DEFAULT_SETTLE_SECONDS,
     MAX_SETTLE_SECONDS,
     ProgressCallback,
-    RunOptions,
 )
 from ecommerce_lakehouse.application.tables import TABLE_NAMES
 from ecommerce_lakehouse.domain.errors import (
@@ -39,7 +40,15 @@ from ecommerce_lakehouse.domain.errors import (
     first_line,
 )
 from ecommerce_lakehouse.domain.types import SchemaEvolution, Severity
-from ecommerce_lakehouse.domain.validation import ValidationPolicy
+from ecommerce_lakehouse.settings import (
+    LakeSettings,
+    env_name,
+    flag_name,
+    info_of,
+    read_settings,
+    settings_fields,
+    shown_default,
+)
 from ecommerce_lakehouse_cli import report
 from ecommerce_lakehouse_cli.native import native_output_set_aside
 
@@ -116,12 +125,40 @@ def _progress() -> Iterator[ProgressCallback]:
         yield show
 
 
-def _open(lake: str, engine: str = "polars", options: dict[str, str] | None = None) -> Lake:
+def _open(lake: str, **given: str | None) -> Lake:
+    # The one place the command reads its settings: the flags given, then LAKEHOUSE_*
+    # variables, then the defaults (docs/settings.md).
     if not lake:
         raise ConfigurationError("--lake must not be empty")
     if not lake.startswith("s3://") and not Path(lake).is_dir():
         raise ConfigurationError(f"lake root '{lake}' is not a directory")
-    return open_lake(lake, engine=engine, options=options)
+    settings = read_settings(LakeSettings, given, os.environ, spelling=flag_name)
+    return open_lake(lake, settings=settings)
+
+
+_SETTINGS = {field.name: field for field in settings_fields(LakeSettings)}
+
+
+def _setting(name: str) -> Any:
+    # The typer option of a setting: its flag, meaning, default and variable, all from the
+    # setting's one declaration. Its value is read by read_settings (None: not given).
+    field = _SETTINGS[name]
+    meaning = info_of(field).meaning
+    return typer.Option(
+        flag_name(name),
+        help=f"{meaning[:1].upper()}{meaning[1:]} "
+        f"(default: {shown_default(field)}; environment: {env_name(name)}).",
+        show_default=False,
+        metavar=_METAVARS.get(name, "TEXT"),
+    )
+
+
+_METAVARS = {
+    "engine": "polars|spark",
+    "schema_evolution": "|".join(e.value for e in SchemaEvolution),
+    "fk_severity": "|".join(s.value for s in Severity),
+    "lock_timeout": "SECONDS",
+}
 
 
 LakeOption = Annotated[
@@ -149,7 +186,7 @@ def generate(
     end: Annotated[str, typer.Option(help="Last order date (YYYY-MM-DD).")] = "2024-03-31",
 ) -> None:
     """Write Instacart-shaped CSVs into LAKE/raw-data/."""
-    from ecommerce_lakehouse_cli.generator import generate as run_generate
+    from ecommerce_lakehouse_datagen import generate as run_generate
 
     _check_scale(scale)
     with _progress() as progress:
@@ -165,7 +202,7 @@ def generate(
     for output in summary.entities:
         out.print(
             report.plain(
-                f"{output.entity.value:<12} {output.rows:>12,} rows in {len(output.files)} file(s)"
+                f"{output.name:<12} {output.rows:>12,} rows in {len(output.files)} file(s)"
             )
         )
     if dirty > 0:
@@ -181,7 +218,7 @@ def generate(
 def _check_scale(scale: float) -> None:
     # typer reads "nan" and "inf" as floats; a huge scale would overflow the row counts or
     # try to allocate terabytes before writing a row.
-    from ecommerce_lakehouse_cli.generator import MAX_SCALE
+    from ecommerce_lakehouse_datagen import MAX_SCALE
 
     if not math.isfinite(scale) or not 0 < scale <= MAX_SCALE:
         raise ConfigurationError(
@@ -196,41 +233,23 @@ def _date(text: str) -> date:
         raise ConfigurationError(f"invalid date '{text}': expected YYYY-MM-DD") from None
 
 
-def _run_options(
-    schema_evolution: str, fk_severity: str, lock_timeout: float, settle_seconds: float
-) -> RunOptions:
+def _check_settle_seconds(settle_seconds: float) -> None:
     # typer reads "nan" and "inf" as floats; either would make the run wait forever.
-    if not math.isfinite(lock_timeout) or lock_timeout < 0:
-        raise ConfigurationError(
-            f"invalid --lock-timeout '{lock_timeout}': expected a number of seconds, 0 or more"
-        )
     if not math.isfinite(settle_seconds) or not 0 <= settle_seconds <= MAX_SETTLE_SECONDS:
         raise ConfigurationError(
             f"invalid --settle-seconds '{settle_seconds}': expected seconds from 0 to "
             f"{MAX_SETTLE_SECONDS:g}"
         )
-    return RunOptions(
-        evolution=SchemaEvolution.from_str(schema_evolution),
-        policy=ValidationPolicy(foreign_key_severity=Severity.from_str(fk_severity)),
-        lock_timeout_seconds=lock_timeout,
-        settle_seconds=settle_seconds,
-    )
 
 
 @app.command("run")
 @handle_errors
 def run_command(
     lake: LakeOption,
-    engine: Annotated[str, typer.Option(help="Table engine: polars or spark.")] = "polars",
-    schema_evolution: Annotated[
-        str, typer.Option(help="Unknown CSV columns: rescue, add_new_columns or fail.")
-    ] = "rescue",
-    fk_severity: Annotated[
-        str, typer.Option(help="Severity of foreign-key checks: warn or error.")
-    ] = "warn",
-    lock_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for another run to release the lake.")
-    ] = 60.0,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    schema_evolution: Annotated[str | None, _setting("schema_evolution")] = None,
+    fk_severity: Annotated[str | None, _setting("fk_severity")] = None,
+    lock_timeout: Annotated[str | None, _setting("lock_timeout")] = None,
     settle_seconds: Annotated[
         float,
         typer.Option(
@@ -244,8 +263,15 @@ def run_command(
 ) -> None:
     """Run the whole pipeline: ingest, archive, catalogue, validate, report."""
     _check_format(output, ("table", "json"))
-    options = _run_options(schema_evolution, fk_severity, lock_timeout, settle_seconds)
-    opened = _open(lake, engine)
+    _check_settle_seconds(settle_seconds)
+    opened = _open(
+        lake,
+        engine=engine,
+        schema_evolution=schema_evolution,
+        fk_severity=fk_severity,
+        lock_timeout=lock_timeout,
+    )
+    options = replace(opened.run_options(), settle_seconds=settle_seconds)
     with _progress() as progress:
         result = opened.run(options, progress=progress)
     if output == "json":
@@ -259,13 +285,11 @@ def run_command(
 @handle_errors
 def validate(
     lake: LakeOption,
-    fk_severity: Annotated[
-        str, typer.Option(help="Severity of foreign-key checks: warn or error.")
-    ] = "warn",
+    engine: Annotated[str | None, _setting("engine")] = None,
+    fk_severity: Annotated[str | None, _setting("fk_severity")] = None,
 ) -> None:
     """Run the table validation checks only."""
-    policy = ValidationPolicy(foreign_key_severity=Severity.from_str(fk_severity))
-    checks = _open(lake).validate(policy)
+    checks = _open(lake, engine=engine, fk_severity=fk_severity).validate()
     out.print(report.checks_table(checks))
     failing = [c for c in checks if c.fails_run]
     raise typer.Exit(1 if failing else 0)
@@ -276,6 +300,7 @@ def validate(
 def sql(
     query: Annotated[str, typer.Argument(help="The SELECT to run.")],
     lake: LakeOption,
+    engine: Annotated[str | None, _setting("engine")] = None,
     output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
     as_of: Annotated[
         list[str] | None,
@@ -295,8 +320,8 @@ def sql(
     if athena and not lake.startswith("s3://"):
         raise ConfigurationError("--athena needs an s3:// lake root")
     versions = _as_of_versions(as_of or [])
-    options = {"query": "athena"} if athena else None
-    result = _open(lake, options=options).sql(query, as_of=versions or None)
+    opened = _open(lake, engine=engine, query="athena" if athena else None)
+    result = opened.sql(query, as_of=versions or None)
     report.format_result(result, output, out)
 
 
@@ -326,6 +351,7 @@ _MAX_LIMIT = 2**31 - 1
 def history(
     table: Annotated[str, typer.Argument(help="Table name, e.g. orders or ingest_log.")],
     lake: LakeOption,
+    engine: Annotated[str | None, _setting("engine")] = None,
     limit: Annotated[int | None, typer.Option(help="Newest N commits only.")] = None,
     output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
@@ -337,7 +363,8 @@ def history(
         )
     # More commits than a table has means all of them; a bound keeps delta-rs's integer
     # conversion from overflowing.
-    commits = _open(lake).history(table, None if limit is None else min(limit, _MAX_LIMIT))
+    opened = _open(lake, engine=engine)
+    commits = opened.history(table, None if limit is None else min(limit, _MAX_LIMIT))
     if output == "json":
         report.print_json(
             out,
@@ -365,7 +392,7 @@ def demo(
     scale: Annotated[float, typer.Option(help="Data scale (1.0 ≈ 33M order items).")] = 0.002,
 ) -> None:
     """Generate sample data with some dirt in it, run the pipeline locally, print the report."""
-    from ecommerce_lakehouse_cli.generator import generate as run_generate
+    from ecommerce_lakehouse_datagen import generate as run_generate
 
     # Before the workdir is created: a bad scale leaves nothing behind.
     _check_scale(scale)
@@ -374,10 +401,13 @@ def demo(
             f"demo workdir '{workdir}' is not empty: remove it or pick another"
         )
     workdir.mkdir(parents=True, exist_ok=True)
+    # Settings are read (and the lake opened) before any data is written: a bad
+    # LAKEHOUSE_* value leaves the workdir empty, ready for the next try.
+    opened = _open(str(workdir))
     with _progress() as progress:
         progress("generate", f"writing sample CSVs at scale {scale}")
         run_generate(workdir, scale=scale, seed=42, dirty=0.02)
-        result = _open(str(workdir)).run(RunOptions(), progress=progress)
+        result = opened.run(progress=progress)
     report.print_run(out, result)
     out.print()
     out.print(
@@ -406,10 +436,11 @@ def state_machine(
 ) -> None:
     """Print the Step Functions (Amazon States Language) definition of the pipeline.
 
-    Names come from LAKEHOUSE_LAKE_ROOT, LAKEHOUSE_GLUE_JOB, LAKEHOUSE_ARCHIVE_FUNCTION,
+    Names come from LAKEHOUSE_LAKE, LAKEHOUSE_GLUE_JOB, LAKEHOUSE_ARCHIVE_FUNCTION,
     LAKEHOUSE_GLUE_DATABASE, LAKEHOUSE_ATHENA_WORKGROUP, LAKEHOUSE_ATHENA_OUTPUT and the optional
     LAKEHOUSE_CRAWLER; unset ones stay ${Placeholders} for CloudFormation's
-    DefinitionSubstitutions.
+    DefinitionSubstitutions. LAKEHOUSE_FK_SEVERITY and the limits (LAKEHOUSE_GLUE_TIMEOUT_SECONDS
+    and the others in docs/settings.md) are read too.
     """
     import os
 

@@ -21,44 +21,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NoReturn
 
 from ecommerce_lakehouse.application.lake import open_lake
 from ecommerce_lakehouse.application.pipeline import selected_steps
 from ecommerce_lakehouse.application.run import RunOptions, RunResult, new_run_id, utc_now
-from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
-from ecommerce_lakehouse.domain.types import FileStatus, SchemaEvolution, Severity
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, describe_error
+from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.validation import ValidationPolicy
-
-#: Arguments every run must be given.
-REQUIRED = ("lake",)
-#: Optional arguments and their defaults (Glue passes ``--name value`` pairs).
-DEFAULTS: Mapping[str, str] = {
-    "run_id": "",
-    "engine": "spark",
-    "schema_evolution": SchemaEvolution.RESCUE.value,
-    "fk_severity": Severity.WARN.value,
-    "lock_timeout": "600",
-    "steps": "",
-    "result_key": "",
-    "fail_on_error_checks": "true",
-}
-#: Job arguments passed on to the platform as its options, under the same names (empty:
-#: the environment's value, see the aws adapter's settings). A deployment sets them as the
-#: job's default arguments, because Glue gives a job no environment variables.
-PLATFORM_OPTIONS: tuple[str, ...] = (
-    "region",
-    "glue_database",
-    "query",
-    "athena_workgroup",
-    "athena_output",
+from ecommerce_lakehouse.settings import (
+    LakeSettings,
+    info_of,
+    job_argument,
+    read_settings,
+    setting,
+    settings_fields,
+    shown_default,
 )
-#: Every argument the job reads.
-ARGUMENTS: tuple[str, ...] = (*REQUIRED, *DEFAULTS, *PLATFORM_OPTIONS)
 
 #: Key (relative to the lake root) of a run's result unless ``--result_key`` names another.
 RESULT_KEY = "_runs/{run_id}.json"
@@ -67,23 +51,55 @@ RESULT_KEY = "_runs/{run_id}.json"
 #: the trigger's execution names and generated ids are).
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 
-#: What each argument means (``--help``).
-HELP: Mapping[str, str] = {
-    "lake": "the lake root: s3://bucket[/prefix] on AWS, a directory locally (required)",
-    "run_id": "the run id; the state machine passes its execution name (default: generated)",
-    "engine": "the table engine",
-    "schema_evolution": "rescue, add_new_columns or fail",
-    "fk_severity": "severity of the foreign-key checks: warn or error",
-    "lock_timeout": "seconds to wait for another run to release the lake",
-    "steps": "comma-separated pipeline steps to run (default: every step)",
-    "result_key": "where the result JSON goes, relative to the lake (default: " + RESULT_KEY + ")",
-    "fail_on_error_checks": "whether a failing error-severity check fails the run: true or false",
-    "region": "AWS region (default: the environment's)",
-    "glue_database": "Glue Data Catalog database (default: LAKEHOUSE_GLUE_DATABASE)",
-    "query": "query service of the checks: spark, athena or duckdb",
-    "athena_workgroup": "Athena workgroup, with --query athena",
-    "athena_output": "s3:// location of Athena's results, with --query athena",
-}
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GlueJobSettings(LakeSettings):
+    """The Glue job's settings: the lake settings, the lake and the job's own arguments.
+
+    Read from the job arguments (and ``LAKEHOUSE_*`` variables, which Glue does not set)
+    by :func:`ecommerce_lakehouse.settings.read_settings`; docs/settings.md lists them.
+    """
+
+    lake: str = setting("the lake root: s3://bucket[/prefix] on AWS, a directory locally")
+    # Two defaults of its own: Glue runs the Spark engine, and a job started while another
+    # run holds the lake waits for it rather than failing.
+    engine: str = setting("the table engine: polars (embedded) or spark", default="spark")
+    lock_timeout: float = setting(
+        "seconds to wait for another run to release the lake", default=600.0
+    )
+    run_id: str = setting(
+        "the run id; the state machine passes its execution name (default: generated)",
+        default="",
+        flag=False,
+        env=False,
+    )
+    steps: str = setting(
+        "comma-separated pipeline steps to run (default: every step)",
+        default="",
+        flag=False,
+        env=False,
+    )
+    result_key: str = setting(
+        "where the run's result JSON goes, relative to the lake (default: " + RESULT_KEY + ")",
+        default="",
+        flag=False,
+        env=False,
+    )
+    fail_on_error_checks: bool = setting(
+        "whether a failing error-severity check fails the job run: true or false",
+        default=True,
+        flag=False,
+        env=False,
+    )
+
+
+#: Every argument the job reads, as Glue passes it (``--name``): the lake first.
+ARGUMENTS: tuple[str, ...] = tuple(
+    sorted(
+        (f.name for f in settings_fields(GlueJobSettings) if info_of(f).job),
+        key=lambda name: name != "lake",
+    )
+)
 
 
 def usage() -> str:
@@ -95,10 +111,15 @@ def usage() -> str:
         "the run's result to _runs/<run id>.json. Exit 0 success, 1 failure, 2 bad arguments.",
         "Arguments (spelled with underscores, as Glue's getResolvedOptions reads them):",
     ]
+    fields = {f.name: f for f in settings_fields(GlueJobSettings)}
     for name in ARGUMENTS:
-        default = DEFAULTS.get(name, "")
-        shown = f" (default: {default})" if default and "default" not in HELP[name] else ""
-        lines.append(f"  --{name:<22}{HELP[name]}{shown}")
+        field = fields[name]
+        shown = shown_default(field)
+        meaning = info_of(field).meaning
+        suffix = (
+            f" (default: {shown})" if shown not in ("", None) and "default" not in meaning else ""
+        )
+        lines.append(f"  {job_argument(name):<24} {meaning}{suffix}")
     return "\n".join(lines)
 
 
@@ -109,22 +130,24 @@ class JobArguments:
     Attributes:
         lake: the lake root (``s3://bucket[/prefix]`` on AWS, a directory locally).
         run_id: the run id (an orchestrator passes its execution name); generated if empty.
-        engine: the table engine (``spark`` on Glue).
         options: the pipeline's run options.
         result_key: where the result JSON is written, relative to the lake root.
         fail_on_error_checks: whether a failing error-severity check fails the job run.
-        platform_options: options for the lake's platform (region, Glue database, query
-            service, ...) from ``--region``, ``--glue_database``, ``--query``,
-            ``--athena_workgroup`` and ``--athena_output``.
+        settings: every setting the job read (engine, region, Glue database, query
+            service, ...), for the lake's composition.
     """
 
     lake: str
     run_id: str
-    engine: str
     options: RunOptions
     result_key: str
     fail_on_error_checks: bool = True
-    platform_options: Mapping[str, str] = field(default_factory=dict)
+    settings: GlueJobSettings
+
+    @property
+    def engine(self) -> str:
+        """The table engine the job runs."""
+        return self.settings.engine
 
     def exit_code(self, result: RunResult) -> int:
         """0 on success; 1 when a step or file failed (or an error check, if it counts)."""
@@ -196,52 +219,32 @@ def parse_arguments(argv: Sequence[str]) -> JobArguments:
                 f"job argument --{dashed} is spelled --{name} (Glue job arguments use underscores)"
             )
     given = _resolved(argv, [n for n in ARGUMENTS if _given(argv, n)])
-    missing = [n for n in REQUIRED if not given.get(n, "").strip()]
-    if missing:
-        raise ConfigurationError(f"missing job argument(s): {', '.join('--' + n for n in missing)}")
-    values = {**DEFAULTS, **given}
-    try:
-        timeout = float(values["lock_timeout"])
-    except ValueError:
-        raise ConfigurationError(
-            f"invalid --lock_timeout {values['lock_timeout']!r}: expected seconds"
-        ) from None
-    if timeout < 0:
-        raise ConfigurationError("--lock_timeout must not be negative")
-    steps_text = values["steps"].strip()
+    settings = read_settings(GlueJobSettings, given, os.environ, spelling=job_argument)
+    steps_text = settings.steps.strip()
     steps = tuple(s.strip() for s in steps_text.split(",") if s.strip()) if steps_text else None
     selected_steps(steps)  # refuses unknown names now, not after Spark has started
-    flag = values["fail_on_error_checks"].strip().lower()
-    if flag not in ("true", "false"):
-        raise ConfigurationError(
-            f"invalid --fail_on_error_checks {values['fail_on_error_checks']!r}: expected "
-            "true or false"
-        )
-    run_id = values["run_id"].strip() or new_run_id(utc_now())
+    run_id = settings.run_id or new_run_id(utc_now())
     if not RUN_ID_PATTERN.fullmatch(run_id):
         raise ConfigurationError(
             f"invalid --run_id {run_id!r}: letters, digits, '-', '_' and '.' only, 80 at most"
         )
-    result_key = values["result_key"].strip() or RESULT_KEY.format(run_id=run_id)
+    result_key = settings.result_key or RESULT_KEY.format(run_id=run_id)
     if result_key.startswith("/") or ".." in result_key.split("/") or "\\" in result_key:
         raise ConfigurationError(f"invalid --result_key {result_key!r}: a key inside the lake")
     options = RunOptions(
-        evolution=SchemaEvolution.from_str(values["schema_evolution"]),
-        policy=ValidationPolicy(foreign_key_severity=Severity.from_str(values["fk_severity"])),
-        lock_timeout_seconds=timeout,
+        evolution=settings.schema_evolution,
+        policy=ValidationPolicy(foreign_key_severity=settings.fk_severity),
+        lock_timeout_seconds=settings.lock_timeout,
         run_id=run_id,
         steps=steps,
     )
     return JobArguments(
-        lake=values["lake"].strip(),
+        lake=settings.lake,
         run_id=run_id,
-        engine=values["engine"].strip() or "spark",
         options=options,
         result_key=result_key,
-        fail_on_error_checks=flag == "true",
-        platform_options={
-            name: given[name].strip() for name in PLATFORM_OPTIONS if given.get(name, "").strip()
-        },
+        fail_on_error_checks=settings.fail_on_error_checks,
+        settings=settings,
     )
 
 
@@ -253,11 +256,11 @@ def run_job(
     Returns:
         The run's result (also written to ``arguments.result_key``).
     """
-    lake = open_lake(arguments.lake, engine=arguments.engine, options=arguments.platform_options)
-    result = lake.run(arguments.options, progress=progress or _log)
-    document = {**result.as_dict(), "result_key": arguments.result_key}
-    payload = json.dumps(document, sort_keys=True).encode()
-    lake.platform.storage.write_bytes(arguments.result_key, payload)
+    with open_lake(arguments.lake, settings=arguments.settings) as lake:
+        result = lake.run(arguments.options, progress=progress or _log)
+        document = {**result.as_dict(), "result_key": arguments.result_key}
+        payload = json.dumps(document, sort_keys=True).encode()
+        lake.platform.storage.write_bytes(arguments.result_key, payload)
     return result
 
 
@@ -282,13 +285,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = parse_arguments(args)
         result = run_job(arguments)
     except ConfigurationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return _exit(2, argv)
+        return _exit(_fail(str(error), 2), argv)
     except LakehouseError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return _exit(1, argv)
+        return _exit(_fail(str(error), 1), argv)
+    except Exception as error:  # an SDK's or the file system's: still one line, not a trace
+        return _exit(_fail(f"unexpected {describe_error(error)}", 1), argv)
     print(json.dumps({**result.as_dict(), "result_key": arguments.result_key}, sort_keys=True))
     return _exit(arguments.exit_code(result), argv)
+
+
+def _fail(message: str, code: int) -> int:
+    # One line on stderr (CloudWatch's error stream), with what came from data - a value,
+    # a name - shown escaped: never a second line, never a terminal escape.
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    print(f"error: {shown}", file=sys.stderr)
+    return code
 
 
 def _exit(code: int, argv: Sequence[str] | None) -> int:

@@ -35,7 +35,7 @@ from ecommerce_lakehouse.ports.storage import ObjectStorage
 from ecommerce_lakehouse_aws.storage import S3Location, S3ObjectStorage
 from ecommerce_lakehouse_lambdas.clients import aws_client
 from ecommerce_lakehouse_lambdas.errors import InvalidEvent, InvalidRunResult, RunResultMissing
-from ecommerce_lakehouse_lambdas.settings import aws_region, endpoint_url
+from ecommerce_lakehouse_lambdas.settings import ArchiveSettings
 
 LOGGER = logging.getLogger(__name__)
 LOGGER.setLevel(logging.INFO)
@@ -178,6 +178,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """
     request = ArchiveRequest.from_event(event)
     location = S3Location.parse(request.lake_root)
-    client = aws_client("s3", aws_region(os.environ), endpoint_url(os.environ))
+    settings = ArchiveSettings.from_env(os.environ)
+    client = aws_client("s3", settings.region, settings.endpoint_url)
     # Only moves happen here: delta-rs' storage options are not needed.
     return archive_run(S3ObjectStorage(client, location, {}), request)

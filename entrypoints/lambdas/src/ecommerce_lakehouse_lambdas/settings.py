@@ -1,11 +1,16 @@
 """Settings of the Lambdas, read from the environment the functions are deployed with.
 
+Both are settings classes (:mod:`ecommerce_lakehouse.settings`) read by
+:func:`~ecommerce_lakehouse.settings.read_settings`; docs/settings.md lists every setting.
+
 | variable | function | |
 |---|---|---|
-| ``LAKEHOUSE_LAKE_ROOT`` | trigger | ``s3://bucket[/prefix]``: whose raw CSVs start runs |
+| ``LAKEHOUSE_LAKE`` | trigger | ``s3://bucket[/prefix]``: whose raw CSVs start runs |
 | ``LAKEHOUSE_STATE_MACHINE_ARN`` | trigger | the state machine the trigger starts |
 | ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` | archive | set by Lambda itself |
 | ``AWS_ENDPOINT_URL`` | both | optional: an emulator or S3-compatible endpoint |
+
+``LAKEHOUSE_REGION`` and ``LAKEHOUSE_ENDPOINT_URL``, when set, win over the ``AWS_`` ones.
 
 The trigger calls Step Functions, and S3 for the lake's raw zone and its start record
 (``_trigger/last-start.json``), in the state machine's own region (read from its ARN): the
@@ -14,17 +19,14 @@ stack puts the lake bucket and the state machine in one region.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.settings import LakeSettings, env_name, info_of, read_settings, setting
 from ecommerce_lakehouse_aws.storage import S3Location
-
-LAKE_ROOT_ENV = "LAKEHOUSE_LAKE_ROOT"
-STATE_MACHINE_ENV = "LAKEHOUSE_STATE_MACHINE_ARN"
-ENDPOINT_ENV = "AWS_ENDPOINT_URL"
-REGION_ENVS: tuple[str, ...] = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
 _STATE_MACHINE_ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P<account>\d{12})"
@@ -32,34 +34,18 @@ _STATE_MACHINE_ARN = re.compile(
 )
 
 
-def _value(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
+def _lake_meaning(name: str) -> str:
+    # A setting the library has too keeps its meaning word for word: the settings table
+    # has one row per name.
+    return next(info_of(f).meaning for f in dataclasses.fields(LakeSettings) if f.name == name)
 
 
-def endpoint_url(environ: Mapping[str, str]) -> str | None:
-    """The custom AWS endpoint (``AWS_ENDPOINT_URL``), or None for AWS's own.
-
-    Raises:
-        ConfigurationError: the value is not an ``http://`` or ``https://`` URL.
-    """
-    value = _value(environ, ENDPOINT_ENV)
+def _check_endpoint(value: str | None) -> None:
     if value is not None and not value.startswith(("http://", "https://")):
-        raise ConfigurationError(f"invalid {ENDPOINT_ENV} {value!r}: expected http:// or https://")
-    return value
-
-
-def aws_region(environ: Mapping[str, str]) -> str:
-    """The region the function runs in (``AWS_REGION``, which Lambda always sets).
-
-    Raises:
-        ConfigurationError: neither ``AWS_REGION`` nor ``AWS_DEFAULT_REGION`` is set.
-    """
-    for name in REGION_ENVS:
-        value = _value(environ, name)
-        if value is not None:
-            return value
-    raise ConfigurationError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")
+        raise ConfigurationError(
+            f"invalid {env_name('endpoint_url')} (or AWS_ENDPOINT_URL) {value!r}: "
+            "expected http:// or https://"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,48 +53,93 @@ class TriggerSettings:
     """What the S3 trigger watches and what it starts.
 
     Attributes:
-        lake: the lake root whose ``raw-data/`` CSVs start runs.
-        state_machine_arn: the ARN of the pipeline's state machine.
-        region: the state machine's region (from its ARN).
+        lake: the lake root (``s3://bucket[/prefix]``) whose ``raw-data/`` CSVs start runs;
+            :attr:`location` is it parsed.
+        state_machine_arn: the ARN of the pipeline's state machine; :attr:`region` is its
+            region.
         endpoint_url: a custom endpoint for Step Functions and S3, or None for AWS's own.
+
+    Raises:
+        ConfigurationError: the lake root, the ARN or the endpoint is malformed.
     """
 
-    lake: S3Location
-    state_machine_arn: str
-    region: str
-    endpoint_url: str | None = None
+    # The meaning is the Glue job's ``lake``'s, word for word (one row in the table).
+    lake: str = setting(
+        "the lake root: s3://bucket[/prefix] on AWS, a directory locally", flag=False, job=False
+    )
+    state_machine_arn: str = setting(
+        "the ARN of the state machine the S3 trigger starts", flag=False, job=False
+    )
+    endpoint_url: str | None = setting(
+        _lake_meaning("endpoint_url"),
+        default=None,
+        flag=False,
+        job=False,
+        aws_env=("AWS_ENDPOINT_URL",),
+    )
+
+    def __post_init__(self) -> None:
+        S3Location.parse(self.lake)
+        if _STATE_MACHINE_ARN.fullmatch(self.state_machine_arn) is None:
+            raise ConfigurationError(
+                f"invalid {env_name('state_machine_arn')} {self.state_machine_arn!r}: expected "
+                "arn:aws:states:<region>:<account>:stateMachine:<name>"
+            )
+        _check_endpoint(self.endpoint_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TriggerSettings:
-        """Settings from the environment.
+        """Settings from the environment (:func:`read_settings`; ConfigurationError if bad)."""
+        return read_settings(cls, {}, environ)
 
-        Reads ``LAKEHOUSE_LAKE_ROOT``, ``LAKEHOUSE_STATE_MACHINE_ARN`` and, optionally,
-        ``AWS_ENDPOINT_URL``.
+    @property
+    def location(self) -> S3Location:
+        """The lake root, parsed."""
+        return S3Location.parse(self.lake)
 
-        Raises:
-            ConfigurationError: a variable is missing or malformed.
-        """
-        missing = [name for name in (LAKE_ROOT_ENV, STATE_MACHINE_ENV) if not _value(environ, name)]
-        if missing:
-            raise ConfigurationError(
-                f"the S3 trigger needs the environment variable(s) {', '.join(missing)}"
-            )
-        lake = S3Location.parse(_value(environ, LAKE_ROOT_ENV) or "")
-        arn = _value(environ, STATE_MACHINE_ENV) or ""
-        match = _STATE_MACHINE_ARN.fullmatch(arn)
-        if match is None:
-            raise ConfigurationError(
-                f"invalid {STATE_MACHINE_ENV} {arn!r}: expected "
-                "arn:aws:states:<region>:<account>:stateMachine:<name>"
-            )
-        return cls(
-            lake=lake,
-            state_machine_arn=arn,
-            region=match["region"],
-            endpoint_url=endpoint_url(environ),
-        )
+    @property
+    def region(self) -> str:
+        """The state machine's region (from its ARN)."""
+        match = _STATE_MACHINE_ARN.fullmatch(self.state_machine_arn)
+        assert match is not None, "checked by __post_init__"
+        return match["region"]
 
     def execution_arn(self, name: str) -> str:
         """The ARN of the state machine's execution called ``name``."""
         prefix, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
         return f"{prefix}:execution:{machine}:{name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchiveSettings:
+    """Where the archive function calls S3.
+
+    Attributes:
+        region: the region the function runs in (``AWS_REGION``, which Lambda always sets).
+        endpoint_url: a custom S3 endpoint, or None for AWS's own.
+
+    Raises:
+        ConfigurationError: the endpoint is malformed.
+    """
+
+    region: str = setting(
+        _lake_meaning("region"),
+        flag=False,
+        job=False,
+        aws_env=("AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    endpoint_url: str | None = setting(
+        _lake_meaning("endpoint_url"),
+        default=None,
+        flag=False,
+        job=False,
+        aws_env=("AWS_ENDPOINT_URL",),
+    )
+
+    def __post_init__(self) -> None:
+        _check_endpoint(self.endpoint_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ArchiveSettings:
+        """Settings from the environment (:func:`read_settings`; ConfigurationError if bad)."""
+        return read_settings(cls, {}, environ)

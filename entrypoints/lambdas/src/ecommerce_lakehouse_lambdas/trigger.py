@@ -407,7 +407,7 @@ class Trigger:
         return summary
 
     def _ignore_reason(self, record: ObjectEvent) -> str | None:
-        lake = self._settings.lake
+        lake = self._settings.location
         if not record.event_name.startswith("ObjectCreated:"):
             return f"{record.event_name or 'an event without eventName'} is not ObjectCreated"
         if record.bucket != lake.bucket:
@@ -477,11 +477,11 @@ class Trigger:
 
     @property
     def _raw_uri(self) -> str:
-        return f"{self._settings.lake.uri}/{RAW}"
+        return f"{self._settings.location.uri}/{RAW}"
 
     def _raw_objects(self) -> list[RawObject]:
         """The raw CSVs in ``raw-data/`` now, in key order."""
-        lake = self._settings.lake
+        lake = self._settings.location
         folder = f"{lake.object_key(RAW)}/"
         strip = len(lake.prefix) + 1 if lake.prefix else 0
         found: list[RawObject] = []
@@ -556,7 +556,7 @@ class Trigger:
                 "another invocation of the trigger claimed the next start at the same moment"
             )
         listed = [o.as_input() for o in objects]
-        payload: dict[str, Any] = {"lake_root": self._settings.lake.uri, "objects": listed}
+        payload: dict[str, Any] = {"lake_root": self._settings.location.uri, "objects": listed}
         if swept and len(listed) > INPUT_OBJECTS:
             payload.update(objects=listed[:INPUT_OBJECTS], objects_total=len(listed))
         try:
@@ -627,11 +627,11 @@ class Trigger:
 
     @property
     def _record_key(self) -> str:
-        return self._settings.lake.object_key(START_RECORD_KEY)
+        return self._settings.location.object_key(START_RECORD_KEY)
 
     def _read_record(self) -> tuple[StartRecord | None, str | None]:
         """The start record of this state machine and the object's ETag (None, None: none)."""
-        bucket, key = self._settings.lake.bucket, self._record_key
+        bucket, key = self._settings.location.bucket, self._record_key
         try:
             response = self._s3.get_object(Bucket=bucket, Key=key)
         except ClientError as error:
@@ -667,7 +667,7 @@ class Trigger:
         condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         try:
             self._s3.put_object(
-                Bucket=self._settings.lake.bucket,
+                Bucket=self._settings.location.bucket,
                 Key=self._record_key,
                 Body=record.to_json(),
                 ContentType="application/json",
@@ -724,7 +724,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         machine's execution).
 
     Raises:
-        ConfigurationError: ``LAKEHOUSE_LAKE_ROOT`` or ``LAKEHOUSE_STATE_MACHINE_ARN`` is
+        ConfigurationError: ``LAKEHOUSE_LAKE`` or ``LAKEHOUSE_STATE_MACHINE_ARN`` is
             missing or malformed.
         InvalidEvent: the event is not one the trigger handles.
         botocore.exceptions.ClientError: a Step Functions or S3 call failed (Lambda

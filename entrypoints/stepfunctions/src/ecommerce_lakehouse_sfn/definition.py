@@ -59,7 +59,7 @@ def placement(settings: StateMachineSettings) -> dict[str, str]:
     if missing:
         raise ValueError(f"pipeline step(s) without a state-machine placement: {missing}")
     places = {step.name: PLACEMENT[step.name] for step in PIPELINE}
-    if settings.crawler_name is None:
+    if settings.crawler is None:
         # The job registers the tables through the Data Catalog API.
         places["catalogue"] = "glue_job"
     return places
@@ -227,13 +227,13 @@ class _Builder:
         # as written. The job validates nothing here (the Athena gate does), so the check
         # severities are the gate's alone.
         arguments = {
-            "--lake": s.lake_root,
+            "--lake": s.lake,
             "--run_id.$": RUN_ID,
             "--result_key.$": RESULT_KEY,
             "--steps": ",".join(steps),
         }
         parameters: State = {
-            "JobName": s.glue_job_name,
+            "JobName": s.glue_job,
             "Arguments": arguments,
             "Timeout": max(1, s.glue_timeout_seconds // 60),
         }
@@ -261,7 +261,7 @@ class _Builder:
                 "IngestJob",
                 get_state=_task(
                     "arn:aws:states:::aws-sdk:glue:getJobRun",
-                    {"JobName": s.glue_job_name, "RunId.$": "$.ingest.JobRunId"},
+                    {"JobName": s.glue_job, "RunId.$": "$.ingest.JobRunId"},
                     next_state="",
                     fail_state="IngestFailed",
                     retryable=_GLUE_RETRYABLE,
@@ -292,7 +292,7 @@ class _Builder:
                 "Ingest",
                 _task(
                     "arn:aws:states:::aws-sdk:glue:startJobRun",
-                    {"JobName": s.glue_job_name, "Arguments": arguments},
+                    {"JobName": s.glue_job, "Arguments": arguments},
                     next_state=loop,
                     fail_state="IngestFailed",
                     retryable=_GLUE_RETRYABLE,
@@ -316,7 +316,7 @@ class _Builder:
                 {
                     "FunctionName": s.archive_function,
                     "Payload": {
-                        "lake_root": s.lake_root,
+                        "lake_root": s.lake,
                         "run_id.$": RUN_ID,
                         "result_key.$": RESULT_KEY,
                     },
@@ -337,13 +337,13 @@ class _Builder:
 
     def crawler(self, next_state: str) -> str:
         s = self.settings
-        assert s.crawler_name is not None, "placed in a crawler only when one is configured"
+        assert s.crawler is not None, "placed in a crawler only when one is configured"
         status = "$.crawler_status.Crawler"
         loop = self.poll_loop(
             "Crawler",
             get_state=_task(
                 "arn:aws:states:::aws-sdk:glue:getCrawler",
-                {"Name": s.crawler_name},
+                {"Name": s.crawler},
                 next_state="",
                 fail_state="CatalogueFailed",
                 retryable=["Glue.ThrottlingException", "Glue.OperationTimeoutException"],
@@ -375,7 +375,7 @@ class _Builder:
             "StartCrawler",
             _task(
                 "arn:aws:states:::aws-sdk:glue:startCrawler",
-                {"Name": s.crawler_name},
+                {"Name": s.crawler},
                 next_state=loop,
                 fail_state="CatalogueFailed",
                 # A crawl still running from elsewhere: wait for it, then start ours.
@@ -450,7 +450,7 @@ class _Builder:
                     next_state=read_results,
                     fail_state="ValidationQueryFailed",
                     retryable=_ATHENA_RETRYABLE,
-                    timeout=s.athena_timeout_seconds,
+                    timeout=s.validation_timeout_seconds,
                     result_path="$.validation",
                     result_selector={"QueryExecutionId.$": "$.QueryExecution.QueryExecutionId"},
                     comment=comment,
@@ -483,7 +483,7 @@ class _Builder:
             fail_state="ValidationQueryFailed",
             timed_out="ValidationTimedOut",
             wait_seconds=s.athena_poll_seconds,
-            max_polls=max(1, s.athena_timeout_seconds // s.athena_poll_seconds),
+            max_polls=max(1, s.validation_timeout_seconds // s.athena_poll_seconds),
         )
         self.add(
             "Validate",
@@ -522,7 +522,7 @@ def build_definition(
         ValueError: a pipeline step has no placement.
     """
     settings = settings or StateMachineSettings()
-    policy = ValidationPolicy(foreign_key_severity=settings.foreign_key_severity)
+    policy = ValidationPolicy(foreign_key_severity=settings.fk_severity)
     builder = _Builder(settings, integration, policy)
     # Each place once, where its first step stands: the job runs all the steps placed in it.
     places = list(dict.fromkeys(placement(settings).values()))
@@ -537,7 +537,7 @@ def build_definition(
         "StartAt": next_state,
         "TimeoutSeconds": settings.glue_timeout_seconds
         + settings.lambda_timeout_seconds
-        + settings.athena_timeout_seconds
+        + settings.validation_timeout_seconds
         + settings.crawler_poll_seconds * settings.crawler_max_polls,
         "States": ordered,
     }

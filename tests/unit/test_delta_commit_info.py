@@ -1,10 +1,10 @@
-"""Reading Delta commit info written by either engine: custom metadata and metric names."""
+"""`ecommerce_lakehouse_delta.commit_info`: Delta commit info written by either engine."""
 
 from __future__ import annotations
 
 import json
 
-from ecommerce_lakehouse.ports.engine import operation_metrics, user_metadata
+from ecommerce_lakehouse_delta.commit_info import COMMIT_INFO_KEYS, operation_metrics, user_metadata
 
 
 def test_delta_rs_metadata_is_read_from_top_level_keys() -> None:
@@ -62,3 +62,9 @@ def test_metrics_take_delta_rs_names_whichever_engine_wrote_them() -> None:
     assert operation_metrics("WRITE", {"num_added_rows": 1, "flag": True, "x": "1.5"}) == {
         "num_added_rows": 1
     }
+
+
+def test_reserved_commit_info_keys_are_not_metadata() -> None:
+    commit = {key: "x" for key in COMMIT_INFO_KEYS - {"userMetadata"}}
+
+    assert user_metadata(commit) == {}
