@@ -23,6 +23,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.settings import LakeSettings, env_name, info_of, read_settings, setting
@@ -38,6 +39,17 @@ def _lake_meaning(name: str) -> str:
     # A setting the library has too keeps its meaning word for word: the settings table
     # has one row per name.
     return next(info_of(f).meaning for f in dataclasses.fields(LakeSettings) if f.name == name)
+
+
+def _endpoint_url_setting() -> Any:
+    # Both functions read the endpoint as the library does (one meaning, one variable).
+    return setting(
+        _lake_meaning("endpoint_url"),
+        default=None,
+        flag=False,
+        job=False,
+        aws_env=("AWS_ENDPOINT_URL",),
+    )
 
 
 def _check_endpoint(value: str | None) -> None:
@@ -70,13 +82,7 @@ class TriggerSettings:
     state_machine_arn: str = setting(
         "the ARN of the state machine the S3 trigger starts", flag=False, job=False
     )
-    endpoint_url: str | None = setting(
-        _lake_meaning("endpoint_url"),
-        default=None,
-        flag=False,
-        job=False,
-        aws_env=("AWS_ENDPOINT_URL",),
-    )
+    endpoint_url: str | None = _endpoint_url_setting()
 
     def __post_init__(self) -> None:
         S3Location.parse(self.lake)
@@ -128,13 +134,7 @@ class ArchiveSettings:
         job=False,
         aws_env=("AWS_REGION", "AWS_DEFAULT_REGION"),
     )
-    endpoint_url: str | None = setting(
-        _lake_meaning("endpoint_url"),
-        default=None,
-        flag=False,
-        job=False,
-        aws_env=("AWS_ENDPOINT_URL",),
-    )
+    endpoint_url: str | None = _endpoint_url_setting()
 
     def __post_init__(self) -> None:
         _check_endpoint(self.endpoint_url)
