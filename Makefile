@@ -48,7 +48,8 @@ export LAKEHOUSE_MINISTACK := $(MINISTACK)
 
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint format typecheck bench package infra-definition clean
+.PHONY: install demo test test-fast lint format typecheck bench bench-compare package \
+	infra-definition clean
 
 $(STAMP): $(MANIFESTS)
 	$(PYTHON) -m venv $(VENV)
@@ -106,6 +107,10 @@ test-fast: install
 
 bench: install
 	$(BIN)/python benchmarks/run_pipeline.py
+
+# The product against the plain scripts a user would write instead, side by side.
+bench-compare: install
+	$(BIN)/python benchmarks/compare.py --scale 0.01 --engines polars,spark --verify
 
 # The deployable artefacts in dist/ (wheels, the Glue script, the Lambda zips, manifest.json;
 # docs/packaging.md). Needs only the virtual environment, not the jars or the linters.
