@@ -13,12 +13,20 @@ it are ignored, and a record with a value past it is marked for rule ``wrong_fie
 The rules and casts run here, one file at a time, rather than on the whole batch in
 ``stage``: a source frame then holds typed values (far smaller than text) and builds the
 raw record (a JSON object of the row) only for the rows that break a rule.
+
+What costs is kept to one pass of cheap kernels over the text: typed values are cast by
+Polars' own parsers on every row (``expressions.fast_cast``), and only the rows holding a
+value those cannot vouch for (padded, spelled otherwise, or invalid: few in real files) go
+through the exact, costly cast (``expressions.cast_text``). A local file's bytes are also
+scanned once (``memchr``): with no quote, each record is one line (line numbers are the
+row index, not counted in every cell); with no whitespace either, no value needs trimming.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -52,15 +60,19 @@ from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_polars.dtypes import polars_dtype, polars_schema
 from ecommerce_lakehouse_polars.expressions import (
     cast_text,
+    fast_cast,
+    fast_decided,
     first_violation_index,
     normalized,
     timestamp_parts,
+    unpadded_normalized,
 )
 
 #: Index in ``schema.rules`` of the first rule a row breaks (null when the row is valid).
 #: Engine-internal names hold a capital letter, so no evolved column (``[a-z0-9_]``) can
 #: take them.
 VIOLATION = "_Violation"
+_UNDECIDED = "_Undecided"
 _LINE = "_Line"
 
 
@@ -132,7 +144,9 @@ def read_source_frame(
     longest = grid.select(pl.max_horizontal(pl.all().str.len_bytes().max())).item()
     if longest is not None and longest > limits.max_field_bytes:
         raise limit_rejection(source.key, "field_too_large", limits)
-    # Internal names cannot clash with business or evolved names (see VIOLATION).
+    # Internal names cannot clash with business or evolved names (see VIOLATION). The
+    # parse leaves a few dozen chunks per column: rechunking the text costs more than the
+    # expressions below lose on them, so only the (smaller) result is rechunked.
     grid = grid.rename({c: _cell(i) for i, c in enumerate(grid.columns)})
     # Cells past the header's width hold the fields of longer records ("" elsewhere).
     total = grid.width
@@ -143,37 +157,65 @@ def read_source_frame(
     columns = check_header(source.key, schema, evolution, header)
     in_schema = {c.name: c for c in columns if c.name in schema.column_names}
     extras = [c for c in columns if c.name not in schema.column_names]
-
-    text: list[pl.Expr] = []
-    for name in schema.column_names:
-        found = in_schema.get(name)
-        value = pl.col(_norm(found.position)) if found else pl.lit(None, pl.String)
-        text.append(value.alias(name))
-    if extras and evolution is SchemaEvolution.RESCUE:
-        text.append(_json_object(extras).alias(RESCUED_DATA))
-    else:
-        text.append(pl.lit(None, pl.String).alias(RESCUED_DATA))
     evolved = (
         [evolved_name(c.original, c.position + 1) for c in extras]
         if evolution is SchemaEvolution.ADD_NEW_COLUMNS
         else []
     )
-    text += [pl.col(_norm(c.position)).alias(n) for c, n in zip(extras, evolved, strict=False)]
-    text += [
-        pl.col(_LINE).alias(LINE_NUMBER),
-        _ragged(width, total).alias(RAGGED_RECORD),
-        *(pl.col(_cell(i)) for i in range(total)),
-    ]
 
     # Every record is a row, blank ones too: they are quarantined (no key), not dropped.
-    records = (
-        grid.lazy()
-        .with_columns(_line_numbers(total).alias(_LINE))
-        .slice(1)
-        .with_columns(normalized(pl.col(_cell(i))).alias(_norm(i)) for i in range(width))
-        .select(text)
+    # The cells are string views: the slice, and the gathers of a few rows below, copy no
+    # text.
+    records = grid.slice(1)
+
+    def raw(name: str) -> pl.Expr:
+        found = in_schema.get(name)
+        return pl.col(_cell(found.position)) if found else pl.lit(None, pl.String)
+
+    casts = casts_needed(schema.rules, schema.types)
+    typed = list(dict.fromkeys(c for c, _ in casts))
+    scan = _scan(source)
+    fast = _fast_casts(schema, casts, raw, scan.unpadded)
+    trimmed = unpadded_normalized if scan.unpadded else normalized
+    # One pass over the text, its expressions run in parallel: text columns trimmed, the
+    # typed values cast by Polars' own parsers, which typed values are blank.
+    checked = (
+        records.lazy()
+        .select(
+            *(trimmed(raw(c)).alias(c) for c in schema.column_names if c not in typed),
+            *(f.value.alias(_cast(f.column, f.type)) for f in fast),
+            *(f.spelled.alias(_spelled(f.column, f.type)) for f in fast if f.spelled is not None),
+            *(_non_blank(raw(c)).alias(_present(c)) for c in typed),
+            *(
+                [_json_object(extras).alias(RESCUED_DATA)]
+                if extras and evolution is SchemaEvolution.RESCUE
+                else []
+            ),
+            *(
+                trimmed(pl.col(_cell(c.position))).alias(n)
+                for c, n in zip(extras, evolved, strict=False)
+            ),
+            _ragged(width, total).alias(RAGGED_RECORD),
+            (
+                pl.int_range(2, pl.len() + 2, dtype=pl.Int64)
+                if scan.one_line_per_record
+                else pl.lit(None, pl.Int64)
+            ).alias(LINE_NUMBER),
+        )
+        .with_columns(_undecided(fast).alias(_UNDECIDED))
+        .collect()
     )
-    checked = _typed_and_checked(records, schema).select(
+    if checked.get_column(LINE_NUMBER).has_nulls():
+        # A quoted field may span lines: count them (see _line_numbers).
+        lines = grid.select(_line_numbers(total)).to_series().slice(1)
+        checked = checked.with_columns(lines.alias(LINE_NUMBER))
+    if RESCUED_DATA not in checked.columns:
+        # No extra column: null on every row. A repeated null is allocated, never written
+        # (a broadcast literal would write each row's view once the frame is rechunked).
+        nulls = pl.repeat(None, checked.height, dtype=pl.String, eager=True)
+        checked = checked.with_columns(nulls.alias(RESCUED_DATA))
+    checked = _cast_the_rest(checked, records, fast, raw)
+    frame = _with_violation(checked, schema).select(
         *schema.column_names,
         RESCUED_DATA,
         *evolved,
@@ -182,16 +224,194 @@ def read_source_frame(
         pl.lit(source.ordinal, pl.Int64).alias(FILE_ORDINAL),
         LINE_NUMBER,
         VIOLATION,
-        RAGGED_RECORD,
-        *(_cell(i) for i in range(total)),
     )
-    frame = checked.collect()
+    raw_records = _raw_records(
+        frame.get_column(VIOLATION), checked.get_column(RAGGED_RECORD), records, columns, width
+    )
     # One chunk per column: the batch then has one per file in every column, and filters
     # on it need not realign (copy) columns of different chunkings.
-    return frame.select(
-        pl.exclude([RAGGED_RECORD, *(_cell(i) for i in range(total))]),
-        _raw_records(frame, columns, width, total).alias(RAW_RECORD),
-    ).rechunk()
+    return frame.with_columns(raw_records.alias(RAW_RECORD)).rechunk()
+
+
+def _non_blank(raw: pl.Expr) -> pl.Expr:
+    """Whether raw text is neither null nor empty (never null)."""
+    return (raw.str.len_bytes() > 0).fill_null(False)
+
+
+#: Bytes that begin a character Python's ``str.strip()`` removes, but a line break (the
+#: UTF-8 lead bytes of the non-ASCII ones included), and ``+``.
+_PADDING_BYTES = (
+    b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f",
+    b"\xc2", b"\xe1", b"\xe2", b"\xe3", b"+",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """What the bytes of a file show about all its cells."""
+
+    #: No quote: only a quoted field can hold a line break, so each record is one line.
+    one_line_per_record: bool = False
+    #: No quote and none of :data:`_PADDING_BYTES`: no value needs trimming (no cell holds
+    #: whitespace) and no value holds a sign.
+    unpadded: bool = False
+
+
+#: How much of a file :func:`_scan` reads at a time.
+_SCAN_CHUNK_BYTES = 8 << 20
+
+
+def _scan(source: SourceFile) -> _Scan:
+    """Scan a local file's bytes (a remote one is not read twice: nothing is known).
+
+    ``bytearray.find`` of one byte is a ``memchr``: a byte is found in the whole file far
+    faster than Polars trims or counts line breaks in every cell. The file is read, not
+    mapped: a file truncated meanwhile must not crash the process (``SIGBUS``).
+    """
+    path = _local_path(source.uri)
+    if path is None:
+        return _Scan()
+    buffer = bytearray(_SCAN_CHUNK_BYTES)
+    padded = False
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            while size := handle.readinto(buffer):
+                if buffer.find(b'"', 0, size) != -1:
+                    return _Scan()
+                padded = padded or any(buffer.find(b, 0, size) != -1 for b in _PADDING_BYTES)
+    except OSError:
+        # Unreadable now (it was read a moment ago): assume nothing.
+        return _Scan()
+    return _Scan(one_line_per_record=True, unpadded=not padded)
+
+
+@dataclass(frozen=True, slots=True)
+class _FastCast:
+    """How one typed column is cast on every row (see :func:`fast_cast`)."""
+
+    column: str
+    type: ColumnType
+    value: pl.Expr
+    spelled: pl.Expr | None
+    #: Another cast this one is decided only with (a date read as its timestamp's prefix).
+    after: tuple[str, ColumnType] | None = None
+
+
+def _fast_casts(
+    schema: TableSchema,
+    casts: Sequence[tuple[str, ColumnType]],
+    raw: Callable[[str], pl.Expr],
+    unpadded: bool,
+) -> list[_FastCast]:
+    fast: list[_FastCast] = []
+    for column, column_type in casts:
+        value, spelled = fast_cast(raw(column), column_type, unpadded=unpadded)
+        fast.append(_FastCast(column, column_type, value, spelled))
+    if schema.derived_date is None:
+        return fast
+    date_column, ts_column = schema.derived_date
+    timestamp = (ts_column, ColumnType.TIMESTAMP)
+    if (date_column, ColumnType.DATE) not in casts or timestamp not in casts:
+        return fast
+    # A date that is the first 10 characters of its row's plain timestamp (decided) is
+    # spelled YYYY-MM-DD and a real date: cheaper to see than its pattern.
+    date, ts = raw(date_column), raw(ts_column)
+    prefix = _FastCast(
+        date_column,
+        ColumnType.DATE,
+        date.str.to_date("%Y-%m-%d", strict=False),
+        (date.str.len_bytes() == 10) & ts.str.starts_with(date),
+        after=timestamp,
+    )
+    return [prefix if (f.column, f.type) == (date_column, ColumnType.DATE) else f for f in fast]
+
+
+def _undecided(fast: Sequence[_FastCast]) -> pl.Expr:
+    """Whether a row holds a non-blank typed value :func:`fast_cast` does not decide."""
+    decided: dict[tuple[str, ColumnType], pl.Expr] = {}
+    # A cast decided with another one comes after it.
+    for f in sorted(fast, key=lambda f: f.after is not None):
+        spelled = None if f.spelled is None else pl.col(_spelled(f.column, f.type))
+        if f.after is not None and spelled is not None:
+            spelled = spelled & decided[f.after]
+        decided[(f.column, f.type)] = fast_decided(pl.col(_cast(f.column, f.type)), f.type, spelled)
+    return pl.any_horizontal(
+        pl.lit(False), *(pl.col(_present(c)) & ~d for (c, _), d in decided.items())
+    )
+
+
+def _cast_the_rest(
+    checked: pl.DataFrame,
+    records: pl.DataFrame,
+    fast: Sequence[_FastCast],
+    raw: Callable[[str], pl.Expr],
+) -> pl.DataFrame:
+    """Cast the typed values :func:`fast_cast` left undecided, and flag present values.
+
+    Those are the non-blank values it cannot vouch for: padded, spelled otherwise, or not
+    of their type. Only their rows are trimmed and cast by :func:`cast_text` (rare in clean
+    data, and the costly timestamp parse then runs on a few rows). Afterwards each typed
+    column's ``_present`` flag says whether its normalised text is not null.
+    """
+    undecided = checked.get_column(_UNDECIDED)
+    rows = undecided.arg_true()
+    checked = checked.drop(_UNDECIDED)
+    if rows.len() == 0:
+        return checked
+    typed = list(dict.fromkeys(f.column for f in fast))
+    timestamps = [f.column for f in fast if f.type is ColumnType.TIMESTAMP]
+    exact = (
+        records[rows]
+        .lazy()
+        .select(*(normalized(raw(c)).alias(c) for c in typed))
+        .with_columns(timestamp_parts(pl.col(c)).alias(_parts(c)) for c in timestamps)
+        .select(
+            *(
+                cast_text(
+                    pl.col(f.column),
+                    f.type,
+                    pl.col(_parts(f.column)) if f.type is ColumnType.TIMESTAMP else None,
+                )
+                .cast(checked.schema[_cast(f.column, f.type)])
+                .alias(_cast(f.column, f.type))
+                for f in fast
+            ),
+            *(pl.col(c).is_not_null().alias(_present(c)) for c in typed),
+        )
+        .collect()
+    )
+    return checked.with_columns(
+        checked.get_column(name).scatter(rows, exact.get_column(name)) for name in exact.columns
+    )
+
+
+def _with_violation(checked: pl.DataFrame, schema: TableSchema) -> pl.DataFrame:
+    """``checked`` with :data:`VIOLATION` and the typed business columns (date derived)."""
+    casts = casts_needed(schema.rules, schema.types)
+    typed = list(dict.fromkeys(c for c, _ in casts))
+
+    def cast(column: str, column_type: ColumnType) -> pl.Expr:
+        return pl.col(_cast(column, column_type))
+
+    values: dict[str, pl.Expr] = {
+        c.name: cast(c.name, c.type).cast(polars_dtype(c.type))
+        for c in schema.columns
+        if c.type is not ColumnType.STRING
+    }
+    if schema.derived_date is not None:
+        # Derived on every row; only valid rows survive, and their values are the same.
+        date_column, ts_column = schema.derived_date
+        values[date_column] = pl.coalesce(
+            values[date_column], cast(ts_column, ColumnType.TIMESTAMP).dt.date()
+        )
+    return (
+        checked.lazy()
+        # The rules read a typed column's text only for whether it is null.
+        .with_columns(pl.when(pl.col(_present(c))).then(pl.lit(True)).alias(c) for c in typed)
+        .with_columns(first_violation_index(schema.rules, schema.types, cast).alias(VIOLATION))
+        .with_columns(value.alias(name) for name, value in values.items())
+        .collect()
+    )
 
 
 def _ragged(width: int, total: int) -> pl.Expr:
@@ -200,45 +420,19 @@ def _ragged(width: int, total: int) -> pl.Expr:
     return pl.any_horizontal(past) if past else pl.lit(False)
 
 
-def _typed_and_checked(records: pl.LazyFrame, schema: TableSchema) -> pl.LazyFrame:
-    """``records`` (normalised text) with typed business columns and :data:`VIOLATION`."""
-    casts = casts_needed(schema.rules, schema.types)
-    timestamps = [c for c, t in casts if t is ColumnType.TIMESTAMP]
-
-    def cast(column: str, column_type: ColumnType) -> pl.Expr:
-        return pl.col(_cast(column, column_type))
-
-    checked = (
-        records.with_columns(timestamp_parts(pl.col(c)).alias(_parts(c)) for c in timestamps)
-        .with_columns(
-            cast_text(pl.col(c), t, pl.col(_parts(c)) if t is ColumnType.TIMESTAMP else None).alias(
-                _cast(c, t)
-            )
-            for c, t in casts
-        )
-        .with_columns(first_violation_index(schema.rules, schema.types, cast).alias(VIOLATION))
-    )
-    typed = {
-        c.name: cast(c.name, c.type).cast(polars_dtype(c.type))
-        for c in schema.columns
-        if c.type is not ColumnType.STRING
-    }
-    if schema.derived_date is not None:
-        # Derived on every row; only valid rows survive, and their values are the same.
-        date_column, ts_column = schema.derived_date
-        typed[date_column] = pl.coalesce(
-            typed[date_column], cast(ts_column, ColumnType.TIMESTAMP).dt.date()
-        )
-    return checked.with_columns(value.alias(name) for name, value in typed.items())
-
-
 def _raw_records(
-    frame: pl.DataFrame, columns: Sequence[HeaderColumn], width: int, total: int
+    violation: pl.Series,
+    ragged: pl.Series,
+    records: pl.DataFrame,
+    columns: Sequence[HeaderColumn],
+    width: int,
 ) -> pl.Series:
+    """The raw record (JSON) of each row that breaks a rule; null for the others."""
     # Only the rows that break a rule need their raw record, and they are few: encode
     # those, and leave every other row null.
-    broken = frame.get_column(VIOLATION).is_not_null()
-    cells = frame.select(RAGGED_RECORD, *(_cell(i) for i in range(total))).filter(broken)
+    broken = violation.is_not_null().arg_true()
+    cells = records[broken].with_columns(ragged[broken].alias(RAGGED_RECORD))
+    total = records.width
     encoded = _json_object(columns)
     if total > width:
         # A record longer than the header keeps its fields past it, as a JSON array
@@ -256,21 +450,23 @@ def _raw_records(
         ).struct.json_encode()
         encoded = pl.when(pl.col(RAGGED_RECORD)).then(with_extra).otherwise(encoded)
     raw = cells.select(encoded).to_series()
-    return pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(
-        broken.arg_true(), raw
-    )
+    return pl.repeat(None, violation.len(), dtype=pl.String, eager=True).scatter(broken, raw)
 
 
 def _cell(position: int) -> str:
     return f"_Cell{position}"
 
 
-def _norm(position: int) -> str:
-    return f"_Norm{position}"
-
-
 def _cast(column: str, column_type: ColumnType) -> str:
     return f"_Cast{column_type.value}_{column}"
+
+
+def _spelled(column: str, column_type: ColumnType) -> str:
+    return f"_Spelled{column_type.value}_{column}"
+
+
+def _present(column: str) -> str:
+    return f"_Present_{column}"
 
 
 def _parts(column: str) -> str:

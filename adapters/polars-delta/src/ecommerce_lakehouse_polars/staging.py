@@ -101,7 +101,9 @@ def stage_frames(
         .select(_ROW, SOURCE_FILE)
     )
     keep = (~broken).scatter(dropped.get_column(_ROW), False)
-    valid = batch.filter(keep)
+    # A clean batch (nothing quarantined or dropped) is taken as is: a filter would copy
+    # every column of it.
+    valid = batch if keep.all() else batch.filter(keep)
     survivors = (valid if in_order else valid.sort(position)).select(
         *schema.column_names,
         RESCUED_DATA,
@@ -111,7 +113,12 @@ def stage_frames(
         pl.lit(run.run_id, pl.String).alias(RUN_ID),
     )
 
-    read = _count_by_file(batch)
+    # Each frame is one file (its key on every row): no need to group the batch.
+    read: dict[str, int] = {}
+    for frame in frames:
+        if frame.height:
+            file = str(frame.item(0, SOURCE_FILE))
+            read[file] = read.get(file, 0) + frame.height
     quarantined = _count_by_file(quarantine, "source_file")
     duplicates = _count_by_file(dropped)
     counts = {
