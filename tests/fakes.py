@@ -105,8 +105,15 @@ class InMemoryObjectStorage:
         """SHA-256 hex digest of the stored bytes."""
         return hashlib.sha256(self.read_bytes(key)).hexdigest()
 
-    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
-        """Copy, verify, then delete, with the local adapter's rules.
+    def move(
+        self,
+        source: str,
+        destination: str,
+        *,
+        checksum: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        """Copy, verify, then delete, with the local adapter's rules (always hashing).
 
         Raises:
             IntegrityError: the source is not ``checksum``, the copy differs from the source,

@@ -225,7 +225,7 @@ def test_a_failed_commit_leaves_its_files_for_the_next_run(world: World) -> None
 
 
 def test_a_crash_between_commit_and_archive_is_recovered(world: World, monkeypatch: Any) -> None:
-    def broken_move(source: str, destination: str) -> None:
+    def broken_move(source: str, destination: str, **kwargs: Any) -> None:
         raise IntegrityError("disk full")
 
     with monkeypatch.context() as patch:
@@ -479,10 +479,10 @@ def test_a_file_that_cannot_be_moved_does_not_stop_the_others(
 ) -> None:
     move = world.storage.move
 
-    def flaky(source: str, destination: str, *, checksum: str | None = None) -> None:
+    def flaky(source: str, destination: str, **kwargs: Any) -> None:
         if source == "raw-data/orders_1.csv":
             raise IntegrityError("disk full")
-        move(source, destination, checksum=checksum)
+        move(source, destination, **kwargs)
 
     monkeypatch.setattr(world.storage, "move", flaky)
 
@@ -502,9 +502,9 @@ def test_archive_leaves_a_file_a_writer_changes_during_the_move() -> None:
     read = storage.checksum("raw-data/orders_1.csv")
     move = storage.move
 
-    def writer_goes_on(source: str, destination: str, *, checksum: str | None = None) -> None:
+    def writer_goes_on(source: str, destination: str, **kwargs: Any) -> None:
         storage.write_bytes(source, b"order_id\n1\n2\n")
-        move(source, destination, checksum=checksum)
+        move(source, destination, **kwargs)
 
     storage.move = writer_goes_on  # type: ignore[method-assign]
     outcome = FileOutcome(
@@ -595,7 +595,7 @@ def test_a_run_result_reads_back_from_its_json_with_ignored_files(world: World) 
 def test_a_crash_between_copy_and_delete_does_not_archive_the_file_twice(
     world: World, monkeypatch: Any
 ) -> None:
-    def copy_then_crash(source: str, destination: str, *, checksum: str | None = None) -> None:
+    def copy_then_crash(source: str, destination: str, **kwargs: Any) -> None:
         world.storage.write_bytes(destination, world.storage.read_bytes(source))
         raise OSError("killed before the delete")
 

@@ -117,7 +117,9 @@ class ArchiveFiles:
     discovery (still being written, or a new upload under the same name) stays for the next
     run, and so does every ``failed``, ``waiting`` and ``ignored`` file. Moves verify the
     checksum the run read and are idempotent, so a retried archive step finishes the job. A
-    file that cannot be moved does not stop the others.
+    file whose version token (``ObjectInfo.version``) is still the one discovery listed is
+    known to hold that content and is not read again; only a file whose token changed, or
+    a store without tokens, is hashed. A file that cannot be moved does not stop the others.
 
     Args:
         storage: the lake.
@@ -172,7 +174,12 @@ class ArchiveFiles:
             # A retried step: the earlier attempt already moved it.
             stayed = not self._storage.exists(destination)
             return replace(outcome, destination=None) if stayed else outcome
-        if self._storage.checksum(file.key) != file.checksum:
+        # The version token the run listed proves the content without reading it; only a
+        # file whose token changed (or a store without tokens) is hashed again.
+        token = self._token(file.key)
+        if (token is None or token != file.version) and self._storage.checksum(
+            file.key
+        ) != file.checksum:
             return self._changed(outcome)
         if outcome.status is FileStatus.REJECTED and not self._storage.exists(
             error_report_key(destination)
@@ -189,7 +196,9 @@ class ArchiveFiles:
                 error_report_key(destination), json.dumps(report, indent=2).encode()
             )
         try:
-            self._storage.move(file.key, destination, checksum=file.checksum)
+            # Taken before the checksum (if any): the store re-hashes unless the file still
+            # has this token.
+            self._storage.move(file.key, destination, checksum=file.checksum, version=token)
         except IntegrityError:
             # Changed between the check above and the move (a writer still at it)?
             if self._storage.exists(file.key) and self._storage.checksum(file.key) != (
@@ -198,6 +207,13 @@ class ArchiveFiles:
                 return self._changed(outcome)
             raise
         return outcome
+
+    def _token(self, key: str) -> str | None:
+        """The file's version token now (None when the store has none)."""
+        try:
+            return self._storage.info(key).version
+        except FileNotFoundError:
+            return None
 
     def _changed(self, outcome: FileOutcome) -> FileOutcome:
         self._progress("archive", f"left {outcome.file.key}: it changed since the run read it")

@@ -123,7 +123,14 @@ class ObjectStorage(Protocol):
         """
         ...
 
-    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
+    def move(
+        self,
+        source: str,
+        destination: str,
+        *,
+        checksum: str | None = None,
+        version: str | None = None,
+    ) -> None:
         """Move an object; the source is gone only once the destination is verified.
 
         Within one local filesystem this is an atomic rename (never following links), so a
@@ -138,6 +145,10 @@ class ObjectStorage(Protocol):
             destination: where it goes.
             checksum: the SHA-256 the caller read; when given, a source with other content
                 (still being written, or replaced) is not moved.
+            version: the source's version token (``ObjectInfo.version``) when ``checksum``
+                was taken. While the source still has this token it is known to hold the
+                ``checksum`` content, so a store may skip reading it again; any other token
+                (or None) means the source is hashed.
 
         Raises:
             IntegrityError: verification failed or the source's checksum is not ``checksum``

@@ -87,7 +87,7 @@ def test_a_crash_between_commit_and_archive_is_recovered(
 ) -> None:
     lake = _open(root, engine)
 
-    def broken_move(source: str, destination: str) -> None:
+    def broken_move(source: str, destination: str, **kwargs: object) -> None:
         raise IntegrityError("injected: copy could not be verified")
 
     with monkeypatch.context() as patch:

@@ -235,13 +235,24 @@ class S3ObjectStorage:
         """
         return self._digest(self.object_key(key))[1]
 
-    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
+    def move(
+        self,
+        source: str,
+        destination: str,
+        *,
+        checksum: str | None = None,
+        version: str | None = None,
+    ) -> None:
         """Copy, verify (same size and SHA-256), then delete the source.
 
         S3 copies server-side (multipart for large objects) and only the version that was
         hashed (``CopySourceIfMatch``); the copy is then read back and hashed. The source is
         deleted only while it still has that ETag (``IfMatch``), so content uploaded again
         under the same key meanwhile is never lost.
+
+        When ``version`` (with ``checksum``) is the source's current ETag, the source is
+        known to hold ``checksum`` and is not read: only its copy is hashed (against
+        ``checksum``), and the copy and the delete stay conditional on that ETag.
 
         Raises:
             IntegrityError: the source is not ``checksum``, the copy differs from the source
@@ -255,7 +266,7 @@ class S3ObjectStorage:
                 raise FileNotFoundError(f"cannot move {source!r}: it does not exist")
             return
         try:
-            size, digest, etag = self._digest(src)
+            size, digest, etag = self._known(src, checksum, version) or self._digest(src)
         except FileNotFoundError:
             if self._head(dst) is not None:
                 return  # a retried move: the earlier attempt finished the copy and delete
@@ -293,6 +304,21 @@ class S3ObjectStorage:
                 f"{digest[:12]}); the source was kept"
             )
         self._delete_source(src, etag, source, destination)
+
+    def _known(
+        self, name: str, checksum: str | None, version: str | None
+    ) -> tuple[int, str, str] | None:
+        """Size, SHA-256 and ETag of the object when it still has the ETag ``version``.
+
+        That ETag was taken when ``checksum`` was, so the content is known without a read.
+        None when there is nothing to go by, or the object has another ETag.
+        """
+        if checksum is None or version is None:
+            return None
+        head = self._head(name)
+        if head is None:
+            raise FileNotFoundError(f"no object at s3://{self._location.bucket}/{name}")
+        return (head.size, checksum, head.etag) if head.etag == version else None
 
     def delete(self, key: str) -> None:
         """Delete an object; nothing happens when it does not exist."""

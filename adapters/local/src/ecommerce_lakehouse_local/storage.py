@@ -148,7 +148,14 @@ class LocalObjectStorage:
         """
         return _sha256(self._path(key))
 
-    def move(self, source: str, destination: str, *, checksum: str | None = None) -> None:
+    def move(
+        self,
+        source: str,
+        destination: str,
+        *,
+        checksum: str | None = None,
+        version: str | None = None,
+    ) -> None:
         """Rename the file into place, or copy, verify and delete across filesystems.
 
         Within one filesystem the move is one atomic rename: a crash leaves the file in
@@ -156,6 +163,11 @@ class LocalObjectStorage:
         copy lands in a temporary file beside the destination and is renamed into place only
         once verified, so the destination never holds a partial file. A symbolic link is
         never moved or followed.
+
+        When ``version`` (with ``checksum``) is still the source's version token, the source
+        is known to hold ``checksum`` and is not read: a rename is then verified by the
+        file's identity, size and mtime (any write in between changes them) instead of a
+        hash, and only a copy across filesystems is hashed.
 
         Raises:
             IntegrityError: the source is not ``checksum`` or the copy differs from it (the
@@ -174,7 +186,11 @@ class LocalObjectStorage:
             if dst.is_file():
                 return  # a retried move: the earlier attempt finished the copy and delete
             raise FileNotFoundError(f"cannot move {source!r}: it does not exist")
-        size, digest = src.stat().st_size, _sha256(src)
+        status = src.lstat()
+        size = status.st_size
+        # Known from the token (no read), or read now.
+        trusted = checksum is not None and version is not None and _version(status) == version
+        digest = checksum if trusted and checksum is not None else _sha256(src)
         if checksum is not None and digest != checksum:
             raise IntegrityError(
                 f"cannot move {source!r}: its content changed since it was read "
@@ -189,7 +205,7 @@ class LocalObjectStorage:
             src.unlink()
             return
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if self._rename(src, dst, size, digest, source):
+        if self._rename(src, dst, size, digest, source, status if trusted else None):
             return
         temp = _temp_path(dst.parent)
         try:
@@ -210,8 +226,21 @@ class LocalObjectStorage:
         _fsync_dir(dst.parent)
         src.unlink()
 
-    def _rename(self, src: Path, dst: Path, size: int, digest: str, source: str) -> bool:
-        """Rename ``src`` to ``dst`` on one filesystem; False when they are on two."""
+    def _rename(
+        self,
+        src: Path,
+        dst: Path,
+        size: int,
+        digest: str,
+        source: str,
+        before: os.stat_result | None = None,
+    ) -> bool:
+        """Rename ``src`` to ``dst`` on one filesystem; False when they are on two.
+
+        The renamed file is checked to be what was read: against ``before`` (the source's
+        status when its content was known, compared by identity, size and mtime, which the
+        rename keeps and any write changes) when given, else by size and SHA-256.
+        """
         try:
             # One atomic rename: a crash leaves the file under exactly one name. The
             # destination was checked to be free, and the lake lock keeps it so.
@@ -220,7 +249,11 @@ class LocalObjectStorage:
             if error.errno == errno.EXDEV:
                 return False  # another filesystem: copy instead
             raise
-        if dst.stat().st_size != size or _sha256(dst) != digest:
+        if before is not None:
+            changed = not _unchanged(dst, before)
+        else:
+            changed = dst.stat().st_size != size or _sha256(dst) != digest
+        if changed:
             # A writer still had it open and changed it: give it back for the next run.
             os.rename(dst, src)
             raise IntegrityError(
@@ -296,17 +329,34 @@ _os_rename = os.rename
 
 
 def _info(key: str, status: os.stat_result) -> ObjectInfo:
-    # Any write changes the mtime or the ctime (which no user can set back), and a
-    # replacement (a new file renamed over the old) changes the inode.
-    version = (
-        f"{status.st_dev}:{status.st_ino}:{status.st_size}:"
-        f"{status.st_mtime_ns}:{status.st_ctime_ns}"
-    )
     return ObjectInfo(
         key=key,
         size_bytes=status.st_size,
         modified_at=datetime.fromtimestamp(status.st_mtime, UTC),
-        version=version,
+        version=_version(status),
+    )
+
+
+def _version(status: os.stat_result) -> str:
+    # Any write changes the mtime or the ctime (which no user can set back), and a
+    # replacement (a new file renamed over the old) changes the inode.
+    return (
+        f"{status.st_dev}:{status.st_ino}:{status.st_size}:"
+        f"{status.st_mtime_ns}:{status.st_ctime_ns}"
+    )
+
+
+def _unchanged(path: Path, before: os.stat_result) -> bool:
+    """Whether the file at ``path`` is still the one ``before`` describes, unwritten.
+
+    A rename changes the ctime, so only the device, inode, size and mtime are compared.
+    """
+    after = path.lstat()
+    return (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_dev,
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
     )
 
 
