@@ -355,6 +355,10 @@ def test_the_gate_query_counts_failing_error_checks_like_the_validation_step(
     orders.rows.append(dict(orders.rows[0]))
     items = world.engine.tables[table_ref(world.storage, "order_items").uri]
     items.rows.append({**items.rows[0], "id": "i9", "product_id": "p404"})
+    # Written behind the pipeline's back, as a Delta commit without a run id: the next
+    # validation cannot scope its checks to a run's rows and runs them in full.
+    orders.commit("WRITE")
+    items.commit("WRITE")
     strict = ValidationPolicy(foreign_key_severity=Severity.ERROR)
     failing = [c for c in world.run(run_id="r2", policy=strict).checks if c.fails_run]
     gate = world.platform.query.sql(gate_sql(strict)).to_pylist()[0]["failed_error_checks"]

@@ -112,11 +112,17 @@ class Lake:
         )
 
     def validate(
-        self, policy: ValidationPolicy | None = None, *, lock_timeout_seconds: float | None = None
+        self,
+        policy: ValidationPolicy | None = None,
+        *,
+        lock_timeout_seconds: float | None = None,
+        full: bool = False,
     ) -> list[CheckResult]:
         """Run the table validation checks only, recording them under a new run id.
 
-        The policy and lock timeout default to the lake's settings.
+        The policy and lock timeout default to the lake's settings. The checks are scoped to
+        the rows written since the last validation when that gives the full checks' results,
+        and run over whole tables otherwise or with ``full`` (docs/contract.md#validation).
         """
         self._check_open()
         defaults = self.run_options()
@@ -127,7 +133,7 @@ class Lake:
         with self.platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout_seconds):
             EnsureTables(self.engine, self.platform.storage)()
             validate = ValidateTables(self.platform.query, self.engine, self.platform.storage)
-            return validate(run_id, policy)
+            return validate(run_id, policy, full=full)
 
     def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> TabularResult:
         """Run SQL over the lake's tables (an Arrow table with the local adapters)."""

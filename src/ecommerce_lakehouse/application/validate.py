@@ -1,26 +1,65 @@
 """Run the table validation checks and record them in ``validation_results``.
 
 See docs/contract.md#validation.
+
+A validation checks what changed since the last one. Each validation leaves a small state
+document at ``VALIDATION_STATE_KEY``: the Delta version of every curated table it read and,
+per check, the result, a fingerprint of the check's SQL and, for a foreign-key check, its
+orphans (when there are at most ``ORPHAN_LIMIT``). The next validation walks each table's
+Delta history back to the recorded version; when every commit since is a MERGE or append
+stamped with a run id (``lakehouse.run_id``) or keeps the rows as they were (OPTIMIZE,
+an added column, ...), the rows those runs wrote carry their ids in ``_run_id`` and every
+other row is as the last validation saw it, so each check can be scoped to the runs' rows
+(``ecommerce_lakehouse.domain.validation.scoped_check``) with the same result as the full
+check. Anything else (no state, a restore or any commit by something else, a check whose
+SQL changed, an earlier failure of a check) runs the full check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from ecommerce_lakehouse.application.ingest_log import META_RUN_ID
 from ecommerce_lakehouse.application.run import Clock, utc_now
-from ecommerce_lakehouse.application.tables import audit_ref
+from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
 from ecommerce_lakehouse.domain.audit import VALIDATION_RESULTS
 from ecommerce_lakehouse.domain.errors import LakehouseError
+from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
 from ecommerce_lakehouse.domain.validation import (
+    SAMPLE_SIZE,
     Check,
+    CheckKind,
     CheckResult,
     ValidationPolicy,
     all_checks,
+    kept_orphans_sql,
+    literal_ok,
+    orphans_count_sql,
+    orphans_sql,
+    scoped_check,
 )
-from ecommerce_lakehouse.ports.engine import TableEngine
+from ecommerce_lakehouse.ports.engine import CommitRecord, TableEngine, TableRef
 from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.ports.storage import ObjectStorage
+
+#: The state a validation leaves for the next one (next to ``_catalogue.sqlite``).
+VALIDATION_STATE_KEY = "_validation_state.json"
+#: The most orphans of one foreign-key check the state keeps; with more, it runs in full.
+ORPHAN_LIMIT = 1000
+_STATE_FORMAT = 1
+#: Commits stamped with a run id whose new or rewritten rows carry that id in ``_run_id``.
+_RUN_OPERATIONS = frozenset({"MERGE", "WRITE"})
+#: Commits that keep every row as it was.
+_ROW_PRESERVING = frozenset(
+    {"OPTIMIZE", "ADD COLUMN", "ADD COLUMNS", "SET TBLPROPERTIES", "UPGRADE PROTOCOL"}
+)
+_CREATE = frozenset({"CREATE TABLE"})
+#: Commit metrics that mean rows were added or files removed.
+_ROW_METRICS = ("num_added_rows", "num_added_files", "num_removed_files", "num_output_rows")
 
 
 def _scalar(query: QueryService, sql: str) -> int:
@@ -31,8 +70,94 @@ def _scalar(query: QueryService, sql: str) -> int:
     return int(value or 0)
 
 
+def fingerprint(check: Check) -> str:
+    """A digest of everything that decides a check's counts (not its severity)."""
+    text = "\n".join(
+        [
+            check.observed_sql,
+            check.expected_sql or str(check.expected_value),
+            check.sample_sql or "",
+        ]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Recorded:
+    fingerprint: str
+    observed: int
+    passed: bool
+    orphans: tuple[tuple[str, ...], ...] | None = None
+
+
+@dataclass(slots=True)
+class _State:
+    tables: dict[str, tuple[int, str | None] | None] = field(default_factory=dict)
+    checks: dict[str, _Recorded] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationScope:
+    """How a validation ran.
+
+    Attributes:
+        runs: the runs whose rows the scoped checks read (empty: nothing changed since the
+            last validation), or None when every check ran over whole tables.
+        full_checks: the checks (``table.check``) that still ran over whole tables.
+        reason: why the validation ran in full, when ``runs`` is None.
+    """
+
+    runs: tuple[str, ...] | None
+    full_checks: tuple[str, ...] = ()
+    reason: str = ""
+
+    def describe(self) -> str:
+        """One line for progress displays."""
+        if self.runs is None:
+            return f"full checks ({self.reason})"
+        runs = ", ".join(self.runs) or "none"
+        full = f"; in full: {', '.join(self.full_checks)}" if self.full_checks else ""
+        return f"checks scoped to the rows of run(s) {runs}{full}"
+
+
+def _check_id(check: Check) -> str:
+    return f"{check.table_name}.{check.check_name}"
+
+
+def _orphan_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, ...], ...] | None:
+    """Orphan rows as plain tuples, or None when one cannot be spliced back into SQL."""
+    out = []
+    for row in rows:
+        values = tuple(row.values())
+        if any(not isinstance(v, str) or not literal_ok(v) for v in values):
+            return None
+        out.append(tuple(str(v) for v in values))
+    return tuple(out)
+
+
+def _stamp(commit: CommitRecord) -> str | None:
+    return commit.timestamp.isoformat() if commit.timestamp else None
+
+
+def _changed_by(commit: CommitRecord) -> str | None:
+    """The run a commit belongs to, "" for one that keeps every row, None for anything else."""
+    run = commit.metadata.get(META_RUN_ID)
+    removed = commit.metrics.get("num_removed_files", 0)
+    if commit.operation in _RUN_OPERATIONS and run and literal_ok(run):
+        # An append or a MERGE; a WRITE that removed files overwrote rows.
+        return run if commit.operation == "MERGE" or not removed else None
+    if commit.operation in _ROW_PRESERVING and run is None:
+        return ""
+    if commit.operation in _CREATE and not any(commit.metrics.get(m) for m in _ROW_METRICS):
+        return ""
+    return None
+
+
 class ValidateTables:
-    """Evaluate every check through the query port and append the results."""
+    """Evaluate the checks through the query port and append the results.
+
+    After a call, :attr:`scope` tells how the checks ran.
+    """
 
     def __init__(
         self,
@@ -40,40 +165,217 @@ class ValidateTables:
         engine: TableEngine[Any],
         storage: ObjectStorage,
         clock: Clock = utc_now,
+        schemas: Sequence[TableSchema] = SCHEMAS,
     ) -> None:
         self._query = query
         self._engine = engine
         self._storage = storage
         self._clock = clock
+        self._schemas = {s.name: s for s in schemas}
+        self.scope = ValidationScope(runs=None, reason="not run yet")
 
     def evaluate(self, check: Check) -> CheckResult:
-        """Evaluate one check."""
-        observed = _scalar(self._query, check.observed_sql)
+        """Evaluate one check over whole tables."""
+        return self._evaluate(check, check)
+
+    def _evaluate(self, check: Check, sql: Check) -> CheckResult:
+        observed = _scalar(self._query, sql.observed_sql)
         expected = (
-            _scalar(self._query, check.expected_sql)
-            if check.expected_sql is not None
-            else check.expected_value
+            _scalar(self._query, sql.expected_sql)
+            if sql.expected_sql is not None
+            else sql.expected_value
         )
         passed = observed == expected
         sample: tuple[str, ...] = ()
-        if not passed and check.sample_sql is not None:
+        if not passed and sql.sample_sql is not None:
             sample = tuple(
-                str(next(iter(row.values())))
-                for row in self._query.sql(check.sample_sql).to_pylist()
+                str(next(iter(row.values()))) for row in self._query.sql(sql.sample_sql).to_pylist()
             )
-        return CheckResult(
-            table_name=check.table_name,
-            check_name=check.check_name,
-            severity=check.severity,
-            passed=passed,
-            observed=observed,
-            expected=expected,
-            sample=sample,
-        )
+        return _result(check, observed, expected, sample)
 
-    def __call__(self, run_id: str, policy: ValidationPolicy | None = None) -> list[CheckResult]:
-        """Evaluate every check of ``policy`` and record the results under ``run_id``."""
-        results = [self.evaluate(check) for check in all_checks(policy)]
+    def __call__(
+        self, run_id: str, policy: ValidationPolicy | None = None, *, full: bool = False
+    ) -> list[CheckResult]:
+        """Evaluate every check of ``policy`` and record the results under ``run_id``.
+
+        Args:
+            run_id: the run the results are recorded under.
+            policy: severities.
+            full: evaluate every check over whole tables, whatever the last validation saw.
+        """
+        checks = all_checks(policy, tuple(self._schemas.values()))
+        marks = {name: self._mark(name) for name in self._schemas}
+        state = None if full else self._read_state()
+        runs, reason = (None, "--full") if full else self._runs_since(state, marks)
+        recorded = state.checks if state is not None and runs is not None else {}
+        results: list[CheckResult] = []
+        fresh: dict[str, _Recorded] = {}
+        full_checks: list[str] = []
+        by_id: dict[str, CheckResult] = {}
+        for check in checks:
+            result, orphans, scoped = self._check(check, runs, recorded, by_id)
+            if runs is not None and not scoped:
+                full_checks.append(_check_id(check))
+            by_id[_check_id(check)] = result
+            results.append(result)
+            fresh[_check_id(check)] = _Recorded(
+                fingerprint=fingerprint(check),
+                observed=result.observed,
+                passed=result.passed,
+                orphans=orphans,
+            )
+        self.scope = ValidationScope(
+            runs=None if runs is None else tuple(sorted(runs)),
+            full_checks=tuple(full_checks),
+            reason=reason,
+        )
+        self._record(run_id, results)
+        self._write_state(_State(tables=marks, checks=fresh))
+        return results
+
+    # ---- what changed since the last validation -------------------------------------------
+
+    def _mark(self, name: str) -> tuple[int, str | None] | None:
+        latest = self._engine.history(curated_ref(self._storage, self._schemas[name]), 1)
+        return (latest[0].version, _stamp(latest[0])) if latest else None
+
+    def _runs_since(
+        self, state: _State | None, marks: Mapping[str, tuple[int, str | None] | None]
+    ) -> tuple[set[str] | None, str]:
+        """The runs that wrote since ``state``, or None and why the checks run in full."""
+        if state is None:
+            return None, "no earlier validation"
+        if set(state.tables) != set(marks):
+            return None, "the catalogue changed since the last validation"
+        runs: set[str] = set()
+        for name, schema in self._schemas.items():
+            found = self._table_runs(curated_ref(self._storage, schema), state.tables[name])
+            if found is None:
+                return None, f"{name} changed other than by a run since the last validation"
+            runs |= found
+        return runs, ""
+
+    def _table_runs(self, ref: TableRef, mark: tuple[int, str | None] | None) -> set[str] | None:
+        limit = 8
+        while True:
+            commits = self._engine.history(ref, limit)
+            runs: set[str] = set()
+            for commit in commits:  # newest first
+                if mark is not None and commit.version <= mark[0]:
+                    # The validated version must still be the one validated (not rolled back
+                    # and written again, nor a table deleted and created anew).
+                    same = commit.version == mark[0] and _stamp(commit) == mark[1]
+                    return runs if same else None
+                run = _changed_by(commit)
+                if run is None:
+                    return None
+                if run:
+                    runs.add(run)
+            if len(commits) < limit:  # the whole history was read
+                return runs if mark is None else None
+            limit *= 4
+
+    # ---- one check ------------------------------------------------------------------------
+
+    def _check(
+        self,
+        check: Check,
+        runs: set[str] | None,
+        recorded: Mapping[str, _Recorded],
+        done: Mapping[str, CheckResult],
+    ) -> tuple[CheckResult, tuple[tuple[str, ...], ...] | None, bool]:
+        """The result, the orphans to keep (foreign keys) and whether the check was scoped."""
+        before = recorded.get(_check_id(check))
+        schema = self._schemas[check.table_name]
+        sound = (
+            runs is not None
+            and before is not None
+            and before.fingerprint == fingerprint(check)
+            and all(literal_ok(run) for run in runs)
+        )
+        table = check.table_name
+        if check.kind is CheckKind.FOREIGN_KEY:
+            unique = f"{table}.primary_key_unique"
+            unique_before = recorded.get(unique)
+            sound = (
+                sound
+                and before is not None
+                and before.orphans is not None
+                and unique_before is not None
+                and unique_before.observed == 0
+                and unique in done
+                and done[unique].observed == 0
+            )
+            if sound and runs is not None and before is not None and before.orphans is not None:
+                return (*self._scoped_foreign_key(check, schema, runs, before.orphans), True)
+            return (*self._full_foreign_key(check, schema), False)
+        if check.kind is CheckKind.UNIQUE:
+            not_null = recorded.get(f"{table}.primary_key_not_null")
+            sound = sound and not_null is not None and not_null.observed == 0
+        sound = sound and check.kind in (CheckKind.ROW, CheckKind.UNIQUE)
+        if sound and runs is not None and before is not None and before.observed == 0:
+            return self._evaluate(check, scoped_check(check, schema, sorted(runs))), None, True
+        return self.evaluate(check), None, check.kind is CheckKind.COUNT
+
+    def _full_foreign_key(
+        self, check: Check, child: TableSchema
+    ) -> tuple[CheckResult, tuple[tuple[str, ...], ...] | None]:
+        listed = self._query.sql(orphans_sql(check, child, None, ORPHAN_LIMIT + 1)).to_pylist()
+        if len(listed) > ORPHAN_LIMIT:
+            return self.evaluate(check), None
+        return self._foreign_key_result(check, listed), _orphan_rows(listed)
+
+    def _scoped_foreign_key(
+        self,
+        check: Check,
+        child: TableSchema,
+        runs: set[str],
+        earlier: Sequence[Sequence[str]],
+    ) -> tuple[CheckResult, tuple[tuple[str, ...], ...] | None]:
+        ordered = sorted(runs)
+        kept = (
+            self._query.sql(kept_orphans_sql(check, child, ordered, earlier)).to_pylist()
+            if earlier
+            else []
+        )
+        new = self._query.sql(orphans_sql(check, child, ordered, ORPHAN_LIMIT + 1)).to_pylist()
+        if len(new) <= ORPHAN_LIMIT:
+            listed = [*kept, *new]
+            orphans = _orphan_rows(listed) if len(listed) <= ORPHAN_LIMIT else None
+            return self._foreign_key_result(check, listed), orphans
+        # Too many new orphans to list: count them, sample the smallest keys.
+        count = _scalar(self._query, orphans_count_sql(check, child, ordered))
+        return self._foreign_key_result(check, kept, count, new[:SAMPLE_SIZE]), None
+
+    def _foreign_key_result(
+        self,
+        check: Check,
+        listed: Sequence[Mapping[str, Any]],
+        unlisted: int = 0,
+        smallest: Sequence[Mapping[str, Any]] = (),
+    ) -> CheckResult:
+        """A foreign-key result from orphan rows ``(k0, .., v)``.
+
+        ``unlisted`` more orphans were counted, not listed: ``smallest`` holds the ones with
+        the smallest keys, enough for the sample.
+        """
+        observed = len(listed) + unlisted
+        passed = observed == check.expected_value
+        sample: tuple[str, ...] = ()
+        if not passed:
+            rows = [*listed, *smallest]
+            # As ORDER BY 1 LIMIT n: binary order of the text, NULLs last.
+            keys = sorted(
+                (str(row["k0"]) for row in rows if row["k0"] is not None),
+                key=lambda k: k.encode("utf-8", "surrogatepass"),
+            )
+            keys += ["None"] * sum(1 for row in rows if row["k0"] is None)
+            sample = tuple(keys[:SAMPLE_SIZE])
+        return _result(check, observed, check.expected_value, sample)
+
+    # ---- recording ------------------------------------------------------------------------
+
+    def _record(self, run_id: str, results: Sequence[CheckResult]) -> None:
         checked_at = self._clock()
         self._engine.append_records(
             audit_ref(self._storage, VALIDATION_RESULTS),
@@ -93,4 +395,62 @@ class ValidateTables:
                 for r in results
             ],
         )
-        return results
+
+    def _read_state(self) -> _State | None:
+        try:
+            if not self._storage.exists(VALIDATION_STATE_KEY):
+                return None
+            document = json.loads(self._storage.read_bytes(VALIDATION_STATE_KEY))
+            if document.get("format") != _STATE_FORMAT:
+                return None
+            tables = {
+                name: None if mark is None else (int(mark[0]), mark[1])
+                for name, mark in document["tables"].items()
+            }
+            checks = {
+                name: _Recorded(
+                    fingerprint=str(c["fingerprint"]),
+                    observed=int(c["observed"]),
+                    passed=bool(c["passed"]),
+                    orphans=(
+                        None
+                        if c.get("orphans") is None
+                        else tuple(tuple(str(v) for v in o) for o in c["orphans"])
+                    ),
+                )
+                for name, c in document["checks"].items()
+            }
+        except (OSError, LakehouseError, ValueError, KeyError, TypeError, IndexError):
+            return None  # unreadable: the checks run in full and write it anew
+        return _State(tables=tables, checks=checks)
+
+    def _write_state(self, state: _State) -> None:
+        document = {
+            "format": _STATE_FORMAT,
+            "tables": {
+                name: None if mark is None else [mark[0], mark[1]]
+                for name, mark in state.tables.items()
+            },
+            "checks": {
+                name: {
+                    "fingerprint": c.fingerprint,
+                    "observed": c.observed,
+                    "passed": c.passed,
+                    "orphans": None if c.orphans is None else [list(o) for o in c.orphans],
+                }
+                for name, c in state.checks.items()
+            },
+        }
+        self._storage.write_bytes(VALIDATION_STATE_KEY, json.dumps(document).encode())
+
+
+def _result(check: Check, observed: int, expected: int, sample: tuple[str, ...]) -> CheckResult:
+    return CheckResult(
+        table_name=check.table_name,
+        check_name=check.check_name,
+        severity=check.severity,
+        passed=observed == expected,
+        observed=observed,
+        expected=expected,
+        sample=sample,
+    )

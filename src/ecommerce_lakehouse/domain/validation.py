@@ -4,18 +4,39 @@ See docs/contract.md#validation.
 
 Every check yields a count: ``observed`` must equal ``expected`` for it to pass. ``sample``
 lists up to ten offending keys.
+
+Each check also has a *scoped* form that reads only the rows a set of runs wrote (every
+curated row carries the ``_run_id`` of the run that inserted or last updated it). On a lake
+whose state before those runs was validated with the check passing, the scoped form counts
+exactly what the full check counts (docs/contract.md#validation); the application decides
+when that holds. Literals spliced into scoped SQL are plain strings (:func:`literal_ok`),
+so the SQL stays in the subset Trino, Spark SQL and DuckDB share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from ecommerce_lakehouse.domain.audit import INGEST_LOG
-from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
+from ecommerce_lakehouse.domain.schemas import RUN_ID, SCHEMAS, TableSchema
 from ecommerce_lakehouse.domain.types import FileStatus, Severity
 
 SAMPLE_SIZE = 10
+
+
+class CheckKind(StrEnum):
+    """What a check counts, which decides how it is scoped to a change."""
+
+    #: Offending rows, each judged on its own (nulls, partition consistency): expected 0.
+    ROW = "row"
+    #: Keys stored more than once: expected 0.
+    UNIQUE = "unique"
+    #: A row count compared with the ledger: always evaluated over the whole table.
+    COUNT = "count"
+    #: Child rows whose foreign key has no parent row: expected 0.
+    FOREIGN_KEY = "foreign_key"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +51,9 @@ class Check:
         expected_sql: returns the expected integer, or None for ``expected_value``.
         expected_value: the expected integer when ``expected_sql`` is None.
         sample_sql: returns up to ``SAMPLE_SIZE`` offending keys in one column.
+        kind: what the check counts (how it is scoped).
+        condition: for a ``ROW`` check, the predicate an offending row meets.
+        reference: for a ``FOREIGN_KEY`` check, ``(column, parent table, parent key)``.
     """
 
     table_name: str
@@ -39,6 +63,9 @@ class Check:
     sample_sql: str | None = None
     expected_sql: str | None = None
     expected_value: int = 0
+    kind: CheckKind = CheckKind.COUNT
+    condition: str | None = None
+    reference: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,12 +127,15 @@ def table_checks(schema: TableSchema) -> list[Check]:
                 f"SELECT {_key_expr(schema)} AS k FROM ({duplicated}) d "
                 f"ORDER BY 1 LIMIT {SAMPLE_SIZE}"
             ),
+            kind=CheckKind.UNIQUE,
         ),
         Check(
             table_name=table,
             check_name="primary_key_not_null",
             severity=Severity.ERROR,
             observed_sql=_count_where(table, key_null),
+            kind=CheckKind.ROW,
+            condition=key_null,
         ),
         Check(
             table_name=table,
@@ -113,6 +143,8 @@ def table_checks(schema: TableSchema) -> list[Check]:
             severity=Severity.ERROR,
             observed_sql=_count_where(table, required_null),
             sample_sql=_sample_where(schema, required_null),
+            kind=CheckKind.ROW,
+            condition=required_null,
         ),
         Check(
             table_name=table,
@@ -135,6 +167,8 @@ def table_checks(schema: TableSchema) -> list[Check]:
                 severity=Severity.ERROR,
                 observed_sql=_count_where(table, inconsistent),
                 sample_sql=_sample_where(schema, inconsistent),
+                kind=CheckKind.ROW,
+                condition=inconsistent,
             )
         )
     return checks
@@ -155,6 +189,8 @@ def _foreign_key(child: TableSchema, column: str, parent: TableSchema, severity:
         severity=severity,
         observed_sql=f"SELECT COUNT(*) AS n {orphan}",
         sample_sql=f"SELECT c.{key} AS k {orphan} ORDER BY 1 LIMIT {SAMPLE_SIZE}",
+        kind=CheckKind.FOREIGN_KEY,
+        reference=(column, parent.name, parent_key),
     )
 
 
@@ -181,6 +217,139 @@ def all_checks(
                 raise ValueError(f"{child.name}.{column} references {parent}: a composite key")
             checks.append(_foreign_key(child, column, by_name[parent], policy.foreign_key_severity))
     return checks
+
+
+def literal_ok(value: str) -> bool:
+    """Whether ``value`` may be spliced into scoped SQL as a string literal.
+
+    Only text without quotes, backslashes and control characters: the one literal form the
+    three dialects read alike (Spark SQL treats a backslash as an escape, the others do not).
+    """
+    return not any(ch in "'\\" or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+
+
+def _literal(value: str) -> str:
+    if not literal_ok(value):
+        raise ValueError(f"not a plain SQL literal: {value!r}")
+    return f"'{value}'"
+
+
+def _written_by(run_ids: Sequence[str], alias: str = "") -> str:
+    """The predicate of rows the runs wrote (inserted or last updated)."""
+    if not run_ids:
+        return "1 = 0"
+    return f"{alias}{RUN_ID} IN ({', '.join(_literal(r) for r in sorted(set(run_ids)))})"
+
+
+def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> Check:
+    """The form of a ``ROW`` or ``UNIQUE`` check that reads only the rows ``run_ids`` wrote.
+
+    When the lake before those runs held no offending row (the check passed and, for
+    ``UNIQUE``, no key was null), every offending row is one the runs wrote (``ROW``), and
+    every key stored twice is a key they wrote (``UNIQUE``: a key held only by older rows
+    was held as often before), so the counts and samples equal the full check's.
+
+    Raises:
+        ValueError: the check is of another kind, or a run id is not a plain literal.
+    """
+    table = schema.name
+    written = _written_by(run_ids)
+    if check.kind is CheckKind.ROW and check.condition is not None:
+        condition = f"{written} AND ({check.condition})"
+        return replace(
+            check,
+            observed_sql=_count_where(table, condition),
+            sample_sql=_sample_where(schema, condition) if check.sample_sql else None,
+        )
+    if check.kind is CheckKind.UNIQUE:
+        keys = schema.primary_key
+        key_cols = ", ".join(f"t.{k}" for k in keys)
+        same_key = " AND ".join(f"w.{k} = t.{k}" for k in keys)
+        # Rows with a null key part: only the runs can have written them (none before).
+        null_key = " OR ".join(f"t.{k} IS NULL" for k in keys)
+        touched = (
+            f"SELECT {key_cols} FROM {table} t "
+            f"WHERE EXISTS (SELECT 1 FROM {table} w WHERE {_written_by(run_ids, 'w.')} "
+            f"AND {same_key}) OR ({_written_by(run_ids, 't.')} AND ({null_key}))"
+        )
+        bare = ", ".join(keys)
+        duplicated = f"SELECT {bare} FROM ({touched}) t GROUP BY {bare} HAVING COUNT(*) > 1"
+        return replace(
+            check,
+            observed_sql=f"SELECT COUNT(*) AS n FROM ({duplicated}) d",
+            sample_sql=(
+                f"SELECT {_key_expr(schema)} AS k FROM ({duplicated}) d "
+                f"ORDER BY 1 LIMIT {SAMPLE_SIZE}"
+            ),
+        )
+    raise ValueError(f"{check.check_name} has no scoped form")
+
+
+def _orphan_join(check: Check, child: TableSchema) -> tuple[str, str]:
+    if check.reference is None:
+        raise ValueError(f"{check.check_name} is not a foreign-key check")
+    column, parent, parent_key = check.reference
+    selected = ", ".join(f"c.{k} AS k{i}" for i, k in enumerate(child.primary_key))
+    orphan = (
+        f"FROM {child.name} c LEFT JOIN {parent} p ON c.{column} = p.{parent_key} "
+        f"WHERE c.{column} IS NOT NULL AND p.{parent_key} IS NULL"
+    )
+    return f"{selected}, c.{column} AS v", orphan
+
+
+def orphans_sql(check: Check, child: TableSchema, run_ids: Sequence[str] | None, limit: int) -> str:
+    """Orphans of a ``FOREIGN_KEY`` check as rows ``(k0, .., v)``, at most ``limit``.
+
+    ``k0, ..`` are the child's key columns and ``v`` the dangling value; the rows with the
+    smallest ``k0`` come first, as in the check's sample.
+
+    All of the table's orphans when ``run_ids`` is None, else those among the rows the runs
+    wrote (judged against the parent table as it is now).
+    """
+    selected, orphan = _orphan_join(check, child)
+    if run_ids is not None:
+        orphan += f" AND {_written_by(run_ids, 'c.')}"
+    return f"SELECT {selected} {orphan} ORDER BY 1 LIMIT {limit}"
+
+
+def orphans_count_sql(check: Check, child: TableSchema, run_ids: Sequence[str]) -> str:
+    """How many of the rows ``run_ids`` wrote are orphans of a ``FOREIGN_KEY`` check."""
+    _, orphan = _orphan_join(check, child)
+    return f"SELECT COUNT(*) AS n {orphan} AND {_written_by(run_ids, 'c.')}"
+
+
+def kept_orphans_sql(
+    check: Check,
+    child: TableSchema,
+    run_ids: Sequence[str],
+    orphans: Sequence[Sequence[str]],
+) -> str:
+    """Which earlier orphans ``(k0, .., v)`` are still orphans, as rows ``(k0, .., v)``.
+
+    An earlier orphan row is still stored as it was unless the runs rewrote its key (the
+    rewritten row is judged among theirs); it stays an orphan while no parent holds its
+    value (parents are never deleted, so only a parent the runs inserted can adopt it).
+    """
+    if check.reference is None:
+        raise ValueError(f"{check.check_name} is not a foreign-key check")
+    _, parent, parent_key = check.reference
+    names = [f"k{i}" for i in range(len(child.primary_key))]
+    rows = ", ".join(f"({', '.join(_literal(v) for v in orphan)})" for orphan in orphans)
+    same_key = " AND ".join(
+        f"c.{k} = o.{name}" for k, name in zip(child.primary_key, names, strict=True)
+    )
+    columns = ", ".join([*names, "v"])
+    sql = (
+        f"SELECT {', '.join(f'o.{n}' for n in [*names, 'v'])} "
+        f"FROM (VALUES {rows}) AS o({columns}) "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{parent_key} = o.v)"
+    )
+    if run_ids:
+        sql += (
+            f" AND NOT EXISTS (SELECT 1 FROM {child.name} c "
+            f"WHERE {_written_by(run_ids, 'c.')} AND {same_key})"
+        )
+    return sql
 
 
 def gate_sql(policy: ValidationPolicy | None = None) -> str:

@@ -287,9 +287,17 @@ def validate(
     lake: LakeOption,
     engine: Annotated[str | None, _setting("engine")] = None,
     fk_severity: Annotated[str | None, _setting("fk_severity")] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Run every check over whole tables. Without it, the checks read only the "
+            "rows written since the last validation when that gives the same results.",
+        ),
+    ] = False,
 ) -> None:
     """Run the table validation checks only."""
-    checks = _open(lake, engine=engine, fk_severity=fk_severity).validate()
+    checks = _open(lake, engine=engine, fk_severity=fk_severity).validate(full=full)
     out.print(report.checks_table(checks))
     failing = [c for c in checks if c.fails_run]
     raise typer.Exit(1 if failing else 0)

@@ -1,0 +1,232 @@
+"""Scoped validation gives the full checks' results on every lake the pipeline builds.
+
+Each scenario runs the pipeline batch after batch on real Delta tables (every engine, the
+local platform with DuckDB) and, after every run, evaluates every check over whole tables
+(today's full SQL, nothing recorded) and compares: the run's results, scoped to the rows
+its runs wrote, must be the same, sample included. The scenarios: a fresh load, daily
+batches, corrections, a partition move, late parents adopting earlier orphans, quarantined
+rows, schema evolution, an empty run, a table written behind the pipeline's back (full
+checks), and a catalogue with a fourth entity (a copied core package, as in
+``tests/e2e/test_fourth_entity.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ecommerce_lakehouse as lh
+from ecommerce_lakehouse.application.validate import VALIDATION_STATE_KEY, ValidateTables
+from ecommerce_lakehouse.domain.types import SchemaEvolution
+from ecommerce_lakehouse.domain.validation import CheckResult, all_checks
+from tests.contract.conftest_engines import EngineCase
+from tests.e2e.test_fourth_entity import catalogue, run_with
+
+__all__ = ["catalogue"]
+
+ROOT = Path(__file__).resolve().parents[3]
+
+PRODUCTS = "product_id,department_id,department,product_name\n"
+ORDERS = "order_num,order_id,user_id,order_timestamp,total_amount\n"
+ITEMS = (
+    "id,order_id,user_id,days_since_prior_order,product_id,add_to_cart_order,reordered,"
+    "order_timestamp\n"
+)
+
+#: Batches in order: raw key -> text. Comments say what each batch exercises.
+BATCHES: list[dict[str, str]] = [
+    {  # a fresh load, with an item whose order comes later and one with an unknown product
+        "products/products_1.csv": PRODUCTS + "p1,1,frozen,Peas\np2,2,dairy,Milk\n",
+        "orders/orders_1.csv": ORDERS
+        + "1,o1,u1,2024-01-01T10:00:00Z,10.0\n2,o2,u2,2024-01-02T10:00:00Z,4.5\n",
+        "order_items/order_items_1.csv": ITEMS
+        + "i1,o1,u1,0,p1,1,false,2024-01-01T10:00:00Z\n"
+        + "i2,o9,u9,0,p1,1,false,2024-01-03T10:00:00Z\n"
+        + "i3,o2,u2,0,p404,1,false,2024-01-02T10:00:00Z\n",
+    },
+    {  # a daily batch with one more orphan
+        "orders/orders_2.csv": ORDERS + "3,o3,u1,2024-01-03T09:00:00Z,8.0\n",
+        "order_items/order_items_2.csv": ITEMS
+        + "i4,o3,u1,2,p2,1,true,2024-01-03T09:00:00Z\n"
+        + "i5,o8,u8,0,p1,1,false,2024-01-03T11:00:00Z\n",
+    },
+    {  # late parents (o9 adopts i2), a correction moving o1 to another day, a child fixed
+        "orders/orders_3.csv": ORDERS
+        + "9,o9,u9,2024-01-03T10:00:00Z,1.0\n1,o1,u1,2024-01-05T10:00:00Z,11.0\n",
+        "order_items/order_items_3.csv": ITEMS + "i3,o2,u2,0,p2,1,false,2024-01-02T10:00:00Z\n",
+        "products/products_2.csv": PRODUCTS + "p3,3,bakery,Bread\n",
+    },
+    {  # quarantined rows, an exact re-send and a moved item
+        "orders/orders_4.csv": ORDERS
+        + "4,o4,u4,not-a-time,1.0\n5,,u5,2024-01-04T10:00:00Z,2.0\n"
+        + "3,o3,u1,2024-01-03T09:00:00Z,8.0\n",
+        "order_items/order_items_4.csv": ITEMS
+        + "i6,o3,u1,0,,1,false,2024-01-03T09:00:00Z\n"
+        + "i1,o1,u1,0,p1,1,false,2024-01-01T10:00:00Z\n"
+        + "i4,o3,u1,2,p2,1,true,2024-01-04T09:00:00Z\n",
+    },
+    {  # schema evolution: a new column is added to orders
+        "orders/orders_5.csv": "order_num,order_id,user_id,order_timestamp,total_amount,coupon\n"
+        + "6,o6,u6,2024-01-06T10:00:00Z,6.0,XMAS\n",
+        "order_items/order_items_5.csv": ITEMS + "i7,o6,u6,0,p3,1,false,2024-01-06T10:00:00Z\n",
+    },
+    {},  # nothing new
+    {  # the late parent of i5, and an orphan among many children of one order
+        "orders/orders_7.csv": ORDERS + "8,o8,u8,2024-01-03T11:00:00Z,3.0\n",
+        "order_items/order_items_7.csv": ITEMS
+        + "i8,o7,u7,0,p1,1,false,2024-01-07T10:00:00Z\n"
+        + "i9,o6,u6,0,p1,2,false,2024-01-06T10:00:00Z\n",
+    },
+]
+
+
+def _drop(root: Path, batch: Mapping[str, str]) -> None:
+    for key, text in batch.items():
+        path = root / "raw-data" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def _row(result: CheckResult) -> tuple[Any, ...]:
+    return (
+        result.table_name,
+        result.check_name,
+        result.severity.value,
+        result.passed,
+        result.observed,
+        result.expected,
+        result.sample,
+    )
+
+
+def full_results(lake: lh.Lake) -> list[tuple[Any, ...]]:
+    """Every check over whole tables, with today's full SQL, recording nothing."""
+    validate = ValidateTables(lake.platform.query, lake.engine, lake.platform.storage)
+    return [_row(validate.evaluate(check)) for check in all_checks(lake.run_options().policy)]
+
+
+def run_and_compare(
+    lake: lh.Lake, run_id: str, evolution: SchemaEvolution = SchemaEvolution.RESCUE
+) -> str:
+    """Run the pipeline, compare its checks with the full ones; how the checks ran."""
+    messages: list[str] = []
+    options = lh.RunOptions(run_id=run_id, settle_seconds=0, evolution=evolution)
+    result = lake.run(options, progress=lambda step, message: messages.append(message))
+    assert result.failed_step is None, result.error
+    assert [_row(c) for c in result.checks] == full_results(lake), run_id
+    (scope,) = [m for m in messages if m.startswith(("checks scoped", "full checks"))]
+    return scope
+
+
+def validate_and_compare(lake: lh.Lake, *, full: bool = False) -> None:
+    expected = full_results(lake)
+    assert [_row(c) for c in lake.validate(full=full)] == expected
+
+
+def _open(root: Path, engine: EngineCase) -> lh.Lake:
+    return lh.open_lake(str(root), engine=engine.name, options={"query": "duckdb"})
+
+
+def test_scoped_checks_equal_the_full_checks_batch_after_batch(
+    tmp_path: Path, engine: EngineCase
+) -> None:
+    lake = _open(tmp_path, engine)
+    scopes = []
+    for number, batch in enumerate(BATCHES, start=1):
+        _drop(tmp_path, batch)
+        evolution = SchemaEvolution.ADD_NEW_COLUMNS if "orders/orders_5.csv" in batch else None
+        scopes.append(run_and_compare(lake, f"r{number}", evolution or SchemaEvolution.RESCUE))
+    assert scopes[0] == "full checks (no earlier validation)"
+    assert all(s.startswith("checks scoped") for s in scopes[1:]), scopes
+    assert scopes[5].startswith("checks scoped to the rows of run(s) none")
+    # lakehouse validate: scoped to nothing new, then in full; both as the full checks.
+    validate_and_compare(lake)
+    validate_and_compare(lake, full=True)
+
+
+def test_a_table_written_behind_the_pipelines_back_is_checked_in_full(
+    tmp_path: Path, engine: EngineCase
+) -> None:
+    import deltalake
+    import pyarrow as pa
+
+    lake = _open(tmp_path, engine)
+    _drop(tmp_path, BATCHES[0])
+    run_and_compare(lake, "r1")
+    # A key stored twice, appended without a run id (as a restore or a hand edit would).
+    uri = str(tmp_path / "lakehouse-dwh" / "orders")
+    table = deltalake.DeltaTable(uri)
+    one = table.to_pyarrow_table().slice(0, 1)
+    deltalake.write_deltalake(table, pa.Table.from_batches(one.to_batches()), mode="append")
+    _drop(tmp_path, BATCHES[1])
+    assert run_and_compare(lake, "r2").startswith("full checks (orders changed")
+    # The duplicate made primary_key_unique fail: that check stays full, the rest scoped.
+    _drop(tmp_path, BATCHES[2])
+    scope = run_and_compare(lake, "r3")
+    assert scope.startswith("checks scoped") and "orders.primary_key_unique" in scope
+    validate_and_compare(lake)
+
+
+def test_without_a_validation_state_the_checks_run_in_full(
+    tmp_path: Path, engine: EngineCase
+) -> None:
+    lake = _open(tmp_path, engine)
+    _drop(tmp_path, BATCHES[0])
+    run_and_compare(lake, "r1")
+    (tmp_path / VALIDATION_STATE_KEY).unlink()
+    _drop(tmp_path, BATCHES[1])
+    assert run_and_compare(lake, "r2") == "full checks (no earlier validation)"
+
+
+# ---------------------------------------------------------------- a fourth entity
+
+CUSTOMER_BATCHES: list[dict[str, str]] = [
+    {
+        "customers/customers_1.csv": "customer_id,name,age,signup_timestamp\n"
+        "c1,Ada,36,2024-01-01T09:00:00Z\nc2,Grace,45,2024-01-02T10:00:00Z\n"
+        "c3,Linus,-4,2024-01-03T11:00:00Z\n",
+        "orders/orders_1.csv": ORDERS
+        + "1,o1,c1,2024-01-10T10:00:00Z,12.5\n3,o3,c9,2024-01-12T12:00:00Z,7.25\n",
+    },
+    {
+        "customers/customers_2.csv": "customer_id,name,age,signup_timestamp\n"
+        "c9,Barbara,70,2024-01-11T09:00:00Z\nc1,Ada L.,36,2024-01-04T09:00:00Z\n",
+        "orders/orders_2.csv": ORDERS + "4,o4,c7,2024-01-13T12:00:00Z,1.0\n",
+    },
+]
+
+
+def four_entity_main(root: str) -> None:
+    """Run the customer batches with the four-entity catalogue first on the import path."""
+    from ecommerce_lakehouse.domain import schemas
+
+    assert "customers" in schemas.entity_names(), schemas.__file__
+    lake = lh.open_lake(root, engine="polars", options={"query": "duckdb"})
+    scopes = []
+    for number, batch in enumerate(CUSTOMER_BATCHES, start=1):
+        _drop(Path(root), batch)
+        scopes.append(run_and_compare(lake, f"r{number}"))
+    validate_and_compare(lake)
+    print("SCOPES " + json.dumps(scopes))
+
+
+def test_a_fourth_entity_is_validated_alike_scoped_and_in_full(
+    catalogue: Path, tmp_path: Path, engine: EngineCase
+) -> None:
+    if engine.name != "polars":
+        pytest.skip("the copied catalogue runs the Polars engine in a subprocess")
+    script = (
+        "import sys; from tests.integration.engines.test_validation_equivalence "
+        "import four_entity_main; four_entity_main(sys.argv[1])"
+    )
+    done = run_with(catalogue, [sys.executable, "-c", script, str(tmp_path)], timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("SCOPES ")]
+    scopes = json.loads(line.removeprefix("SCOPES "))
+    assert scopes[0] == "full checks (no earlier validation)"
+    assert scopes[1].startswith("checks scoped"), scopes
