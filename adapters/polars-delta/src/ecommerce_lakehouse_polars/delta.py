@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote, unquote, urlparse
 
 import polars as pl
 
-from ecommerce_lakehouse.domain.types import Column
+from ecommerce_lakehouse.domain.types import Column, ColumnType
+from ecommerce_lakehouse.domain.values import HIVE_DEFAULT_PARTITION
 from ecommerce_lakehouse.ports.engine import CommitRecord
 from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
 from ecommerce_lakehouse_polars.dtypes import (
@@ -94,6 +102,214 @@ def delta_arrow_stream(
             yield from to_delta_arrow(frame.slice(offset, rows_per_batch), columns).to_batches()
 
     return pa.RecordBatchReader.from_batches(arrow_schema(columns), batches())
+
+
+#: Rows of one data file at most: a larger partition is written as several files, so no
+#: more rows than this are ever copied at once (a partition of ``order_items`` at scale 1
+#: holds about 400k rows).
+ROWS_PER_FILE = 2_000_000
+#: Text statistics longer than this many UTF-8 bytes are cut, as delta-rs cuts them (the
+#: Parquet writer's statistics truncation; Delta Lake on Spark cuts at 32 characters).
+STATS_TEXT_BYTES = 64
+_ROW = "_Row"
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """A Parquet data file written into a table's directory, not yet committed.
+
+    Attributes:
+        action: its Delta ``add`` action (relative path, size, partition values, stats).
+        rows: the rows its Parquet footer holds.
+    """
+
+    action: Any
+    rows: int
+
+
+def local_root(table_uri: str) -> str | None:
+    """The local directory of a table URI, None for an object store."""
+    parsed = urlparse(table_uri)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    return table_uri if parsed.scheme == "" else None
+
+
+def write_data_files(
+    root: str,
+    frame: pl.DataFrame,
+    columns: Sequence[Column],
+    partition_column: str | None,
+    rows_per_file: int = ROWS_PER_FILE,
+) -> list[DataFile]:
+    """Write ``frame``, conformed to ``columns``, as Parquet data files of the table at ``root``.
+
+    Polars' own (multi-threaded) writer writes one file per partition value (more when a
+    partition holds more than ``rows_per_file`` rows), each in ``frame``'s row order, where
+    delta-rs would put it: ``<column>=<escaped value>/part-…snappy.parquet``, the null
+    partition under ``__HIVE_DEFAULT_PARTITION__``. The partition column is not stored in
+    the files. Only one file's rows are copied at a time. Each file's ``add`` action carries
+    the statistics delta-rs would record (``numRecords``, ``minValues``, ``maxValues``,
+    ``nullCount``), with ``numRecords`` read back from the file's footer. Nothing is
+    committed: a file no commit adds is never read.
+
+    Args:
+        root: the table's local directory.
+        frame: the rows.
+        columns: the table's columns (the Delta schema's types).
+        partition_column: the partition column, if any.
+        rows_per_file: the most rows of one file.
+
+    Returns:
+        The files written, by partition value (null first) and then in row order.
+    """
+    import pyarrow.parquet as pq
+    from deltalake.transaction import AddAction
+
+    types = {c.name: c.type for c in columns}
+    conformed = conform(frame, columns)
+    data_columns = [c.name for c in columns if c.name != partition_column]
+    data = conformed.select(data_columns)
+    if partition_column is None:
+        groups: list[tuple[Any, pl.Series | None]] = [(None, None)]
+    else:
+        indexed = (
+            conformed.select(partition_column)
+            .with_row_index(_ROW)
+            .group_by(partition_column, maintain_order=True)
+            .agg(pl.col(_ROW))
+        )
+        values = indexed.get_column(partition_column).to_list()
+        row_lists = indexed.get_column(_ROW)
+        groups = sorted(
+            ((value, row_lists[i]) for i, value in enumerate(values)),
+            key=lambda g: (g[0] is not None, _partition_value(g[0], types[partition_column]) or ""),
+        )
+    files: list[DataFile] = []
+    for value, rows in groups:
+        directory = ""
+        partition_values: dict[str, str | None] = {}
+        if partition_column is not None:
+            text = _partition_value(value, types[partition_column])
+            partition_values[partition_column] = text
+            escaped = HIVE_DEFAULT_PARTITION if text is None else quote(text, safe="")
+            directory = f"{partition_column}={escaped}/"
+            os.makedirs(os.path.join(root, directory), exist_ok=True)
+        height = data.height if rows is None else rows.len()
+        for number, offset in enumerate(range(0, height, rows_per_file)):
+            part = (
+                data.slice(offset, rows_per_file)
+                if rows is None
+                else data.gather(rows.slice(offset, rows_per_file))
+            )
+            relative = f"{directory}part-{number:05d}-{uuid.uuid4()}-c000.snappy.parquet"
+            path = os.path.join(root, relative)
+            part.write_parquet(path, compression="snappy", statistics=True)
+            written = int(pq.read_metadata(path).num_rows)
+            action = AddAction(
+                path=relative,
+                size=os.path.getsize(path),
+                partition_values=partition_values,
+                modification_time=int(time.time() * 1000),
+                data_change=True,
+                stats=file_stats(part, types, written),
+            )
+            files.append(DataFile(action=action, rows=written))
+    return files
+
+
+def file_stats(part: pl.DataFrame, types: Mapping[str, ColumnType], rows: int) -> str:
+    """The Delta statistics JSON of a data file holding ``part`` (``rows`` rows).
+
+    As delta-rs writes them: no minimum or maximum for a column of nulls (and NaN) only,
+    NaN left out of a double column's bounds; text cut to 64 bytes (:func:`_text_bound`);
+    timestamps in UTC to the millisecond, as ISO-8601 with ``Z``; dates as ``YYYY-MM-DD``.
+    """
+    exprs: list[pl.Expr] = []
+    for name in part.columns:
+        # NaN bounds nothing: the bounds are those of the other values, as in Parquet.
+        values = (
+            pl.col(name).filter(pl.col(name).is_not_nan())
+            if types[name] is ColumnType.DOUBLE
+            else pl.col(name)
+        )
+        exprs += [
+            pl.col(name).null_count().alias(f"n{name}"),
+            values.min().alias(f"l{name}"),
+            values.max().alias(f"h{name}"),
+        ]
+    summary = part.select(exprs).row(0, named=True) if exprs else {}
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for name in part.columns:
+        nulls[name] = int(summary[f"n{name}"])
+        for prefix, bounds, is_max in (("l", low, False), ("h", high, True)):
+            stat = _stat_value(summary[f"{prefix}{name}"], types[name], is_max)
+            if stat is not None:
+                bounds[name] = stat
+    stats = {"numRecords": rows, "minValues": low, "maxValues": high, "nullCount": nulls}
+    return json.dumps(stats, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _stat_value(value: Any, column_type: ColumnType, is_max: bool) -> Any:
+    if value is None:
+        return None
+    match column_type:
+        case ColumnType.STRING:
+            return _text_bound(str(value), is_max)
+        case ColumnType.TIMESTAMP:
+            # Cut to the millisecond; a fraction is written whenever the value has one.
+            instant = value.astimezone(UTC).replace(tzinfo=None)
+            fraction = "milliseconds" if instant.microsecond else "seconds"
+            return instant.isoformat(timespec=fraction) + "Z"
+        case ColumnType.DATE:
+            return value.isoformat()
+        case ColumnType.DOUBLE:
+            number = float(value)
+            return number if math.isfinite(number) else None
+        case ColumnType.BOOLEAN:
+            return bool(value)
+        case _:
+            return int(value)
+
+
+def _text_bound(text: str, is_max: bool) -> str:
+    """A text statistic as delta-rs records it: cut to 64 bytes at a character boundary.
+
+    A cut maximum has its last character that can be raised without changing its UTF-8
+    width raised (the characters after it dropped), so it still bounds the values; when no
+    character can be, the maximum is kept whole.
+    """
+    data = text.encode()
+    if len(data) <= STATS_TEXT_BYTES:
+        return text
+    # A character cut in the middle is dropped.
+    prefix = data[:STATS_TEXT_BYTES].decode(errors="ignore")
+    if not is_max:
+        return prefix
+    for index in range(len(prefix) - 1, -1, -1):
+        code = ord(prefix[index]) + 1
+        if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+            raised = chr(code)
+            if len(raised.encode()) == len(prefix[index].encode()):
+                return prefix[:index] + raised
+    return text
+
+
+def _partition_value(value: Any, column_type: ColumnType) -> str | None:
+    """A partition value in the Delta log's text form (None for the null partition)."""
+    if value is None:
+        return None
+    match column_type:
+        case ColumnType.BOOLEAN:
+            return "true" if value else "false"
+        case ColumnType.DATE:
+            return value.isoformat() if isinstance(value, date) else str(value)
+        case ColumnType.TIMESTAMP:
+            return str(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        case _:
+            return str(value)
 
 
 def add_missing_columns(table: Any, columns: Sequence[Column]) -> None:

@@ -8,9 +8,11 @@ clause repeats the classification's condition so the commit metrics can be check
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import polars as pl
 
@@ -31,9 +33,14 @@ from ecommerce_lakehouse.ports.engine import (
     StagedBatch,
     encode_merge_counts,
 )
-from ecommerce_lakehouse_delta.commit_info import operation_metrics
-from ecommerce_lakehouse_polars.delta import create_table, delta_arrow_stream
-from ecommerce_lakehouse_polars.dtypes import delta_columns
+from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
+from ecommerce_lakehouse_polars.delta import (
+    create_table,
+    delta_arrow_stream,
+    local_root,
+    write_data_files,
+)
+from ecommerce_lakehouse_polars.dtypes import arrow_schema, delta_columns
 
 # Suffix of the stored values' columns; engine-internal names hold a capital letter, so no
 # evolved column (always ``[a-z0-9_]``) can take them.
@@ -83,7 +90,8 @@ def merge_batch(
     if survivors.height == 0:
         return MergeOutcome(counts={}, version=table.version(), touched_partitions=(), metrics={})
 
-    classified = classify(survivors, stored_rows(table, survivors, spec), spec)
+    stored = stored_rows(table, survivors, spec)
+    classified = classify(survivors, stored, spec)
     actions = classified.actions
     tagged = pl.DataFrame([survivors.get_column(SOURCE_FILE), actions.alias(_ACTION)])
     counts = tally_counts(tagged.group_by(SOURCE_FILE, _ACTION).len().iter_rows())
@@ -106,35 +114,24 @@ def merge_batch(
     target_columns = delta_columns(table.schema())
     known = {c.name for c in target_columns}
     evolved = [c for c in batch.extra_columns if c not in known]
-    # Streamed in slices: only one slice at a time is converted to Arrow.
-    source = delta_arrow_stream(
-        changed,
-        [*target_columns, *(Column(name=c, type=ColumnType.STRING) for c in evolved)],
+    columns = [*target_columns, *(Column(name=c, type=ColumnType.STRING) for c in evolved)]
+    properties = CommitProperties(
+        custom_metadata={**commit_metadata, MERGE_COUNTS_KEY: encode_merge_counts(counts)}
     )
-    merger = table.merge(
-        source,
-        predicate=merge_predicate(
-            spec, touched, quote=_quote, literal=lambda v: _sql_literal(v, partition_type)
-        ),
-        source_alias="source",
-        target_alias="target",
-        # Only add_new_columns yields evolved columns; they become nullable strings.
-        merge_schema=bool(evolved),
-        commit_properties=CommitProperties(
-            custom_metadata={**commit_metadata, MERGE_COUNTS_KEY: encode_merge_counts(counts)}
-        ),
-    )
-    raw_metrics = (
-        merger.when_matched_update_all(predicate=update_condition(spec, quote=_quote))
-        .when_not_matched_insert_all()
-        .execute()
-    )
-    metrics = operation_metrics("MERGE", raw_metrics)
-    version = int(table.version())
+    if stored.height == 0:
+        # No stored row shares a key with the batch: every survivor is an insert, and a
+        # plain append (no join against the table) writes exactly what the MERGE would.
+        operation = "append"
+        version, metrics = _append(table, changed, columns, spec, bool(evolved), properties)
+    else:
+        operation = "MERGE"
+        version, metrics = _merge(
+            table, changed, columns, spec, touched, partition_type, bool(evolved), properties
+        )
     for metric, rows in expected.items():
         if metrics.get(metric) != rows:
             raise IntegrityError(
-                f"MERGE into {schema.name} (version {version}) reported {metric}="
+                f"{operation} into {schema.name} (version {version}) reported {metric}="
                 f"{metrics.get(metric)} but {rows} row(s) were classified so"
             )
     return MergeOutcome(
@@ -143,6 +140,182 @@ def merge_batch(
         touched_partitions=tuple(partition_text(v) for v in touched),
         metrics=metrics,
     )
+
+
+def _merge(
+    table: Any,
+    changed: pl.DataFrame,
+    columns: Sequence[Column],
+    spec: MergeSpec,
+    touched: Sequence[Any],
+    partition_type: ColumnType,
+    evolve: bool,
+    properties: Any,
+) -> tuple[int, dict[str, int]]:
+    """MERGE the changed rows on the key, pruned to the ``touched`` partitions."""
+    # Streamed in slices: only one slice at a time is converted to Arrow.
+    source = delta_arrow_stream(changed, columns)
+    merger = table.merge(
+        source,
+        predicate=merge_predicate(
+            spec, touched, quote=_quote, literal=lambda v: _sql_literal(v, partition_type)
+        ),
+        source_alias="source",
+        target_alias="target",
+        # Only add_new_columns yields evolved columns; they become nullable strings.
+        merge_schema=evolve,
+        commit_properties=properties,
+    )
+    raw_metrics = (
+        merger.when_matched_update_all(predicate=update_condition(spec, quote=_quote))
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    return int(table.version()), operation_metrics("MERGE", raw_metrics)
+
+
+def _append(
+    table: Any,
+    rows: pl.DataFrame,
+    columns: Sequence[Column],
+    spec: MergeSpec,
+    evolve: bool,
+    properties: Any,
+) -> tuple[int, dict[str, int]]:
+    """Append ``rows`` (all inserts) in one commit; its version and write metrics.
+
+    On a local table, Polars writes the Parquet files (:func:`write_data_files`: one per
+    partition, with the statistics delta-rs would record) and delta-rs commits their
+    ``add`` actions as one ``WRITE``. A batch that adds columns (``add_new_columns``), or a
+    table in an object store, is written by ``write_deltalake`` instead, which evolves the
+    schema and writes through the object store itself.
+
+    The commit carries the same custom metadata as a MERGE commit would (reconciliation
+    reads only the metadata, never the operation name) and the write metrics delta-rs
+    records for a write (``num_added_files``, ``num_added_rows``, ``num_removed_files``).
+    The returned metrics are read back from the committed log: the rows of the files the
+    commit added (their ``numRecords``, taken from each file's Parquet footer), plus their
+    MERGE names (``num_target_rows_inserted`` and so on), so callers read one set of names
+    whichever way the rows were written.
+
+    Raises:
+        IntegrityError: no single WRITE commit carries the metadata, or the committed files
+            are not the ones written.
+    """
+    root = local_root(str(table.table_uri))
+    if evolve or root is None:
+        return _append_with_delta_rs(table, rows, columns, spec, evolve, properties)
+    from deltalake import CommitProperties
+
+    before = int(table.version())
+    files = write_data_files(root, rows, columns, spec.partition_column or None)
+    written = {
+        "num_added_files": len(files),
+        "num_added_rows": sum(f.rows for f in files),
+        "num_removed_files": 0,
+    }
+    table.create_write_transaction(
+        [f.action for f in files],
+        mode="append",
+        schema=arrow_schema(columns),
+        partition_by=[spec.partition_column] if spec.partition_column else None,
+        commit_properties=CommitProperties(
+            custom_metadata={**properties.custom_metadata, "operationMetrics": written},
+            max_commit_retries=properties.max_commit_retries,
+            app_transactions=properties.app_transactions,
+        ),
+    )
+    commit = _own_commit(table, before, properties)
+    logged_files, logged_rows = _logged_rows(table, {f.action.path for f in files})
+    if logged_files != len(files):
+        raise IntegrityError(
+            f"the append (version {commit['version']}) wrote {len(files)} file(s) but the "
+            f"table holds {logged_files} of them"
+        )
+    return int(commit["version"]), _as_merge_metrics(
+        {"num_added_files": logged_files, "num_added_rows": logged_rows, "num_removed_files": 0}
+    )
+
+
+def _logged_rows(table: Any, paths: set[str]) -> tuple[int, int]:
+    """How many of the data files at ``paths`` the table holds, and their ``numRecords``.
+
+    The log holds each path URI-encoded (``%`` of an escaped partition value as ``%25``).
+    """
+    if not paths:
+        return 0, 0
+    actions = pl.DataFrame(table.get_add_actions(flatten=True)).select("path", "num_records")
+    mine = [
+        int(rows or 0)
+        for path, rows in actions.iter_rows()
+        if path in paths or unquote(path) in paths
+    ]
+    return len(mine), sum(mine)
+
+
+def _append_with_delta_rs(
+    table: Any,
+    rows: pl.DataFrame,
+    columns: Sequence[Column],
+    spec: MergeSpec,
+    evolve: bool,
+    properties: Any,
+) -> tuple[int, dict[str, int]]:
+    """:func:`_append` through ``write_deltalake`` (evolved columns, object stores)."""
+    from deltalake import write_deltalake
+
+    before = int(table.version())
+    write_deltalake(
+        table,
+        delta_arrow_stream(rows, columns),
+        mode="append",
+        partition_by=[spec.partition_column] if spec.partition_column else None,
+        # Only add_new_columns yields evolved columns; they become nullable strings.
+        schema_mode="merge" if evolve else None,
+        commit_properties=properties,
+    )
+    commit = _own_commit(table, before, properties)
+    return int(commit["version"]), _as_merge_metrics(
+        operation_metrics("WRITE", commit.get("operationMetrics") or {})
+    )
+
+
+def _own_commit(table: Any, before: int, properties: Any) -> dict[str, Any]:
+    """The one WRITE commit after version ``before`` that carries ``properties``' metadata."""
+    table.update_incremental()
+    version = int(table.version())
+    expected = _as_text(properties.custom_metadata)
+    mine = [
+        entry
+        for entry in table.history(max(1, version - before))
+        if int(entry.get("version", -1)) > before
+        and all(user_metadata(entry).get(k) == v for k, v in expected.items())
+    ]
+    if len(mine) != 1 or str(mine[0].get("operation")) != "WRITE":
+        raise IntegrityError(
+            f"the append made no single WRITE commit after version {before} "
+            f"({len(mine)} commit(s) carry its metadata)"
+        )
+    return dict(mine[0])
+
+
+def _as_merge_metrics(written: Mapping[str, int]) -> dict[str, int]:
+    """Write metrics plus their MERGE names (an append inserts, and rewrites nothing)."""
+    metrics = {
+        **written,
+        "num_target_rows_updated": 0,
+        "num_target_rows_copied": 0,
+        "num_target_files_removed": 0,
+    }
+    if "num_added_rows" in written:
+        metrics["num_target_rows_inserted"] = written["num_added_rows"]
+    if "num_added_files" in written:
+        metrics["num_target_files_added"] = written["num_added_files"]
+    return metrics
+
+
+def _as_text(metadata: Mapping[str, Any]) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
 
 
 def tally_counts(tallies: Iterable[Sequence[Any]]) -> dict[str, RowCounts]:
@@ -155,12 +328,18 @@ def tally_counts(tallies: Iterable[Sequence[Any]]) -> dict[str, RowCounts]:
 def stored_rows(table: Any, survivors: pl.DataFrame, spec: MergeSpec) -> pl.DataFrame:
     """The stored key, partition, ordering and business columns of the batch's keys.
 
+    Only the data files that may hold one of the keys are read: those whose statistics
+    (minimum and maximum of the first key column, in the Delta log) bracket a key of the
+    batch, or that have no usable statistics. A batch of new keys usually rules out every
+    file, and then nothing is read at all.
+
     Raises:
         IntegrityError: a key is stored more than once.
     """
     wanted = spec.compared_columns
-    if not table.file_uris():
-        # A new (or emptied) table: nothing to look up.
+    partitions = candidate_partitions(table, survivors, spec)
+    if partitions is not None and not partitions:
+        # A new (or emptied) table, or no file can hold a key of the batch.
         frame = pl.DataFrame(schema={c: survivors.schema[c] for c in wanted})
     else:
         # Polars' Delta scan prunes partitions and row groups with this filter and reads
@@ -169,6 +348,8 @@ def stored_rows(table: Any, survivors: pl.DataFrame, spec: MergeSpec) -> pl.Data
         condition = pl.all_horizontal(
             pl.col(k).is_in(survivors.get_column(k).drop_nulls().implode()) for k in spec.key
         )
+        if partitions is not None:
+            condition = _partition_filter(spec.partition_column, partitions) & condition
         frame = pl.scan_delta(table).filter(condition).select(wanted).collect()
     # Compare like with like: the stored types may be wider than the batch's.
     stored = frame.with_columns(pl.col(c).cast(survivors.schema[c]) for c in wanted)
@@ -179,6 +360,60 @@ def stored_rows(table: Any, survivors: pl.DataFrame, spec: MergeSpec) -> pl.Data
         sample = ", ".join(str(k) for k in repeated.select(spec.key).unique().head(5).rows())
         raise IntegrityError(f"the table stores these keys more than once: {sample}")
     return stored
+
+
+#: String statistics of this many UTF-8 bytes or more may be cut prefixes, so they bound
+#: nothing: delta-rs cuts them at 64 bytes (on a character boundary, so at least 61 are
+#: left), Delta Lake on Spark at 32 UTF-16 code units (at least 32 bytes). Shorter ones are
+#: exact.
+_STATS_TEXT_LIMIT = 32
+
+
+def candidate_partitions(table: Any, survivors: pl.DataFrame, spec: MergeSpec) -> list[Any] | None:
+    """The partition values of the data files that may hold a key of ``survivors``.
+
+    Returns:
+        None when every file must be read (no usable statistics, or a partition value the
+        log does not type); else the partition values of the files whose key range (the
+        ``min``/``max`` statistics of the first key column) holds some batch key, or whose
+        statistics are missing. Empty when no file can hold one.
+    """
+    if not table.file_uris():
+        return []
+    key = spec.key[0]
+    actions = pl.DataFrame(table.get_add_actions(flatten=True))
+    low, high, part = f"min.{key}", f"max.{key}", f"partition.{spec.partition_column}"
+    if low not in actions.columns or high not in actions.columns or part not in actions.columns:
+        return None
+    keys = survivors.get_column(key).drop_nulls()
+    stat_type = actions.schema[low]
+    if stat_type != keys.dtype and not (
+        stat_type == pl.String and keys.dtype in (pl.String, pl.Categorical)
+    ):
+        return None
+    keys = keys.cast(stat_type).unique().sort()
+    if keys.len() == 0:
+        return []
+    lows, highs = actions.get_column(low), actions.get_column(high)
+    unknown = lows.is_null() | highs.is_null()
+    if stat_type == pl.String:
+        limit = _STATS_TEXT_LIMIT
+        # A cut maximum may be below the real one.
+        unknown = unknown | (lows.str.len_bytes() >= limit) | (highs.str.len_bytes() >= limit)
+    # The first batch key not below each file's minimum; the file may hold a key when
+    # that key is not above its maximum.
+    first = keys.search_sorted(lows.fill_null(keys[0]), side="left")
+    inside = (first < keys.len()) & (
+        keys.gather(first.clip(0, keys.len() - 1)) <= highs.fill_null(keys[0])
+    )
+    candidates = actions.filter((unknown | inside).fill_null(True)).get_column(part)
+    return candidates.unique().to_list()
+
+
+def _partition_filter(column: str, values: Sequence[Any]) -> pl.Expr:
+    known = [v for v in values if v is not None]
+    condition = pl.col(column).is_in(known) if known else pl.lit(False)
+    return condition | pl.col(column).is_null() if len(known) < len(values) else condition
 
 
 @dataclass(frozen=True, slots=True)
