@@ -177,10 +177,21 @@ def checks(spark: SparkSession, out: Path) -> dict[str, int]:
 
 
 @contextmanager
-def timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+def timed(
+    seconds: dict[str, float],
+    step: str,
+    spark: SparkSession | None = None,
+    jobs: dict[str, int] | None = None,
+) -> Iterator[None]:
+    """Time a step; with ``spark``, count its Spark jobs (a job group per step) in ``jobs``."""
+    if spark is not None:
+        spark.sparkContext.setJobGroup(f"baseline:{step}", step)
     started = time.perf_counter()
     yield
     seconds[step] = round(time.perf_counter() - started, 3)
+    if spark is not None and jobs is not None:
+        tracker = spark.sparkContext.statusTracker()
+        jobs[step] = len(tracker.getJobIdsForGroup(f"baseline:{step}"))
 
 
 def main() -> None:
@@ -190,6 +201,7 @@ def main() -> None:
     lake = args.lake.resolve()
     raw, out = lake / "raw-data", lake / OUTPUT
     seconds: dict[str, float] = {}
+    jobs: dict[str, int] = {}
     loads: dict[str, str] = {}
     began = time.perf_counter()
     with timed(seconds, "session"):
@@ -200,9 +212,9 @@ def main() -> None:
             continue
         kind = "merge" if DeltaTable.isDeltaTable(spark, str(out / schema.name)) else "write"
         # Spark is lazy: the read runs inside the write or MERGE, so they are one step.
-        with timed(seconds, f"{schema.name}.{kind}"):
+        with timed(seconds, f"{schema.name}.{kind}", spark, jobs):
             loads[schema.name] = load(spark, schema, read(spark, schema, files), out / schema.name)
-    with timed(seconds, "checks"):
+    with timed(seconds, "checks", spark, jobs):
         found = checks(spark, out)
         rows = {
             s.name: spark.read.format("delta").load(str(out / s.name)).count()
@@ -217,6 +229,7 @@ def main() -> None:
         "rows": rows,
         "checks": found,
         "seconds": seconds,
+        "spark_jobs": jobs,
     }
     print(json.dumps(summary))
 

@@ -27,6 +27,7 @@ import csv
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -70,20 +71,62 @@ print(json.dumps({"seconds": seconds, "peak_kib": peak, "code": code}))
 """
 
 
+# The product's `lakehouse` command, with the Spark engine's job counts logged to a file:
+# the adapter logs one INFO line per entity and step on the "ecommerce_lakehouse_spark"
+# logger ("spark jobs: order_items read=3 (3 files), stage=1, ..."), which the CLI leaves
+# unconfigured (and it sets file descriptor 2 aside while a command runs).
+_LOGGED_LAKEHOUSE = """
+import logging, os, sys
+handler = logging.FileHandler(os.environ["LAKEHOUSE_BENCH_JOB_LOG"])
+handler.setFormatter(logging.Formatter("%(message)s"))
+logger = logging.getLogger("ecommerce_lakehouse_spark")
+logger.addHandler(handler)
+logger.setLevel(os.environ.get("LAKEHOUSE_BENCH_LOG_LEVEL", "INFO"))
+from ecommerce_lakehouse_cli.main import run
+sys.argv[0] = "lakehouse"
+run()
+"""
+JOB_LINE = re.compile(r"^spark jobs: (\S+) (.*)$")
+JOB_COUNT = re.compile(r"(\w+)=(\d+)")
+
+
 @dataclass(frozen=True, slots=True)
 class Measure:
     seconds: float
     peak_mib: float
     code: int
     output: Any
+    #: Spark jobs by entity (or table, or "sql") and step, summed over the run.
+    spark_jobs: dict[str, dict[str, int]] | None = None
 
 
-def measure(command: list[str], log: Path) -> Measure:
+def spark_jobs(log: Path) -> dict[str, dict[str, int]] | None:
+    """Job counts of the "spark jobs:" lines of a run's log, summed by entity and step."""
+    if not log.exists():
+        return None
+    found: dict[str, dict[str, int]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = JOB_LINE.match(line.strip())
+        if not match:
+            continue
+        steps = found.setdefault(match.group(1), {})
+        for step, jobs in JOB_COUNT.findall(match.group(2)):
+            if step != "total":
+                steps[step] = steps.get(step, 0) + int(jobs)
+    return found
+
+
+def measure(command: list[str], log: Path, jobs_log: Path | None = None) -> Measure:
+    env = dict(os.environ)
+    if jobs_log is not None:
+        jobs_log.unlink(missing_ok=True)
+        env["LAKEHOUSE_BENCH_JOB_LOG"] = str(jobs_log)
     done = subprocess.run(
         [sys.executable, "-c", _WRAPPER, str(log), *command],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     facts = json.loads(done.stdout)
     text = log.read_text()
@@ -99,6 +142,7 @@ def measure(command: list[str], log: Path) -> Measure:
         peak_mib=round(facts["peak_kib"] / 1024, 1),
         code=facts["code"],
         output=output,
+        spark_jobs=spark_jobs(jobs_log) if jobs_log is not None else None,
     )
 
 
@@ -165,7 +209,9 @@ def run_engine(
     for tool, results_of in results.items():
         lake = workdir / f"{engine}-{tool}"
         if tool == "product":
-            command = [lakehouse, "run", "--lake", str(lake), "--engine", engine]
+            # For Spark, the same command with its job counts logged (_LOGGED_LAKEHOUSE).
+            program = [sys.executable, "-c", _LOGGED_LAKEHOUSE] if engine == "spark" else []
+            command = [*(program or [lakehouse]), "run", "--lake", str(lake), "--engine", engine]
             command += ["--format", "json", "--settle-seconds", "0"]
         else:
             command = [sys.executable, str(BASELINES[engine]), "--lake", str(lake)]
@@ -174,7 +220,8 @@ def run_engine(
             log = workdir / "logs" / f"{engine}-{tool}-{number}.json"
             log.parent.mkdir(exist_ok=True)
             print(f"  {engine} {tool}: {step} ...", file=sys.stderr, flush=True)
-            results_of[step] = measure(command, log)
+            jobs_log = log.with_suffix(".jobs.log") if engine == "spark" else None
+            results_of[step] = measure(command, log, jobs_log if tool == "product" else None)
     return results
 
 
@@ -229,6 +276,18 @@ def table(engine: str, results: dict[str, dict[str, Measure]]) -> list[str]:
             f"{step:<14}{ours.seconds:>11.2f}{theirs.seconds:>12.2f}{ratio:>8}"
             f"{ours.peak_mib:>13.0f}{theirs.peak_mib:>14.0f}  {ours.code}/{theirs.code}"
         )
+    for step in STEPS:
+        jobs = results["product"][step].spark_jobs
+        if jobs is None:
+            continue
+        total = sum(sum(steps.values()) for steps in jobs.values())
+        output = results["baseline"][step].output
+        theirs = output.get("spark_jobs") if isinstance(output, dict) else None
+        baseline = f" (baseline: {sum(theirs.values())}, {theirs})" if theirs else ""
+        lines.append(f"spark jobs, product {step}: {total}{baseline}")
+        for name, steps in jobs.items():
+            detail = ", ".join(f"{s}={n}" for s, n in steps.items())
+            lines.append(f"  {name:<18} {sum(steps.values()):>4}  {detail}")
     return lines
 
 

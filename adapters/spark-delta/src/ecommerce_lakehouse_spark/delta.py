@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from ecommerce_lakehouse.domain.errors import IntegrityError
 from ecommerce_lakehouse.domain.types import Column, ColumnType
 from ecommerce_lakehouse.ports.engine import CommitRecord
 from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 #: Session setting whose value Delta stores as the next commits' ``userMetadata``.
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+#: Up to this many commits are read by the driver, one file at a time; more by a Spark job.
+DRIVER_READ_VERSIONS = 32
+#: Adaptive query execution: the engine turns it off for its small plumbing queries.
+ADAPTIVE_CONF = "spark.sql.adaptive.enabled"
 #: Session default that Delta would copy into a new table's configuration.
 _DELETION_VECTORS_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
 
@@ -139,6 +144,7 @@ def append_frame(
     frame: DataFrame,
     columns: Sequence[Column],
     unique_key: Sequence[str] = (),
+    rows: int | None = None,
 ) -> None:
     """Append ``frame``, conformed to ``columns``, to the table at ``uri`` (created if missing).
 
@@ -151,14 +157,16 @@ def append_frame(
         columns: the table's columns; those an existing table lacks are added first.
         unique_key: when given, rows whose key is already stored are skipped (an
             insert-only MERGE), so writing the same rows again adds nothing.
+        rows: the number of rows of ``frame`` when known (no job then asks whether it has
+            any).
     """
     create_table(session, uri, columns, None)
     add_missing_columns(session, uri, columns)
-    if frame.isEmpty():
+    if rows == 0 or (rows is None and frame.isEmpty()):
         return
-    rows = conform(frame, columns)
+    conformed = conform(frame, columns)
     if not unique_key:
-        rows.write.format("delta").mode("append").save(uri)
+        conformed.write.format("delta").mode("append").save(uri)
         return
     from pyspark.sql import functions as F
 
@@ -167,7 +175,7 @@ def append_frame(
     condition = reduce(
         lambda a, b: a & b, (F.col(f"t.`{k}`") == F.col(f"s.`{k}`") for k in unique_key)
     )
-    table.alias("t").merge(rows.alias("s"), condition).whenNotMatchedInsertAll().execute()
+    table.alias("t").merge(conformed.alias("s"), condition).whenNotMatchedInsertAll().execute()
 
 
 def records_frame(
@@ -204,9 +212,38 @@ def table_columns(session: SparkSession, uri: str) -> tuple[Column, ...]:
 
 
 def current_version(table: DeltaTable) -> int:
-    """The latest version of a Delta table."""
+    """The latest version of a Delta table, as of its opening or its last commit here.
+
+    Delta's snapshot knows it without a Spark job (``history()`` runs one); the snapshot is
+    internal API, so any failure falls back to ``history()``.
+    """
+    from py4j.protocol import Py4JError
+
+    try:
+        version = table._jdt.deltaLog().unsafeVolatileSnapshot().version()
+        if isinstance(version, int) and version >= 0:
+            return version
+    except (Py4JError, AttributeError):
+        pass
     row = table.history(1).select("version").first()
     return 0 if row is None else int(row[0])
+
+
+def last_commit(
+    session: SparkSession, table: DeltaTable, uri: str, operation: str
+) -> tuple[int, dict[str, int]]:
+    """Version and metrics (delta-rs names) of the table's latest commit, an ``operation``.
+
+    Read by the driver from the commit file (no Spark job).
+
+    Raises:
+        IntegrityError: the latest commit is not an ``operation``.
+    """
+    version = current_version(table)
+    info = _commit_info(session, uri.rstrip("/") + "/_delta_log/", version) or {}
+    if info.get("operation") != operation:
+        raise IntegrityError(f"the {operation} left no commit in the table's history")
+    return version, operation_metrics(operation, info.get("operationMetrics") or {})
 
 
 def table_history(session: SparkSession, uri: str, limit: int | None) -> list[CommitRecord]:
@@ -221,6 +258,14 @@ def table_history(session: SparkSession, uri: str, limit: int | None) -> list[Co
     table = open_table(session, uri)
     if table is None:
         return []
+    if limit is not None and limit <= DRIVER_READ_VERSIONS:
+        # The latest versions, read by the driver (no Spark job); a version whose commit
+        # file was cleaned up is left out, as Delta's history leaves it out.
+        latest = current_version(table)
+        versions = list(range(latest, max(latest - limit, -1), -1))
+        infos = commit_infos(session, uri, versions)
+        unlisted = {"millis": None, "operation": None}
+        return [_commit_record(v, infos[v], unlisted) for v in versions if v in infos]
     listed = (
         table.history(limit)
         .select("version", F.unix_millis("timestamp").alias("millis"), "operation")
@@ -245,6 +290,8 @@ def commit_infos(session: SparkSession, uri: str, versions: Sequence[int]) -> di
     if not versions:
         return {}
     log = uri.rstrip("/") + "/_delta_log/"
+    if len(versions) <= DRIVER_READ_VERSIONS:
+        return {v: info for v in versions if (info := _commit_info(session, log, v)) is not None}
     lines = (
         session.read.text([f"{log}{version:020d}.json" for version in versions])
         .where(F.col("value").contains('"commitInfo"'))
@@ -258,6 +305,38 @@ def commit_infos(session: SparkSession, uri: str, versions: Sequence[int]) -> di
             version = int(str(file).rsplit("/", 1)[-1].split(".", 1)[0])
             infos[version] = action["commitInfo"]
     return infos
+
+
+def _commit_info(session: SparkSession, log: str, version: int) -> Any:
+    """The ``commitInfo`` of one commit file, read by the driver (None when it has none)."""
+    text = read_text(session, f"{log}{version:020d}.json")
+    for line in (text or "").splitlines():
+        if '"commitInfo"' not in line:
+            continue
+        action = json.loads(line)
+        if isinstance(action, dict) and isinstance(action.get("commitInfo"), dict):
+            return action["commitInfo"]
+    return None
+
+
+def read_text(session: SparkSession, path: str) -> str | None:
+    """A small file's text, read by the driver through Hadoop's file system (no Spark job).
+
+    Spark's own file system settings apply (``s3://`` on Glue, S3A locally); None when the
+    file does not exist.
+    """
+    jvm = session._jvm  # PySpark has no public API for Hadoop's file system
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    conf = session._jsparkSession.sessionState().newHadoopConf()
+    file_system = hadoop_path.getFileSystem(conf)
+    if not file_system.exists(hadoop_path):
+        return None
+    stream = file_system.open(hadoop_path)
+    try:
+        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
 
 
 def _commit_record(version: int, info: Mapping[str, Any], listed: Any) -> CommitRecord:
@@ -285,11 +364,28 @@ def compact_table(session: SparkSession, uri: str, min_files: int) -> int:
     table = open_table(session, uri)
     if table is None:
         return 0
-    files = table.detail().select("numFiles").first()
-    if files is None or int(files[0] or 0) < min_files:
+    files = _checksum_files(session, uri, current_version(table))
+    if files is None:
+        row = table.detail().select("numFiles").first()
+        files = 0 if row is None else int(row[0] or 0)
+    if files < min_files:
         return 0
     result = table.optimize().executeCompaction().select("metrics.numFilesRemoved").first()
     return 0 if result is None else int(result[0] or 0)
+
+
+def _checksum_files(session: SparkSession, uri: str, version: int) -> int | None:
+    """The data files of a version as its checksum file (``.crc``) counts them.
+
+    Delta Lake writes one with every commit; other writers (delta-rs) may not, and then
+    this is None. Reading it takes no Spark job, unlike the table's ``detail()``.
+    """
+    text = read_text(session, f"{uri.rstrip('/')}/_delta_log/{version:020d}.crc")
+    try:
+        files = json.loads(text)["numFiles"] if text else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return files if isinstance(files, int) else None
 
 
 def _value(value: object, column_type: ColumnType) -> object:

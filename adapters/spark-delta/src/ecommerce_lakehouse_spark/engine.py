@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ecommerce_lakehouse.domain.audit import AuditTable
+from ecommerce_lakehouse.domain.audit import QUARANTINE, AuditTable
 from ecommerce_lakehouse.domain.headers import DEFAULT_READ_LIMITS, ReadLimits
 from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
@@ -26,6 +26,7 @@ from ecommerce_lakehouse_spark.delta import (
     table_columns,
     table_history,
 )
+from ecommerce_lakehouse_spark.jobs import SparkJobCounter
 from ecommerce_lakehouse_spark.merge import merge_batch
 from ecommerce_lakehouse_spark.reader import read_source_frame
 from ecommerce_lakehouse_spark.staging import stage_frames
@@ -47,6 +48,10 @@ class SparkDeltaTableEngine:
     ) -> None:
         self._session = session
         self._read_limits = read_limits
+        self._jobs = SparkJobCounter(session)
+        # The entity whose batch was staged last: its quarantine rows are appended next.
+        self._staged_entity = "quarantine"
+        self._quarantine_rows: tuple[DataFrame | None, int] = (None, 0)
 
     @property
     def name(self) -> str:
@@ -58,6 +63,11 @@ class SparkDeltaTableEngine:
         """The Spark session the engine runs on."""
         return self._session
 
+    @property
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """Spark jobs run per entity and step and not reported yet (see ``jobs``)."""
+        return self._jobs.counts
+
     def read_source(
         self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
     ) -> DataFrame:
@@ -66,20 +76,32 @@ class SparkDeltaTableEngine:
         Raises:
             FileRejected: the file cannot be read at all (docs/contract.md#reading-files).
         """
-        return read_source_frame(self._session, source, schema, evolution, self._read_limits)
+        with self._jobs.step(schema.name, "read"):
+            return read_source_frame(self._session, source, schema, evolution, self._read_limits)
 
     def stage(
         self, frames: Sequence[DataFrame], schema: TableSchema, run: RunContext
     ) -> StagedBatch[DataFrame]:
         """Apply the schema's rules (quarantine), cast, derive dates and dedup the batch."""
-        return stage_frames(self._session, frames, schema, run)
+        self._staged_entity = schema.name
+        with self._jobs.step(schema.name, "stage"):
+            staged = stage_frames(self._session, frames, schema, run)
+        # The counts tell how many rows the quarantine frame holds: appending it then needs
+        # no job to find out whether it is empty.
+        self._quarantine_rows = (
+            staged.quarantine,
+            sum(c.quarantined for c in staged.counts.values()),
+        )
+        return staged
 
     def ensure_table(
         self, table: TableRef, columns: Sequence[Column], partition_by: str | None
     ) -> None:
         """Create an empty Delta table with this schema, or add the columns one lacks."""
-        create_table(self._session, table.uri, columns, partition_by, table.name)
-        add_missing_columns(self._session, table.uri, columns)
+        with self._jobs.step(table.name, "ensure"):
+            create_table(self._session, table.uri, columns, partition_by, table.name)
+            add_missing_columns(self._session, table.uri, columns)
+        self._jobs.report(table.name, ("ensure",), quiet=True)
 
     def merge(
         self,
@@ -93,29 +115,59 @@ class SparkDeltaTableEngine:
         Raises:
             IntegrityError: Delta's metrics disagree with the rows classified.
         """
-        return merge_batch(self._session, table.uri, batch, schema, commit_metadata)
+        try:
+            with self._jobs.step(schema.name, "merge"):
+                return merge_batch(self._session, table.uri, batch, schema, commit_metadata)
+        finally:
+            self._jobs.report(schema.name, ("read", "stage", "quarantine", "merge"))
 
     def append_frame(self, table: TableRef, audit: AuditTable, frame: DataFrame) -> None:
         """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing.
 
         Rows whose ``audit.unique_key`` is already stored are skipped.
         """
-        append_frame(self._session, table.uri, frame, audit.columns, audit.unique_key)
+        if audit.name == QUARANTINE.name:
+            known, rows = self._quarantine_rows
+            # Counted with the entity whose rows they are, reported with its MERGE.
+            with self._jobs.step(self._staged_entity, "quarantine"):
+                append_frame(
+                    self._session,
+                    table.uri,
+                    frame,
+                    audit.columns,
+                    audit.unique_key,
+                    rows=rows if frame is known else None,
+                )
+            return
+        with self._jobs.step(audit.name, "append"):
+            append_frame(self._session, table.uri, frame, audit.columns, audit.unique_key)
+        self._jobs.report(audit.name, ("append",))
 
     def append_records(
         self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
     ) -> None:
         """Append plain records (``audit``'s column names) to an audit table."""
-        append_records(self._session, table.uri, records, audit.columns)
+        with self._jobs.step(audit.name, "append"):
+            append_records(self._session, table.uri, records, audit.columns)
+        self._jobs.report(audit.name, ("append",))
 
     def columns(self, table: TableRef) -> tuple[Column, ...]:
         """The stored columns of a table (empty when it does not exist)."""
-        return table_columns(self._session, table.uri)
+        with self._jobs.step(table.name, "columns"):
+            found = table_columns(self._session, table.uri)
+        self._jobs.report(table.name, ("columns",), quiet=True)
+        return found
 
     def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
         """Commits of a table, newest first (empty when it does not exist)."""
-        return table_history(self._session, table.uri, limit)
+        with self._jobs.step(table.name, "history"):
+            found = table_history(self._session, table.uri, limit)
+        self._jobs.report(table.name, ("history",), quiet=True)
+        return found
 
     def compact(self, table: TableRef, *, min_files: int) -> int:
         """OPTIMIZE-compact a table with at least ``min_files`` data files; files removed."""
-        return compact_table(self._session, table.uri, min_files)
+        with self._jobs.step(table.name, "compact"):
+            removed = compact_table(self._session, table.uri, min_files)
+        self._jobs.report(table.name, ("compact",), quiet=True)
+        return removed

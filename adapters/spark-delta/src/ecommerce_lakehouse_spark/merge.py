@@ -2,15 +2,19 @@
 
 The twin of the Polars engine's MERGE: the rows are classified first (insert, update,
 unchanged) against the stored rows of the batch's keys only, and just the inserts and
-updates go to Delta. The MERGE condition names the touched partitions as literals so Delta
-prunes every other file, and the update clause repeats the classification's condition so
-the commit metrics can be checked against it.
+updates go to Delta. One Spark job tallies the classification: per-file counts, touched
+partitions and keys stored twice together. A batch none of whose keys is stored is
+appended (one WRITE commit with the same metadata, as the Polars engine does); otherwise
+the MERGE condition names the touched partitions as literals so Delta prunes every other
+file, and the update clause repeats the classification's condition so the commit metrics
+can be checked against it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import TYPE_CHECKING, Any
@@ -32,11 +36,12 @@ from ecommerce_lakehouse.ports.engine import (
     StagedBatch,
     encode_merge_counts,
 )
-from ecommerce_lakehouse_delta.commit_info import operation_metrics
 from ecommerce_lakehouse_spark.delta import (
+    ADAPTIVE_CONF,
     USER_METADATA_CONF,
     create_table,
     current_version,
+    last_commit,
     session_conf,
 )
 
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 _STORED = "#stored"
 _ACTION = "#action"
 _MATCHED = "#matched"
+_COPIES = "#copies"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The code each survivor is tagged with for its action, a ``tinyint``: a column of action
 #: names would cost 16 bytes a row. The codes never leave this engine.
@@ -95,14 +101,15 @@ def merge_batch(
     create_table(session, uri, schema.stored_columns, spec.partition_column, schema.name)
     table = DeltaTable.forPath(session, uri)
     survivors = batch.survivors
-    # Each step below reads these frames again; persisting them keeps the staging plan
-    # (CSV read, rules, dedup) and the lookup of stored rows from running several times.
-    stored = stored_rows(table, survivors, spec).persist(StorageLevel.MEMORY_AND_DISK)
-    classified = None
+    partition_type = schema.types.get(spec.partition_column, ColumnType.STRING)
+    # The classified batch is read twice: by the one job that tallies it, then by the MERGE.
+    classified = classify(survivors, stored_rows(table, survivors, spec, copies=True), spec)
+    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        check_unique(stored, spec)
-        classified = classify(survivors, stored, spec).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = tally_counts(classified.groupBy(SOURCE_FILE, _ACTION).count().collect())
+        tallies = tally_batch(session, classified, spec, partition_type)
+        if tallies.repeated:
+            check_unique(stored_rows(table, survivors, spec), spec)
+        counts = tallies.counts
         expected = {
             "num_target_rows_inserted": sum(c.inserted for c in counts.values()),
             "num_target_rows_updated": sum(c.updated for c in counts.values()),
@@ -112,8 +119,7 @@ def merge_batch(
                 counts=counts, version=current_version(table), touched_partitions=(), metrics={}
             )
         changed = classified.where(F.col(_ACTION) != ACTION_CODES[MergeAction.UNCHANGED])
-        partition_type = schema.types.get(spec.partition_column, ColumnType.STRING)
-        touched = touched_partition_values(classified, spec, partition_type)
+        touched = tallies.touched
 
         def literal(value: Any) -> str:
             return sql_literal(value, partition_type)
@@ -133,6 +139,16 @@ def merge_batch(
             ),
             *(F.col(_quote(c)).cast("string").alias(c) for c in evolved),
         )
+        metadata = {**commit_metadata, MERGE_COUNTS_KEY: encode_merge_counts(counts)}
+        if not any(c.updated or c.unchanged for c in counts.values()):
+            # No key of the batch is stored (the lookup above read every partition, under
+            # the lake's lock): the rows are appended, in one commit with the MERGE's
+            # metadata, and nothing stored is read again; the Polars engine does the same.
+            version, metrics = _append(
+                session, table, uri, source, spec.partition_column, metadata, evolved=bool(evolved)
+            )
+            touched_partitions = tuple(partition_text(v) for v in touched)
+            return _checked(schema, counts, version, touched_partitions, metrics, expected)
         merger = (
             table.alias("target")
             .merge(
@@ -153,26 +169,129 @@ def merge_batch(
             .where(partition_filter(_quote(spec.partition_column), touched, literal))
             .inputFiles()
         )
-        metadata = {**commit_metadata, MERGE_COUNTS_KEY: encode_merge_counts(counts)}
         with session_conf(session, USER_METADATA_CONF, json.dumps(metadata)):
             merger.execute()
-        version, metrics = _last_merge(table)
+        version, metrics = last_commit(session, table, uri, "MERGE")
         metrics[FILES_AFTER_SKIPPING] = after_skipping
     finally:
-        if classified is not None:
-            classified.unpersist()
-        stored.unpersist()
+        classified.unpersist()
+    return _checked(
+        schema, counts, version, tuple(partition_text(v) for v in touched), metrics, expected
+    )
+
+
+def _checked(
+    schema: TableSchema,
+    counts: dict[str, RowCounts],
+    version: int,
+    touched: tuple[str | None, ...],
+    metrics: dict[str, int],
+    expected: Mapping[str, int],
+) -> MergeOutcome:
+    """The outcome, once Delta's metrics agree with the classification.
+
+    Raises:
+        IntegrityError: they do not.
+    """
     for metric, rows in expected.items():
-        if metrics.get(metric) != rows:
+        if metrics.get(metric, 0) != rows:
             raise IntegrityError(
                 f"MERGE into {schema.name} (version {version}) reported {metric}="
                 f"{metrics.get(metric)} but {rows} row(s) were classified so"
             )
-    return MergeOutcome(
-        counts=counts,
-        version=version,
-        touched_partitions=tuple(partition_text(v) for v in touched),
-        metrics=metrics,
+    return MergeOutcome(counts=counts, version=version, touched_partitions=touched, metrics=metrics)
+
+
+def _append(
+    session: SparkSession,
+    table: DeltaTable,
+    uri: str,
+    source: DataFrame,
+    partition_column: str,
+    metadata: Mapping[str, str],
+    *,
+    evolved: bool,
+) -> tuple[int, dict[str, int]]:
+    """Append inserts-only ``source`` in one commit; its version and metrics.
+
+    The rows are grouped by partition value first, as Delta's MERGE does before it writes
+    (one file per partition value and task). The metrics are the WRITE's under delta-rs's
+    names, plus ``num_target_rows_inserted`` (the rows added) and no target file read.
+    """
+    from pyspark.sql import functions as F
+
+    writer = (
+        source.repartition(F.col(_quote(partition_column)))
+        .write.format("delta")
+        .mode("append")
+        .option("mergeSchema", str(evolved).lower())
+    )
+    with session_conf(session, USER_METADATA_CONF, json.dumps(metadata)):
+        writer.save(uri)
+    version, metrics = last_commit(session, table, uri, "WRITE")
+    metrics["num_target_rows_inserted"] = metrics.get("num_added_rows", 0)
+    metrics["num_target_rows_updated"] = 0
+    metrics[FILES_AFTER_SKIPPING] = 0
+    return version, metrics
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTallies:
+    """What one pass over a classified batch tells.
+
+    Attributes:
+        counts: inserted, updated and unchanged rows per source file.
+        touched: the partition values the MERGE reads and rewrites, in ``partition_order``.
+        repeated: whether some key of the batch is stored more than once.
+    """
+
+    counts: dict[str, RowCounts]
+    touched: list[Any]
+    repeated: bool
+
+
+def tally_batch(
+    session: SparkSession, classified: DataFrame, spec: MergeSpec, partition_type: ColumnType
+) -> BatchTallies:
+    """Per-file counts, touched partitions and repeated stored keys, in one Spark job.
+
+    The rows are grouped by file, action, new partition value (changed rows) and stored
+    partition value (updated rows): few groups, whatever the batch's size.
+    """
+    from pyspark.sql import functions as F
+
+    action = F.col(_ACTION)
+    partition = spec.partition_column
+    changed = action != ACTION_CODES[MergeAction.UNCHANGED]
+    updated = action == ACTION_CODES[MergeAction.UPDATE]
+    grouped = classified.groupBy(
+        F.col(_quote(SOURCE_FILE)).alias("file"),
+        action.alias("action"),
+        F.when(changed, _collectable(F.col(_quote(partition)), partition_type)).alias("new"),
+        F.when(updated, _collectable(F.col(_quote(partition + _STORED)), partition_type)).alias(
+            "old"
+        ),
+    ).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.coalesce(F.max(F.col(_quote(_COPIES))), F.lit(0)).alias("copies"),
+    )
+    # Small plumbing queries run as one job each: adaptive execution would make a job of
+    # every shuffle, for groups a handful of rows long.
+    with session_conf(session, ADAPTIVE_CONF, "false"):
+        rows = grouped.collect()
+    rows_by_action: dict[tuple[str, int], int] = {}
+    values: set[Any] = set()
+    for row in rows:
+        group = (str(row["file"]), int(row["action"]))
+        rows_by_action[group] = rows_by_action.get(group, 0) + int(row["rows"])
+        if int(row["action"]) != ACTION_CODES[MergeAction.UNCHANGED]:
+            values.add(_from_collected(row["new"], partition_type))
+        if int(row["action"]) == ACTION_CODES[MergeAction.UPDATE]:
+            values.add(_from_collected(row["old"], partition_type))
+    return BatchTallies(
+        counts=tally_counts((f, a, n) for (f, a), n in rows_by_action.items()),
+        touched=partition_order(values),
+        repeated=any(int(row["copies"]) > 1 for row in rows),
     )
 
 
@@ -183,22 +302,31 @@ def tally_counts(tallies: Iterable[Sequence[Any]]) -> dict[str, RowCounts]:
     )
 
 
-def stored_rows(table: DeltaTable, survivors: DataFrame, spec: MergeSpec) -> DataFrame:
+def stored_rows(
+    table: DeltaTable, survivors: DataFrame, spec: MergeSpec, *, copies: bool = False
+) -> DataFrame:
     """The stored key, partition, ordering and business columns of the batch's keys.
 
-    The stored values are cast to the batch's types, so like is compared with like.
+    The stored values are cast to the batch's types, so like is compared with like. With
+    ``copies``, a column counts the stored rows of each key (more than 1: the table holds
+    the key twice).
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     wanted = spec.compared_columns
     types = {f.name: f.dataType for f in survivors.schema.fields}
     # The survivors hold each key once, so a semi join keeps every stored row of a key.
     keys = survivors.select(*(F.col(_quote(k)) for k in spec.key))
-    return (
+    stored = (
         table.toDF()
         .select(*(F.col(_quote(c)).cast(types[c]).alias(c) for c in wanted))
         .join(keys, on=list(spec.key), how="left_semi")
     )
+    if not copies:
+        return stored
+    by_key = Window.partitionBy(*(F.col(_quote(k)) for k in spec.key))
+    return stored.withColumn(_COPIES, F.count(F.lit(1)).over(by_key))
 
 
 def check_unique(stored: DataFrame, spec: MergeSpec) -> None:
@@ -234,7 +362,11 @@ def classify(survivors: DataFrame, stored: DataFrame, spec: MergeSpec) -> DataFr
 
     renamed = stored.select(
         *(F.col(_quote(k)) for k in spec.key),
-        *(F.col(_quote(c)).alias(c + _STORED) for c in stored.columns if c not in spec.key),
+        *(
+            F.col(_quote(c)).alias(c if c == _COPIES else c + _STORED)
+            for c in stored.columns
+            if c not in spec.key
+        ),
         F.lit(True).alias(_MATCHED),
     )
     differs = reduce(
@@ -256,32 +388,6 @@ def classify(survivors: DataFrame, stored: DataFrame, spec: MergeSpec) -> DataFr
     return survivors.join(renamed, on=list(spec.key), how="left").withColumn(_ACTION, action)
 
 
-def touched_partition_values(
-    classified: DataFrame, spec: MergeSpec, partition_type: ColumnType
-) -> list[Any]:
-    """Partition values of the changed rows plus those their keys are stored in.
-
-    A row whose partition value changed must be matched (and so replaced) in its old
-    partition, so that partition is read and rewritten too. Values come back as the Python
-    values the Polars engine sees (timestamps as UTC datetimes).
-    """
-    from pyspark.sql import functions as F
-
-    partition = spec.partition_column
-    action = F.col(_ACTION)
-    new = classified.where(action != ACTION_CODES[MergeAction.UNCHANGED]).select(
-        _collectable(F.col(_quote(partition)), partition_type).alias("v")
-    )
-    moved_from = classified.where(action == ACTION_CODES[MergeAction.UPDATE]).select(
-        _collectable(F.col(_quote(partition + _STORED)), partition_type).alias("v")
-    )
-    values = {
-        _from_collected(row[0], partition_type)
-        for row in new.union(moved_from).distinct().collect()
-    }
-    return partition_order(values)
-
-
 def sql_literal(value: Any, column_type: ColumnType) -> str:
     """A Spark SQL literal of ``value`` in the type of the column it is compared with."""
     match column_type:
@@ -301,14 +407,6 @@ def sql_literal(value: Any, column_type: ColumnType) -> str:
             # literals ('ab'), so quotes are escaped with a backslash, never doubled.
             text = str(value).replace("\\", "\\\\").replace("'", "\\'")
             return f"'{text}'"
-
-
-def _last_merge(table: DeltaTable) -> tuple[int, dict[str, int]]:
-    """Version and metrics (delta-rs names) of the table's latest commit, the MERGE."""
-    row = table.history(1).select("version", "operation", "operationMetrics").first()
-    if row is None or row["operation"] != "MERGE":
-        raise IntegrityError("the MERGE left no commit in the table's history")
-    return int(row["version"]), operation_metrics("MERGE", row["operationMetrics"] or {})
 
 
 def _collectable(column: SparkColumn, column_type: ColumnType) -> SparkColumn:

@@ -17,6 +17,7 @@ from ecommerce_lakehouse.application.query_tables import (
 from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, first_line
 from ecommerce_lakehouse.ports.storage import ObjectStorage
+from ecommerce_lakehouse_spark.jobs import SparkJobCounter
 from ecommerce_lakehouse_spark.session import SESSION_SETTINGS
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class SparkSqlQueryService:
     def __init__(self, storage: ObjectStorage, session: SparkSession) -> None:
         self._storage = storage
         self._session = session
+        self._jobs = SparkJobCounter(session)
 
     def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> pa.Table:
         """Run one query over the catalogue's tables and the audit tables.
@@ -75,11 +77,18 @@ class SparkSqlQueryService:
             LakehouseError: the query is not one read-only statement, or it failed; the
                 message is Spark's, on one line.
         """
+        if not query.strip():
+            raise ConfigurationError("empty query: pass one SELECT")
+        try:
+            with self._jobs.step("sql", "query"):
+                return self._sql(query, as_of)
+        finally:
+            self._jobs.report("sql", ("query",), detail=" ".join(query.split())[:80])
+
+    def _sql(self, query: str, as_of: Mapping[str, int] | None) -> pa.Table:
         from py4j.protocol import Py4JJavaError
         from pyspark.errors import PySparkException
 
-        if not query.strip():
-            raise ConfigurationError("empty query: pass one SELECT")
         to_read = tables_to_read(query, as_of)
         session = self._query_session()
         try:

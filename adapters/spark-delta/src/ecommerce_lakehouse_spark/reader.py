@@ -5,9 +5,11 @@ See docs/contract.md#reading-files and docs/contract.md#row-rules-and-quarantine
 Spark's own CSV reader skips blank lines, cannot report physical line numbers and silently
 accepts ragged records and unterminated quotes, so it cannot implement these rules. The file is
 instead loaded whole by the ``binaryFile`` source (one row: its bytes) and parsed on an
-executor by Python's ``csv`` module (RFC 4180, strict) inside ``mapInArrow``: one row per
-record with the physical line it starts on and its cells, the header as line 1, and a last
-row saying whether the file parsed. Everything after that — trimming, rules, casts, derived
+executor inside ``mapInArrow``: one row per record with the physical line it starts on and
+its cells, the header as line 1, and a last row saying whether the file parsed. A file with
+no quote and no lone CR (the bulk of real drops) is split on lines and commas by vectorised
+Arrow kernels; any other by Python's ``csv`` module (RFC 4180, strict), with the same
+records, lines and rejections. Everything after that — trimming, rules, casts, derived
 dates, JSON records — is Spark column expressions.
 
 Line numbers are physical: the header is line 1 and a record spanning lines (a quoted
@@ -343,9 +345,13 @@ def _parse_files(batches: Iterable[pa.RecordBatch], limits: ReadLimits) -> Itera
 
 
 def _parse_file(
-    content: bytes, limits: ReadLimits = DEFAULT_READ_LIMITS
+    content: bytes, limits: ReadLimits = DEFAULT_READ_LIMITS, *, vectorised: bool = True
 ) -> Iterator[pa.RecordBatch]:
-    """The records of one file as batches of :data:`PARSED_SCHEMA`, then the end row."""
+    """The records of one file as batches of :data:`PARSED_SCHEMA`, then the end row.
+
+    A file without quotes is split with Arrow kernels (:func:`_parse_unquoted`, unless
+    ``vectorised`` is false), any other by Python's ``csv`` module, with the same results.
+    """
     import pyarrow as pa
 
     arrow_schema = pa.schema(
@@ -392,6 +398,10 @@ def _parse_file(
     if not _is_utf8(content):
         yield end(_NOT_UTF8)
         return
+    fast = _parse_unquoted(content, limits, arrow_schema) if vectorised else None
+    if fast is not None:
+        yield from fast
+        return
     # The csv module's default 128 KiB field limit is not the product's.
     csv.field_size_limit(2**31 - 1)
     # Decoded lazily, line by line: only "\n" ends a line (as for the Polars engine).
@@ -434,6 +444,99 @@ def _parse_file(
     if lines:
         yield flush()
     yield end(None)
+
+
+def _parse_unquoted(
+    content: bytes, limits: ReadLimits, arrow_schema: pa.Schema
+) -> list[pa.RecordBatch] | None:
+    r""":func:`_parse_file`'s batches for a file without quotes, parsed with Arrow kernels.
+
+    Without a ``"`` and without a lone ``\r`` the CSV grammar is plain: a record is a line
+    (a ``\n``-ended line, its ``\r`` before the ``\n`` dropped) and its fields are the line
+    split on commas, as Python's ``csv`` module reads it. Those files, the bulk of real drops,
+    are split here with vectorised Arrow kernels, every record on line ``1 + its position``,
+    with the same alignment, limits and error precedence as the ``csv`` loop. None for any
+    other file: the ``csv`` loop parses it.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    body = content[len(codecs.BOM_UTF8) :] if content.startswith(codecs.BOM_UTF8) else content
+    if b'"' in body or body.count(b"\r") != body.count(b"\r\n"):
+        return None
+    string_type = pa.list_(pa.string())
+
+    def end(error: str | None) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays(
+            [pa.array([None], pa.int64()), pa.array([None], string_type), pa.array([error])],
+            schema=arrow_schema,
+        )
+
+    if not body:
+        return [end(None)]
+    # At most MAX_FILE_BYTES: 32-bit offsets hold it, and the cells are Spark's list<string>.
+    text = pa.array([body], pa.binary()).cast(pa.string())
+    lines = pc.list_flatten(pc.split_pattern(text, "\n"))
+    if body.endswith(b"\n"):
+        lines = lines.slice(0, len(lines) - 1)
+    if b"\r" in body:
+        lines = pc.utf8_rtrim(lines, characters="\r")
+    cells = pc.split_pattern(lines, ",")
+    lengths = pc.list_value_length(cells).to_numpy()
+    width = int(lengths[0])
+    # The csv loop stops at the first record over a limit, too many columns first.
+    first_bad = len(lengths)
+    error = None
+    too_wide = np.flatnonzero(lengths > limits.max_columns)
+    if too_wide.size:
+        first_bad, error = int(too_wide[0]), "too_many_columns"
+    if pc.max(pc.binary_length(lines)).as_py() > limits.max_field_bytes:
+        flat = pc.list_flatten(cells)
+        large = np.flatnonzero(pc.binary_length(flat).to_numpy() > limits.max_field_bytes)
+        if large.size:
+            row = int(pc.list_parent_indices(cells).to_numpy()[large[0]])
+            if row < first_bad:
+                first_bad, error = row, "field_too_large"
+    if error is not None:
+        return [end(error)]
+    # Records are aligned to the header: missing trailing fields read as empty, empty ones
+    # past it are dropped, a value past it is kept (rule wrong_field_count).
+    aligned = np.maximum(lengths, width)
+    for row in np.flatnonzero(lengths > width):
+        fields = cells[int(row)].values
+        filled = np.flatnonzero(pc.not_equal(fields, "").to_numpy(zero_copy_only=False))
+        aligned[row] = max(width, int(filled[-1]) + 1 if filled.size else 0)
+    offsets = np.asarray(cells.offsets)
+    batches = []
+    for start in range(0, len(lengths), _BATCH_ROWS):
+        stop = min(start + _BATCH_ROWS, len(lengths))
+        chunk = cells.slice(start, stop - start)
+        have, want = lengths[start:stop], aligned[start:stop]
+        if not np.array_equal(have, want):
+            # Gather each output field from its source position; padding is a null there,
+            # filled with "".
+            sizes = want.astype(np.int64)
+            out_offsets = np.zeros(len(sizes) + 1, np.int64)
+            np.cumsum(sizes, out=out_offsets[1:])
+            within = np.arange(out_offsets[-1]) - np.repeat(out_offsets[:-1], sizes)
+            source = np.repeat(offsets[start:stop], sizes) + within
+            padding = within >= np.repeat(have, sizes)
+            values = pc.fill_null(
+                cells.values.take(pa.array(source, mask=padding)), pa.scalar("", cells.values.type)
+            )
+            chunk = pa.ListArray.from_arrays(pa.array(out_offsets.astype(np.int32)), values)
+        batches.append(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.array(np.arange(start + 1, stop + 1, dtype=np.int64)),
+                    chunk,
+                    pa.nulls(stop - start, pa.string()),
+                ],
+                schema=arrow_schema,
+            )
+        )
+    return [*batches, end(None)]
 
 
 class _RecordLines:

@@ -32,6 +32,7 @@ from ecommerce_lakehouse.domain.schemas import (
     TableSchema,
 )
 from ecommerce_lakehouse.ports.engine import RunContext, StagedBatch
+from ecommerce_lakehouse_spark.delta import ADAPTIVE_CONF, session_conf
 from ecommerce_lakehouse_spark.expressions import violation_label
 from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
 
@@ -89,23 +90,25 @@ def stage_frames(
         F.when(~valid, F.col(FILE_ORDINAL)),
         F.when(~valid, F.col(LINE_NUMBER)),
     ).orderBy(*(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER]))
-    ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
-    dropped = valid & (F.col(_RANK) > 1)
-
-    counts = {
-        str(row[SOURCE_FILE]): RowCounts(
-            rows_read=int(row["rows"]),
-            quarantined=int(row["quarantined"]),
-            duplicates_in_batch=int(row["duplicates"]),
-        )
-        for row in ranked.groupBy(SOURCE_FILE)
-        .agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.count_if(~valid).alias("quarantined"),
-            F.count_if(dropped).alias("duplicates"),
-        )
-        .collect()
-    }
+    # Planned (when checkpointed) and counted without adaptive execution, which would run
+    # each shuffle as a job of its own: the ranking and the counts are then one job.
+    with session_conf(session, ADAPTIVE_CONF, "false"):
+        ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
+        dropped = valid & (F.col(_RANK) > 1)
+        counts = {
+            str(row[SOURCE_FILE]): RowCounts(
+                rows_read=int(row["rows"]),
+                quarantined=int(row["quarantined"]),
+                duplicates_in_batch=int(row["duplicates"]),
+            )
+            for row in ranked.groupBy(SOURCE_FILE)
+            .agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.count_if(~valid).alias("quarantined"),
+                F.count_if(dropped).alias("duplicates"),
+            )
+            .collect()
+        }
 
     violation = F.col(VIOLATION)
     quarantine = (

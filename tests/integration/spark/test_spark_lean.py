@@ -1,0 +1,150 @@
+"""The Spark engine's lean paths: the vectorised parse, append-only loads and job counts.
+
+- A file without quotes is split by Arrow kernels; it must give exactly the records, line
+  numbers and rejections of the ``csv`` module loop (``reader._parse_file``).
+- A batch of new keys only is appended in one WRITE commit with the MERGE's metadata; a
+  batch with an update is MERGEd.
+- Each entity's steps run a bounded number of Spark jobs, logged on one INFO line.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from ecommerce_lakehouse.domain.audit import RowCounts
+from ecommerce_lakehouse.domain.headers import DEFAULT_READ_LIMITS, ReadLimits
+from ecommerce_lakehouse.domain.schemas import ORDERS
+from ecommerce_lakehouse.ports.engine import MERGE_COUNTS_KEY, decode_merge_counts
+from tests.contract.conftest_engines import spark_case
+from tests.integration.engines.harness import Lake, csv_text, source_writer
+
+pytestmark = pytest.mark.spark
+
+ORDERS_HEADER = "order_num,order_id,user_id,order_timestamp,total_amount,date"
+
+
+def _records(content: bytes, limits: ReadLimits, *, vectorised: bool) -> list[tuple[Any, ...]]:
+    from ecommerce_lakehouse_spark.reader import _parse_file
+
+    found: list[tuple[Any, ...]] = []
+    for batch in _parse_file(content, limits, vectorised=vectorised):
+        assert batch.schema.field(1).type == pa.list_(pa.string())
+        found.extend(zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_vectorised_parse_reads_what_the_csv_module_reads(seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = ["a", "", " ", ",", ",", "\n", "\n", "\r\n", "é", "xxxxx", "\t", "\x00", "1"]
+    pieces += ["\r", '"'] if seed % 2 else []
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        if rng.random() < 0.2:
+            text = "\ufeff" + text
+        if rng.random() < 0.3:
+            text = "h1,h2,h3\n" + text
+        limits = ReadLimits(
+            max_columns=rng.choice([3, 5, 1000]), max_field_bytes=rng.choice([3, 6, 1 << 20])
+        )
+        content = text.encode()
+        expected = _records(content, limits, vectorised=False)
+        assert _records(content, limits, vectorised=True) == expected, repr(text)
+
+
+def test_the_vectorised_parse_aligns_ragged_records_across_batches() -> None:
+    rng = random.Random(7)
+    odd = ["", "1", "1,2", "1,2,3,", "1,2,3,,", "1,2,3,4", "1,2,3,,5,", ",,,,", "é,\x00,3"]
+    lines = ["a,b,c", *(("1,2,3" if rng.random() < 0.9 else rng.choice(odd)) for _ in range(30000))]
+    for eol in ("\n", "\r\n"):
+        content = (eol.join(lines) + eol).encode()
+        expected = _records(content, DEFAULT_READ_LIMITS, vectorised=False)
+        assert _records(content, DEFAULT_READ_LIMITS, vectorised=True) == expected
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(case=spark_case(), write_source=source_writer(tmp_path), root=tmp_path)
+
+
+def test_new_keys_are_appended_with_the_merge_metadata_and_updates_merged(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ecommerce_lakehouse_spark")
+    first = lake.ingest(
+        ORDERS,
+        [
+            ("a.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,5,", "x,,u,bad,1,")),
+            ("b.csv", csv_text(ORDERS_HEADER, "2,B,u1,2024-01-02T10:00:00Z,6,")),
+        ],
+    )
+    assert first.per_file == {
+        "a.csv": RowCounts(rows_read=2, inserted=1, quarantined=1),
+        "b.csv": RowCounts(rows_read=1, inserted=1),
+    }
+    [commit] = lake.engine.history(lake.ref(ORDERS), limit=1)
+    assert (commit.version, commit.operation) == (first.outcome.version, "WRITE")
+    assert commit.metadata["lakehouse.run_id"] == "run-1"
+    assert decode_merge_counts(commit.metadata[MERGE_COUNTS_KEY]) == first.outcome.counts
+    assert first.outcome.metrics["num_target_rows_inserted"] == 2
+    assert first.outcome.touched_partitions == ("2024-01-01", "2024-01-02")
+    # One file per partition value, as Delta's MERGE writes them.
+    assert {k: len(v) for k, v in lake.files_by_partition(ORDERS).items()} == {
+        "2024-01-01": 1,
+        "2024-01-02": 1,
+    }
+
+    second = lake.ingest(
+        ORDERS,
+        [
+            (
+                "c.csv",
+                csv_text(
+                    ORDERS_HEADER, "1,A,u1,2024-01-03T10:00:00Z,9,", "3,C,u,2024-01-03T01:00:00Z,1,"
+                ),
+            )
+        ],
+    )
+    assert second.per_file == {"c.csv": RowCounts(rows_read=2, inserted=1, updated=1)}
+    [commit] = lake.engine.history(lake.ref(ORDERS), limit=1)
+    assert (commit.version, commit.operation) == (second.outcome.version, "MERGE")
+    # The moved order left its old partition.
+    assert [(r["order_id"], str(r["date"])) for r in lake.rows(ORDERS)] == [
+        ("A", "2024-01-03"),
+        ("B", "2024-01-02"),
+        ("C", "2024-01-03"),
+    ]
+    third = lake.ingest(
+        ORDERS, [("d.csv", csv_text(ORDERS_HEADER, "2,B,u1,2024-01-02T10:00:00Z,6,"))]
+    )
+    assert third.per_file == {"d.csv": RowCounts(rows_read=1, unchanged=1)}
+    assert third.outcome.version == second.outcome.version
+
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("spark jobs: orders read=")
+    ]
+    assert len(lines) == 3
+    counts = [_counts(line) for line in lines]
+    for count in counts:
+        # One job per file read (or more, for Delta's snapshot of a new version), one to
+        # stage.
+        assert count["stage"] == 1
+        assert count["total"] == sum(v for k, v in count.items() if k != "total")
+    assert [c["read"] for c in counts] == [2, 1, 1]
+    # Appending new keys costs fewer jobs than a MERGE; a batch that changes nothing, fewer.
+    assert counts[2]["merge"] < counts[0]["merge"] < counts[1]["merge"]
+
+
+def _counts(line: str) -> dict[str, int]:
+    body = line.split(" ", 3)[3]
+    return {
+        part.split("=")[0].strip(): int(part.split("=")[1].split()[0]) for part in body.split(", ")
+    }
