@@ -97,9 +97,10 @@ typecheck: install
 	$(BIN)/mypy $(SRC) scripts/package.py scripts/render_settings.py infra/deploy.py \
 		infra/render_definition.py
 
-# Every test, one process (pyproject's default is the fast tier on every core).
+# Every test on every core; every Spark test goes to one worker, which starts one session
+# for all of them (tests/conftest.py). pyproject's default is the fast tier.
 test: lint typecheck
-	$(BIN)/pytest -m "" -n 0 $(PYTEST_ARGS)
+	$(BIN)/pytest -m "" -n auto --dist loadgroup $(PYTEST_ARGS)
 
 # The fast offline tier: what a plain `pytest` runs.
 test-fast: install
