@@ -109,9 +109,15 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/run_pipeline.py
 
-# The product against the plain scripts a user would write instead, side by side.
+# The product against the plain scripts a user would write instead, side by side, and the
+# chart of it (time and memory per step): `make bench-compare BENCH_SCALE=0.1`.
+BENCH_SCALE ?= 0.01
 bench-compare: install
-	$(BIN)/python benchmarks/compare.py --scale 0.01 --engines polars,spark --verify
+	mkdir -p build/bench
+	$(BIN)/python benchmarks/compare.py --scale $(BENCH_SCALE) --engines polars,spark --verify \
+		--out build/bench/compare-$(BENCH_SCALE).json
+	$(BIN)/python benchmarks/chart.py build/bench/compare-$(BENCH_SCALE).json \
+		--out build/bench/compare-$(BENCH_SCALE).png
 
 # The deployable artefacts in dist/ (wheels, the Glue script, the Lambda zips, manifest.json;
 # docs/packaging.md). Needs only the virtual environment, not the jars or the linters.
