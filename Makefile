@@ -97,10 +97,10 @@ typecheck: install
 	$(BIN)/mypy $(SRC) scripts/package.py scripts/render_settings.py infra/deploy.py \
 		infra/render_definition.py
 
-# Every test on every core; every Spark test goes to one worker, which starts one session
-# for all of them (tests/conftest.py). pyproject's default is the fast tier.
+# Every test on every core (each worker that meets a Spark test starts one session and keeps
+# it for the rest). pyproject's default is the fast tier.
 test: lint typecheck
-	$(BIN)/pytest -m "" -n auto --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -m "" -n auto $(PYTEST_ARGS)
 
 # The fast offline tier: what a plain `pytest` runs.
 test-fast: install

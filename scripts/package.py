@@ -80,7 +80,7 @@ GLUE_DISTRIBUTIONS: tuple[str, ...] = (
 #: ``--datalake-formats delta``): never installed by the job, whose modules are installed
 #: with ``--no-deps`` so that pip cannot replace them.
 GLUE_PROVIDED: frozenset[str] = frozenset(
-    {"boto3", "botocore", "pyarrow", "pandas", "pyspark", "delta-spark"}
+    {"boto3", "botocore", "pyarrow", "pandas", "numpy", "pyspark", "delta-spark"}
 )
 
 #: Declared dependencies of the Glue wheels that the job never imports on Glue, and why.

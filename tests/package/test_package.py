@@ -38,7 +38,17 @@ HEAVY = ("polars", "pyspark", "pyarrow", "dependency_injector", "deltalake", "du
 #: Our packages in a Lambda zip: the core, the aws adapter and the Lambdas, nothing else.
 LAMBDA_PACKAGES = {"ecommerce_lakehouse", "ecommerce_lakehouse_aws", "ecommerce_lakehouse_lambdas"}
 #: Modules the Glue 5.1 runtime provides (Delta's Python API with ``--datalake-formats delta``).
-GLUE_RUNTIME = {"pyspark", "py4j", "delta", "pandas", "pyarrow", "boto3", "botocore", "awsglue"}
+GLUE_RUNTIME = {
+    "pyspark",
+    "py4j",
+    "delta",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "boto3",
+    "botocore",
+    "awsglue",
+}
 #: Imported by the Glue wheels only for directory lakes and DuckDB SQL, never on Glue.
 UNUSED_ON_GLUE = {"ecommerce_lakehouse_local"}
 
