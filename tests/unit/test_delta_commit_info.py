@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ecommerce_lakehouse_delta.commit_info import COMMIT_INFO_KEYS, operation_metrics, user_metadata
+from ecommerce_lakehouse_delta.commit_info import (
+    COMMIT_INFO_KEYS,
+    append_as_merge_metrics,
+    operation_metrics,
+    user_metadata,
+)
 
 
 def test_delta_rs_metadata_is_read_from_top_level_keys() -> None:
@@ -68,3 +73,18 @@ def test_reserved_commit_info_keys_are_not_metadata() -> None:
     commit = {key: "x" for key in COMMIT_INFO_KEYS - {"userMetadata"}}
 
     assert user_metadata(commit) == {}
+
+
+def test_an_append_reports_its_rows_under_the_merge_names_too() -> None:
+    written = {"num_added_files": 2, "num_added_rows": 5, "num_removed_files": 0}
+
+    metrics = append_as_merge_metrics(written)
+
+    assert metrics == {
+        **written,
+        "num_target_rows_inserted": 5,
+        "num_target_rows_updated": 0,
+        "num_target_rows_copied": 0,
+        "num_target_files_added": 2,
+        "num_target_files_removed": 0,
+    }

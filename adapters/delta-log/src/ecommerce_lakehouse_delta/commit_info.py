@@ -114,3 +114,26 @@ def operation_metrics(operation: str, metrics: Mapping[str, Any]) -> dict[str, i
         name = aliases.get(key) or _CAMEL_HUMP.sub("_", key).lower()
         result[name] = number
     return result
+
+
+def append_as_merge_metrics(written: Mapping[str, int]) -> dict[str, int]:
+    """A WRITE (append) commit's metrics plus the MERGE names they stand for.
+
+    An engine that appends a batch of new keys instead of MERGEing it reports the rows and
+    files added under the MERGE's names too (``num_target_rows_inserted``, nothing updated,
+    copied or removed), so callers read one set of names whichever way the rows went.
+
+    Args:
+        written: the append's metrics as :func:`operation_metrics` names them.
+    """
+    metrics = {
+        **written,
+        "num_target_rows_updated": 0,
+        "num_target_rows_copied": 0,
+        "num_target_files_removed": 0,
+    }
+    if "num_added_rows" in written:
+        metrics["num_target_rows_inserted"] = written["num_added_rows"]
+    if "num_added_files" in written:
+        metrics["num_target_files_added"] = written["num_added_files"]
+    return metrics

@@ -33,7 +33,11 @@ from ecommerce_lakehouse.ports.engine import (
     StagedBatch,
     encode_merge_counts,
 )
-from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
+from ecommerce_lakehouse_delta.commit_info import (
+    append_as_merge_metrics,
+    operation_metrics,
+    user_metadata,
+)
 from ecommerce_lakehouse_polars.delta import (
     create_table,
     delta_arrow_stream,
@@ -232,7 +236,7 @@ def _append(
             f"the append (version {commit['version']}) wrote {len(files)} file(s) but the "
             f"table holds {logged_files} of them"
         )
-    return int(commit["version"]), _as_merge_metrics(
+    return int(commit["version"]), append_as_merge_metrics(
         {"num_added_files": logged_files, "num_added_rows": logged_rows, "num_removed_files": 0}
     )
 
@@ -275,7 +279,7 @@ def _append_with_delta_rs(
         commit_properties=properties,
     )
     commit = _own_commit(table, before, properties)
-    return int(commit["version"]), _as_merge_metrics(
+    return int(commit["version"]), append_as_merge_metrics(
         operation_metrics("WRITE", commit.get("operationMetrics") or {})
     )
 
@@ -297,21 +301,6 @@ def _own_commit(table: Any, before: int, properties: Any) -> dict[str, Any]:
             f"({len(mine)} commit(s) carry its metadata)"
         )
     return dict(mine[0])
-
-
-def _as_merge_metrics(written: Mapping[str, int]) -> dict[str, int]:
-    """Write metrics plus their MERGE names (an append inserts, and rewrites nothing)."""
-    metrics = {
-        **written,
-        "num_target_rows_updated": 0,
-        "num_target_rows_copied": 0,
-        "num_target_files_removed": 0,
-    }
-    if "num_added_rows" in written:
-        metrics["num_target_rows_inserted"] = written["num_added_rows"]
-    if "num_added_files" in written:
-        metrics["num_target_files_added"] = written["num_added_files"]
-    return metrics
 
 
 def _as_text(metadata: Mapping[str, Any]) -> dict[str, str]:

@@ -36,6 +36,7 @@ from ecommerce_lakehouse.ports.engine import (
     StagedBatch,
     encode_merge_counts,
 )
+from ecommerce_lakehouse_delta.commit_info import append_as_merge_metrics
 from ecommerce_lakehouse_spark.delta import (
     ADAPTIVE_CONF,
     USER_METADATA_CONF,
@@ -216,7 +217,7 @@ def _append(
 
     The rows are grouped by partition value first, as Delta's MERGE does before it writes
     (one file per partition value and task). The metrics are the WRITE's under delta-rs's
-    names, plus ``num_target_rows_inserted`` (the rows added) and no target file read.
+    names, plus their MERGE names (``append_as_merge_metrics``) and no target file read.
     """
     from pyspark.sql import functions as F
 
@@ -228,9 +229,9 @@ def _append(
     )
     with session_conf(session, USER_METADATA_CONF, json.dumps(metadata)):
         writer.save(uri)
-    version, metrics = last_commit(session, table, uri, "WRITE")
-    metrics["num_target_rows_inserted"] = metrics.get("num_added_rows", 0)
-    metrics["num_target_rows_updated"] = 0
+    version, written = last_commit(session, table, uri, "WRITE")
+    metrics = append_as_merge_metrics(written)
+    metrics.setdefault("num_target_rows_inserted", 0)
     metrics[FILES_AFTER_SKIPPING] = 0
     return version, metrics
 
