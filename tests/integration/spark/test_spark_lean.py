@@ -148,3 +148,26 @@ def _counts(line: str) -> dict[str, int]:
     return {
         part.split("=")[0].strip(): int(part.split("=")[1].split()[0]) for part in body.split(", ")
     }
+
+
+def test_each_timestamp_is_matched_against_its_pattern_once_per_row(lake: Lake) -> None:
+    # Spark inlines a value into every expression that reads it when it can (a struct's
+    # fields always) and evaluates it again there: the timestamp parse used to run its
+    # regex a dozen times per row. Steps of its own keep it to one match and one rewrite.
+    from ecommerce_lakehouse.domain.types import SchemaEvolution
+    from ecommerce_lakehouse.domain.values import TIMESTAMP_PATTERN
+    from ecommerce_lakehouse_spark.reader import VIOLATION
+
+    source = lake.write_source(
+        "a.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,5,"), ORDERS
+    )
+    frame = lake.engine.read_source(source, ORDERS, SchemaEvolution.RESCUE)
+    checked = frame.select(VIOLATION, "order_timestamp", "date")
+    plan = checked._jdf.queryExecution().optimizedPlan().toString()
+    assert plan.count(TIMESTAMP_PATTERN) == 2
+    [row] = checked.collect()
+    assert (row[VIOLATION], str(row["order_timestamp"]), str(row["date"])) == (
+        None,
+        "2024-01-01 10:00:00",
+        "2024-01-01",
+    )

@@ -32,6 +32,8 @@ USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 DRIVER_READ_VERSIONS = 32
 #: Adaptive query execution: the engine turns it off for its small plumbing queries.
 ADAPTIVE_CONF = "spark.sql.adaptive.enabled"
+#: Whole-stage code generation: staging turns it off (see ``staging.stage_frames``).
+WHOLE_STAGE_CONF = "spark.sql.codegen.wholeStage"
 #: Session default that Delta would copy into a new table's configuration.
 _DELETION_VECTORS_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
 

@@ -65,15 +65,15 @@ _EPOCH = date(1970, 1, 1)
 _MIN_MICROS = (date(1, 1, 1) - _EPOCH).days * _MICROS_PER_DAY
 _MAX_MICROS = ((date(9999, 12, 31) - _EPOCH).days + 1) * _MICROS_PER_DAY - 1
 
-#: Groups of ``values.TIMESTAMP_PATTERN``: date, hour, minute, second, fraction, offset.
-_TIMESTAMP_GROUPS: Mapping[str, int] = {
-    "day": 1,
-    "hour": 2,
-    "minute": 3,
-    "second": 5,
-    "fraction": 7,
-    "offset": 8,
-}
+#: The groups of ``values.TIMESTAMP_PATTERN`` a parse reads, in order: date, hour, minute,
+#: second, fraction, offset. One ``regexp_replace`` rewrites a match to them joined by commas
+#: (no group can hold one), which ``split`` takes apart: one regex pass, not one per group.
+_TIMESTAMP_GROUPS = ",".join(f"${g}" for g in (1, 2, 3, 5, 7, 8))
+
+#: How many steps :func:`timestamp_step` parses a timestamp in.
+TIMESTAMP_STEPS = 4
+#: The name of the parsed timestamp among the values of the last step.
+TIMESTAMP = "timestamp"
 
 
 def normalized(text: Column) -> Column:
@@ -82,27 +82,94 @@ def normalized(text: Column) -> Column:
     return F.when(F.length(trimmed) > 0, trimmed)
 
 
-def timestamp_parts(text: Column) -> Column:
-    """The groups of ``values.TIMESTAMP_PATTERN`` as a struct (empty strings when absent).
+def timestamp_step(step: int, text: Column, earlier: Callable[[str], Column]) -> dict[str, Column]:
+    """Step ``step`` of the timestamp parse of normalised ``text``: named values.
 
-    ``day`` is empty exactly when the text does not match. Materialise this once as a
-    column and pass it to :func:`cast_text`: the timestamp parse reads the groups many times.
+    The parse reads most of its values several times. Spark's optimizer inlines an
+    expression into each place that reads it when it can (a struct's fields always), and
+    evaluates it there again, so the parse is split into :data:`TIMESTAMP_STEPS` steps, each
+    reading the values of the steps before it through ``earlier``. Run each step as a
+    projection of its own (the reader does) and every value is computed once per row; the
+    last step's :data:`TIMESTAMP` is the result, null when the text does not parse.
+
+    Built from the regex groups as microseconds since the epoch: Spark's own parsers accept
+    leap second 60 and year 0 and depend on the session time zone, and offsets must be
+    range-checked exactly as ``values.parse_timestamp`` does.
+
+    Args:
+        step: 0 to ``TIMESTAMP_STEPS - 1``.
+        text: the normalised text.
+        earlier: a value of an earlier step, by name.
     """
-    return F.struct(
-        *(
-            F.regexp_extract(text, values.TIMESTAMP_PATTERN, group).alias(name)
-            for name, group in _TIMESTAMP_GROUPS.items()
-        )
-    )
+
+    def number(value: Column) -> Column:
+        return value.cast("long")
+
+    match step:
+        case 0:
+            pattern = values.TIMESTAMP_PATTERN
+            split = F.split(F.regexp_replace(text, pattern, _TIMESTAMP_GROUPS), ",")
+            # Null when the text does not match: every later value is then null or 0, and
+            # the timestamp null.
+            return {"groups": F.when(text.rlike(pattern), split)}
+        case 1:
+            groups = earlier("groups")
+            day, hour, minute, second, fraction, offset = (groups.getItem(i) for i in range(6))
+            digits = F.translate(F.substring(offset, 2, 5), ":", "")
+            utc = offset.isin("", "Z", "z")
+            return {
+                "year": F.substring(day, 1, 4).cast(IntegerType()),
+                "month": F.substring(day, 6, 2).cast(IntegerType()),
+                "day": F.substring(day, 9, 2).cast(IntegerType()),
+                "hour": number(hour),
+                "minute": number(minute),
+                "second": F.when(second != "", number(second)).otherwise(0),
+                # Truncated (never rounded) to microseconds.
+                "micros": F.when(
+                    fraction != "", number(F.rpad(F.substring(fraction, 1, 6), 6, "0"))
+                ).otherwise(0),
+                "offset_hours": F.when(utc, 0).otherwise(number(F.substring(digits, 1, 2))),
+                "offset_minutes": F.when(utc, 0).otherwise(number(F.substring(digits, 3, 2))),
+                "sign": F.when(F.substring(offset, 1, 1) == "-", -1).otherwise(1),
+            }
+        case 2:
+            hour, minute, second = earlier("hour"), earlier("minute"), earlier("second")
+            offset_hours, offset_minutes = earlier("offset_hours"), earlier("offset_minutes")
+            return {
+                "date": _date_from_parts(earlier("year"), earlier("month"), earlier("day")),
+                "clock": ((hour * 60 + minute) * 60 + second) * 1_000_000 + earlier("micros"),
+                "offset": earlier("sign") * (offset_hours * 60 + offset_minutes) * 60_000_000,
+                "in_range": (hour <= 23)
+                & (minute <= 59)
+                & (second <= 59)
+                & (offset_hours <= 23)
+                & (offset_minutes <= 59),
+            }
+        case 3:
+            instant = (
+                number(F.unix_date(earlier("date"))) * _MICROS_PER_DAY
+                + earlier("clock")
+                - earlier("offset")
+            )
+            valid = (
+                earlier("in_range")
+                # A UTC instant outside years 1..9999 is not a Python datetime.
+                & instant.between(_MIN_MICROS, _MAX_MICROS)
+            )
+            return {TIMESTAMP: F.when(valid, F.timestamp_micros(instant)).cast("timestamp")}
+        case _:
+            raise ValueError(f"the timestamp parse has no step {step}")
 
 
-def cast_text(text: Column, column_type: ColumnType, parts: Column | None = None) -> Column:
+def cast_text(text: Column, column_type: ColumnType) -> Column:
     """Cast normalised text to ``column_type``; null when it does not parse (``cast_value``).
+
+    A timestamp is parsed in one expression here, which evaluates parts of it several times:
+    run :func:`timestamp_step` as projections instead where speed matters.
 
     Args:
         text: normalised text.
         column_type: the target type.
-        parts: for timestamps, a precomputed :func:`timestamp_parts` of ``text``.
     """
     match column_type:
         case ColumnType.STRING:
@@ -124,7 +191,10 @@ def cast_text(text: Column, column_type: ColumnType, parts: Column | None = None
         case ColumnType.DATE:
             return _parse_date(text, text.rlike(values.DATE_PATTERN))
         case ColumnType.TIMESTAMP:
-            return _parse_timestamp(timestamp_parts(text) if parts is None else parts)
+            parsed: dict[str, Column] = {}
+            for step in range(TIMESTAMP_STEPS):
+                parsed.update(timestamp_step(step, text, parsed.__getitem__))
+            return parsed[TIMESTAMP]
 
 
 def _parse_integer(text: Column, column_type: ColumnType) -> Column:
@@ -136,14 +206,21 @@ def _parse_integer(text: Column, column_type: ColumnType) -> Column:
 
 
 def _parse_date(text: Column, shaped: Column) -> Column:
-    """A ``YYYY-MM-DD`` text (when ``shaped``) as a date, null when no such day exists.
+    """A ``YYYY-MM-DD`` text (when ``shaped``) as a date, null when no such day exists."""
+    parts = (F.substring(text, start, size).cast(IntegerType()) for start, size in _DATE_FIELDS)
+    return F.when(shaped, _date_from_parts(*parts)).cast(DateType())
+
+
+#: Where the year, month and day are in a ``YYYY-MM-DD`` text: (first position, length).
+_DATE_FIELDS = ((1, 4), (6, 2), (9, 2))
+
+
+def _date_from_parts(year: Column, month: Column, day: Column) -> Column:
+    """The date of a year, month and day, null when no such day exists.
 
     Checked field by field rather than with ``to_date``: Spark's parser raises for some
     impossible dates (legacy parser policy) and accepts year 0, Python's ``date`` does not.
     """
-    year = F.substring(text, 1, 4).cast(IntegerType())
-    month = F.substring(text, 6, 2).cast(IntegerType())
-    day = F.substring(text, 9, 2).cast(IntegerType())
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_days = (
         F.when(month == 2, F.when(leap, 29).otherwise(28))
@@ -151,52 +228,7 @@ def _parse_date(text: Column, shaped: Column) -> Column:
         .otherwise(31)
     )
     exists = (year >= 1) & month.between(1, 12) & (day >= 1) & (day <= month_days)
-    return F.when(shaped, F.when(exists, F.make_date(year, month, day))).cast(DateType())
-
-
-def _parse_timestamp(parts: Column) -> Column:
-    # Built from the regex groups as microseconds since the epoch: Spark's own parsers
-    # accept leap second 60 and year 0 and depend on the session time zone, and offsets
-    # must be range-checked exactly as ``values.parse_timestamp`` does.
-    day_text = parts.getField("day")
-    second_text = parts.getField("second")
-    fraction_text = parts.getField("fraction")
-    offset = parts.getField("offset")
-    matched = day_text != ""
-
-    def number(text: Column) -> Column:
-        return text.cast("long")
-
-    day = _parse_date(day_text, matched)
-    hour = number(parts.getField("hour"))
-    minute = number(parts.getField("minute"))
-    second = F.when(second_text != "", number(second_text)).otherwise(0)
-    # Truncate (never round) the fraction to microseconds.
-    micros = F.when(
-        fraction_text != "", number(F.rpad(F.substring(fraction_text, 1, 6), 6, "0"))
-    ).otherwise(0)
-    utc_offset = offset.isin("", "Z", "z")
-    offset_digits = F.regexp_replace(F.substring(offset, 2, 5), ":", "")
-    offset_hours = F.when(utc_offset, 0).otherwise(number(F.substring(offset_digits, 1, 2)))
-    offset_minutes = F.when(utc_offset, 0).otherwise(number(F.substring(offset_digits, 3, 2)))
-    sign = F.when(F.substring(offset, 1, 1) == "-", -1).otherwise(1)
-    instant = (
-        number(F.unix_date(day)) * _MICROS_PER_DAY
-        + ((hour * 60 + minute) * 60 + second) * 1_000_000
-        + micros
-        - sign * (offset_hours * 60 + offset_minutes) * 60_000_000
-    )
-    valid = (
-        day.isNotNull()
-        & (hour <= 23)
-        & (minute <= 59)
-        & (second <= 59)
-        & (offset_hours <= 23)
-        & (offset_minutes <= 59)
-        # A UTC instant outside years 1..9999 is not a Python datetime.
-        & instant.between(_MIN_MICROS, _MAX_MICROS)
-    )
-    return F.when(matched, F.when(valid, F.timestamp_micros(instant))).cast("timestamp")
+    return F.when(exists, F.make_date(year, month, day))
 
 
 def utc_date(moment: Column) -> Column:

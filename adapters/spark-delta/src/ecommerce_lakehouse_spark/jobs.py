@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -68,6 +69,7 @@ class SparkJobCounter:
         previous = {key: context.getLocalProperty(key) for key in keys}
         group = f"{self._prefix}-{next(self._numbers)}"
         context.setJobGroup(group, f"ecommerce-lakehouse: {entity} {step}")
+        began = time.perf_counter()
         try:
             yield
         finally:
@@ -77,7 +79,9 @@ class SparkJobCounter:
             self._counts[entity][step] += jobs
             if step == "read":
                 self._files[entity] += 1
-            LOGGER.debug("spark jobs: %s %s=%d", entity, step, jobs)
+            LOGGER.debug(
+                "spark jobs: %s %s=%d in %.1f s", entity, step, jobs, time.perf_counter() - began
+            )
 
     def report(
         self,

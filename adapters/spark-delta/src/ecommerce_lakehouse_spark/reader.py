@@ -75,10 +75,12 @@ from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_spark.dtypes import spark_schema, spark_type
 from ecommerce_lakehouse_spark.expressions import (
+    TIMESTAMP,
+    TIMESTAMP_STEPS,
     cast_text,
     first_violation_index,
     normalized,
-    timestamp_parts,
+    timestamp_step,
     utc_date,
 )
 
@@ -264,18 +266,29 @@ def _typed_and_checked(records: DataFrame, schema: TableSchema) -> DataFrame:
     casts = casts_needed(schema.rules, schema.types)
     timestamps = [c for c, t in casts if t is ColumnType.TIMESTAMP]
 
+    def parse_step(step: int, column: str) -> dict[str, Column]:
+        return timestamp_step(step, F.col(column), lambda name: F.col(_step(column, name)))
+
+    # Timestamps are parsed in steps, one projection each, so no part is computed twice.
+    for step in range(TIMESTAMP_STEPS):
+        records = records.select(
+            "*",
+            *(
+                value.alias(_step(c, name))
+                for c in timestamps
+                for name, value in parse_step(step, c).items()
+            ),
+        )
+
     def cast(column: str, column_type: ColumnType) -> Column:
         return F.col(_cast(column, column_type))
 
-    with_parts = records.select(
-        "*", *(timestamp_parts(F.col(c)).alias(_parts(c)) for c in timestamps)
-    )
-    with_casts = with_parts.select(
+    with_casts = records.select(
         "*",
         *(
-            cast_text(F.col(c), t, F.col(_parts(c)) if t is ColumnType.TIMESTAMP else None).alias(
-                _cast(c, t)
-            )
+            (
+                F.col(_step(c, TIMESTAMP)) if t is ColumnType.TIMESTAMP else cast_text(F.col(c), t)
+            ).alias(_cast(c, t))
             for c, t in casts
         ),
     )
@@ -621,8 +634,9 @@ def _cast(column: str, column_type: ColumnType) -> str:
     return f"#cast_{column_type.value}#{column}"
 
 
-def _parts(column: str) -> str:
-    return f"#parts#{column}"
+def _step(column: str, name: str) -> str:
+    """A value of :func:`expressions.timestamp_step` parsing ``column``."""
+    return f"#ts#{column}#{name}"
 
 
 #: Jackson writes ``\\u001C`` where the Polars engine (and Python's json) write

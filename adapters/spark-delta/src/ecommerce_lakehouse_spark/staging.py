@@ -32,7 +32,7 @@ from ecommerce_lakehouse.domain.schemas import (
     TableSchema,
 )
 from ecommerce_lakehouse.ports.engine import RunContext, StagedBatch
-from ecommerce_lakehouse_spark.delta import ADAPTIVE_CONF, session_conf
+from ecommerce_lakehouse_spark.delta import ADAPTIVE_CONF, WHOLE_STAGE_CONF, session_conf
 from ecommerce_lakehouse_spark.expressions import violation_label
 from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
 
@@ -91,8 +91,14 @@ def stage_frames(
         F.when(~valid, F.col(LINE_NUMBER)),
     ).orderBy(*(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER]))
     # Planned (when checkpointed) and counted without adaptive execution, which would run
-    # each shuffle as a job of its own: the ranking and the counts are then one job.
-    with session_conf(session, ADAPTIVE_CONF, "false"):
+    # each shuffle as a job of its own: the ranking and the counts are then one job. And
+    # without whole-stage code generation: it fuses the reader's many projections (rules,
+    # casts, the timestamp parse's steps) into one method too large for the JIT to compile,
+    # which then runs interpreted, two to three times slower than Spark's per-expression code.
+    with (
+        session_conf(session, ADAPTIVE_CONF, "false"),
+        session_conf(session, WHOLE_STAGE_CONF, "false"),
+    ):
         ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
         dropped = valid & (F.col(_RANK) > 1)
         counts = {
