@@ -171,3 +171,36 @@ def test_each_timestamp_is_matched_against_its_pattern_once_per_row(lake: Lake) 
         "2024-01-01 10:00:00",
         "2024-01-01",
     )
+
+
+def _trim_flag(content: bytes) -> bool:
+    from ecommerce_lakehouse_spark.reader import _parse_file
+
+    [*_, end] = _parse_file(content)
+    return bool(end.column(3)[0].as_py())
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "\x0b", "\x1c", "\x85", "\xa0", "\u3000"])
+def test_the_parse_says_whether_any_cell_needs_trimming(space: str) -> None:
+    lines = ["a,b,c", *("1,2,3" for _ in range(20000))]
+    assert _trim_flag(("\n".join(lines) + "\n").encode()) is False
+    for row in (1, 20000):
+        for cell in range(3):
+            for edge in ("lead", "trail"):
+                edited = list(lines)
+                cells = edited[row].split(",")
+                cells[cell] = space + cells[cell] if edge == "lead" else cells[cell] + space
+                edited[row] = ",".join(cells)
+                assert _trim_flag(("\n".join(edited) + "\n").encode()) is True, (row, cell, edge)
+    # A space inside a value is no reason to trim; the csv module's path always trims.
+    assert _trim_flag(b"a,b\n1 2,3\n") is False
+    assert _trim_flag(b'a,b\n"1",2\n') is True
+
+
+def test_one_padded_cell_deep_in_a_file_is_trimmed(lake: Lake) -> None:
+    rows = [f"{i},O{i},u1,2024-01-01T10:00:00Z,5," for i in range(1, 3000)]
+    rows.append("3000,O3000,u1,2024-01-01T10:00:00Z,5\u3000,")
+    batch = lake.ingest(ORDERS, [("a.csv", csv_text(ORDERS_HEADER, *rows))])
+    assert batch.per_file == {"a.csv": RowCounts(rows_read=3000, inserted=3000)}
+    [last] = [r for r in lake.rows(ORDERS) if r["order_id"] == "O3000"]
+    assert last["total_amount"] == 5.0

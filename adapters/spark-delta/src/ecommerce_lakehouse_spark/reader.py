@@ -42,6 +42,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
+    BooleanType,
     IntegerType,
     LongType,
     StringType,
@@ -75,6 +76,7 @@ from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_spark.dtypes import spark_schema, spark_type
 from ecommerce_lakehouse_spark.expressions import (
+    PYTHON_WHITESPACE,
     TIMESTAMP,
     TIMESTAMP_STEPS,
     cast_text,
@@ -102,15 +104,18 @@ MAX_FILE_BYTES = 2**31 - 1
 _LINE = "#line"
 _CELLS = "#cells"
 _ERROR = "#error"
+_TRIM = "#trim"
 _PAST = "#past"
 
 #: What the executor-side parse yields: one row per record (header: line 1; cells padded
-#: with "" to the header's width) and a last row with a null line and the error, if any.
+#: with "" to the header's width) and a last row with a null line, the error, if any, and
+#: whether some cell may start or end with whitespace (false only when none does).
 PARSED_SCHEMA = StructType(
     [
         StructField(_LINE, LongType()),
         StructField(_CELLS, ArrayType(StringType())),
         StructField(_ERROR, StringType()),
+        StructField(_TRIM, BooleanType()),
     ]
 )
 _NOT_UTF8 = "not_utf8"
@@ -195,7 +200,7 @@ def read_source_frame(
         )
     # Materialised by the first action below: the file is parsed exactly once.
     parsed = parsing.localCheckpoint(eager=False)
-    header, error = _summary(parsed)
+    header, error, trim = _summary(parsed)
     if error is not None:
         raise _rejection(source, error, limits)
     if header is None:
@@ -240,8 +245,11 @@ def read_source_frame(
     ]
 
     # Every record is a row, blank ones too: they are quarantined (no key), not dropped.
+    # Trimming costs more than any other step of a plain value: it is skipped when the parse
+    # saw no cell that starts or ends with whitespace (empty cells still read as null).
+    normalise = normalized if trim else _null_if_empty
     records = grid.select(
-        "*", *(normalized(F.col(_cell(i))).alias(_norm(i)) for i in range(width))
+        "*", *(normalise(F.col(_cell(i))).alias(_norm(i)) for i in range(width))
     ).select(text)
     checked = _typed_and_checked(records, schema)
     broken = F.col(VIOLATION).isNotNull()
@@ -309,11 +317,17 @@ def _typed_and_checked(records: DataFrame, schema: TableSchema) -> DataFrame:
     return checked.withColumns(typed)
 
 
-def _summary(parsed: DataFrame) -> tuple[list[str] | None, str | None]:
-    """The header (None for an empty file) and the parse error, if any."""
+def _summary(parsed: DataFrame) -> tuple[list[str] | None, str | None, bool]:
+    """The header (None for an empty file), the parse error, if any, and the trim flag."""
     rows = parsed.where(F.col(_LINE).isNull() | (F.col(_LINE) == 1)).collect()
     header = next((list(r[_CELLS]) for r in rows if r[_LINE] == 1), None)
-    return header, next((r[_ERROR] for r in rows if r[_ERROR] is not None), None)
+    error = next((r[_ERROR] for r in rows if r[_ERROR] is not None), None)
+    return header, error, any(r[_TRIM] is not False for r in rows if r[_LINE] is None)
+
+
+def _null_if_empty(text: Column) -> Column:
+    """:func:`normalized` of a text known not to start or end with whitespace."""
+    return F.when(F.length(text) > 0, text)
 
 
 def _has_records(grid: DataFrame, width: int) -> bool:
@@ -372,6 +386,7 @@ def _parse_file(
             pa.field(_LINE, pa.int64()),
             pa.field(_CELLS, pa.list_(pa.string())),
             pa.field(_ERROR, pa.string()),
+            pa.field(_TRIM, pa.bool_()),
         ]
     )
     lines: list[int | None] = []
@@ -383,6 +398,7 @@ def _parse_file(
                 pa.array(lines, pa.int64()),
                 pa.array(cells, pa.list_(pa.string())),
                 pa.array([None] * len(lines), pa.string()),
+                pa.nulls(len(lines), pa.bool_()),
             ],
             schema=arrow_schema,
         )
@@ -391,8 +407,14 @@ def _parse_file(
         return batch
 
     def end(error: str | None) -> pa.RecordBatch:
+        # This path does not look for whitespace: every cell is trimmed.
         return pa.RecordBatch.from_arrays(
-            [pa.array([None], pa.int64()), pa.array([None]), pa.array([error], pa.string())],
+            [
+                pa.array([None], pa.int64()),
+                pa.array([None]),
+                pa.array([error], pa.string()),
+                pa.array([True]),
+            ],
             schema=arrow_schema,
         )
 
@@ -480,9 +502,14 @@ def _parse_unquoted(
         return None
     string_type = pa.list_(pa.string())
 
-    def end(error: str | None) -> pa.RecordBatch:
+    def end(error: str | None, trim: bool = True) -> pa.RecordBatch:
         return pa.RecordBatch.from_arrays(
-            [pa.array([None], pa.int64()), pa.array([None], string_type), pa.array([error])],
+            [
+                pa.array([None], pa.int64()),
+                pa.array([None], string_type),
+                pa.array([error]),
+                pa.array([trim]),
+            ],
             schema=arrow_schema,
         )
 
@@ -545,11 +572,24 @@ def _parse_unquoted(
                     pa.array(np.arange(start + 1, stop + 1, dtype=np.int64)),
                     chunk,
                     pa.nulls(stop - start, pa.string()),
+                    pa.nulls(stop - start, pa.bool_()),
                 ],
                 schema=arrow_schema,
             )
         )
-    return [*batches, end(None)]
+    return [*batches, end(None, trim=_may_need_trimming(cells.values))]
+
+
+def _may_need_trimming(values: pa.Array) -> bool:
+    """Whether a value starts or ends with a character ``str.strip()`` removes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    whitespace = pa.array(list(PYTHON_WHITESPACE))
+    for edge in (pc.utf8_slice_codeunits(values, 0, 1), pc.utf8_slice_codeunits(values, -1)):
+        if pc.any(pc.is_in(edge, value_set=whitespace)).as_py():
+            return True
+    return False
 
 
 class _RecordLines:
