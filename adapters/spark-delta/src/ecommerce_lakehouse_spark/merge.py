@@ -103,9 +103,13 @@ def merge_batch(
     table = DeltaTable.forPath(session, uri)
     survivors = batch.survivors
     partition_type = schema.types.get(spec.partition_column, ColumnType.STRING)
-    # The classified batch is read twice: by the one job that tallies it, then by the MERGE.
-    classified = classify(survivors, stored_rows(table, survivors, spec, copies=True), spec)
-    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+    # A table without data files (a first load) holds no key: nothing to look up.
+    stored = stored_rows(table, survivors, spec, copies=True) if table.toDF().inputFiles() else None
+    classified = classify(survivors, stored, spec)
+    if stored is not None:
+        # Read twice: by the one job that tallies it, then by the MERGE. Without a lookup it
+        # is a projection of the staged checkpoint, as cheap to read again.
+        classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         tallies = tally_batch(session, classified, spec, partition_type)
         if tallies.repeated:
@@ -175,7 +179,8 @@ def merge_batch(
         version, metrics = last_commit(session, table, uri, "MERGE")
         metrics[FILES_AFTER_SKIPPING] = after_skipping
     finally:
-        classified.unpersist()
+        if stored is not None:
+            classified.unpersist()
     return _checked(
         schema, counts, version, tuple(partition_text(v) for v in touched), metrics, expected
     )
@@ -352,14 +357,24 @@ def check_unique(stored: DataFrame, spec: MergeSpec) -> None:
         raise IntegrityError(f"the table stores these keys more than once: {sample}")
 
 
-def classify(survivors: DataFrame, stored: DataFrame, spec: MergeSpec) -> DataFrame:
+def classify(survivors: DataFrame, stored: DataFrame | None, spec: MergeSpec) -> DataFrame:
     """The survivors with their action (a code of ``ACTION_CODES``) and stored partition value.
 
     Inserted when the key is new; updated when some business column differs (null-safe)
     and, with an ordering column, the incoming value is greater or equal to the stored one;
-    unchanged otherwise (``domain.decisions.merge_action``).
+    unchanged otherwise (``domain.decisions.merge_action``). ``stored`` None: the table
+    holds no row, every row is inserted.
     """
     from pyspark.sql import functions as F
+
+    if stored is None:
+        partition = spec.partition_column
+        return survivors.select(
+            "*",
+            F.lit(None).cast(survivors.schema[partition].dataType).alias(partition + _STORED),
+            F.lit(None).cast("long").alias(_COPIES),
+            F.lit(ACTION_CODES[MergeAction.INSERT]).cast("tinyint").alias(_ACTION),
+        )
 
     renamed = stored.select(
         *(F.col(_quote(k)) for k in spec.key),
