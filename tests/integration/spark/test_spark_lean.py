@@ -205,3 +205,25 @@ def test_one_padded_cell_deep_in_a_file_is_trimmed(lake: Lake) -> None:
     assert batch.per_file == {"a.csv": RowCounts(rows_read=3000, inserted=3000)}
     [last] = [r for r in lake.rows(ORDERS) if r["order_id"] == "O3000"]
     assert last["total_amount"] == 5.0
+
+
+@pytest.mark.parametrize("checksum", ["missing", "garbled", "no count"])
+def test_without_a_checksum_file_saying_no_file_the_stored_keys_are_looked_up(
+    lake: Lake, checksum: str
+) -> None:
+    from ecommerce_lakehouse_spark.delta import checksum_file_count
+
+    lake.ingest(ORDERS, [("a.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,5,"))])
+    [latest] = lake.engine.history(lake.ref(ORDERS), limit=1)
+    crc = Path(lake.ref(ORDERS).uri) / "_delta_log" / f"{latest.version:020d}.crc"
+    assert checksum_file_count(lake.engine.session, lake.ref(ORDERS).uri, latest.version) == 1
+    if checksum == "missing":
+        crc.unlink()
+    else:
+        crc.write_text("{" if checksum == "garbled" else '{"numFiles": "0"}')
+    assert checksum_file_count(lake.engine.session, lake.ref(ORDERS).uri, latest.version) is None
+    again = lake.ingest(
+        ORDERS, [("b.csv", csv_text(ORDERS_HEADER, "1,A,u1,2024-01-02T10:00:00Z,7,"))]
+    )
+    assert again.per_file == {"b.csv": RowCounts(rows_read=1, updated=1)}
+    assert [(r["order_id"], r["total_amount"]) for r in lake.rows(ORDERS)] == [("A", 7.0)]

@@ -321,6 +321,23 @@ def _commit_info(session: SparkSession, log: str, version: int) -> Any:
     return None
 
 
+def checksum_file_count(session: SparkSession, uri: str, version: int) -> int | None:
+    """The data files of a table version as its checksum file (``_delta_log/<v>.crc``) counts.
+
+    Read by the driver (no Spark job). None when the version has no readable checksum file
+    (delta-rs writes none, and Delta may skip one).
+    """
+    from py4j.protocol import Py4JError
+
+    try:
+        text = read_text(session, f"{uri.rstrip('/')}/_delta_log/{version:020d}.crc")
+        count = json.loads(text or "")["numFiles"]
+    except (Py4JError, ValueError, TypeError, KeyError):
+        # Unreadable (Hadoop's own checksum of the file fails), not JSON, no count.
+        return None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
 def read_text(session: SparkSession, path: str) -> str | None:
     """A small file's text, read by the driver through Hadoop's file system (no Spark job).
 

@@ -40,6 +40,7 @@ from ecommerce_lakehouse_delta.commit_info import append_as_merge_metrics
 from ecommerce_lakehouse_spark.delta import (
     ADAPTIVE_CONF,
     USER_METADATA_CONF,
+    checksum_file_count,
     create_table,
     current_version,
     last_commit,
@@ -103,8 +104,10 @@ def merge_batch(
     table = DeltaTable.forPath(session, uri)
     survivors = batch.survivors
     partition_type = schema.types.get(spec.partition_column, ColumnType.STRING)
-    # A table without data files (a first load) holds no key: nothing to look up.
-    stored = stored_rows(table, survivors, spec, copies=True) if table.toDF().inputFiles() else None
+    # A table without data files (a first load) holds no key: nothing to look up. Its
+    # checksum file says so without a Spark job; without one, the lookup runs.
+    empty = checksum_file_count(session, uri, current_version(table)) == 0
+    stored = None if empty else stored_rows(table, survivors, spec, copies=True)
     classified = classify(survivors, stored, spec)
     if stored is not None:
         # Read twice: by the one job that tallies it, then by the MERGE. Without a lookup it
