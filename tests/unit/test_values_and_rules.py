@@ -1,3 +1,4 @@
+import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,6 +28,12 @@ from ecommerce_lakehouse.domain.types import ColumnType
 )
 def test_text_is_trimmed_and_empty_becomes_null(raw: str | None, expected: str | None) -> None:
     assert values.normalize_text(raw) == expected
+
+
+def test_the_whitespace_engines_trim_is_what_str_strip_removes() -> None:
+    stripped = {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+    assert set(values.WHITESPACE) == stripped
+    assert len(values.WHITESPACE) == len(stripped)
 
 
 @pytest.mark.parametrize(

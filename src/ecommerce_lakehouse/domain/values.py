@@ -25,6 +25,14 @@ TIMESTAMP_PATTERN = (
     r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}):([0-9]{2})(:([0-9]{2})(\.([0-9]{1,9}))?)?"
     r"(Z|z|[+-][0-9]{2}:?[0-9]{2})?$"
 )
+#: Exactly the characters Python's ``str.strip()`` removes (``str.isspace``), the trimming of
+#: :func:`normalize_text`. Engines trim with this set: Rust's ``char::is_whitespace`` leaves
+#: out U+001C..U+001F, Java's ``Character.isWhitespace`` also U+0085, Spark's ``trim`` all
+#: but the space.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 #: Accepted boolean spellings (compared case-insensitively).
 TRUE_TOKENS: tuple[str, ...] = ("1", "true")
 FALSE_TOKENS: tuple[str, ...] = ("0", "false")

@@ -29,18 +29,11 @@ from ecommerce_lakehouse.domain.rules import (
 from ecommerce_lakehouse.domain.types import ColumnType
 from ecommerce_lakehouse_polars.dtypes import UTC_TIMESTAMP
 
-#: Exactly the characters Python's ``str.strip()`` removes (``str.isspace``), which include
-#: the ASCII separators U+001C..U+001F that Rust's ``char::is_whitespace`` does not.
-PYTHON_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
 
 def normalized(text: pl.Expr) -> pl.Expr:
     """Trim a raw text value; an empty string becomes null (``values.normalize_text``)."""
     # ``replace`` nulls the empty strings in one pass (a ``when`` costs twice the trim).
-    return text.str.strip_chars(PYTHON_WHITESPACE).replace("", None)
+    return text.str.strip_chars(values.WHITESPACE).replace("", None)
 
 
 def unpadded_normalized(text: pl.Expr) -> pl.Expr:

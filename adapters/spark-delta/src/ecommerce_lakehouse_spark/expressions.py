@@ -42,14 +42,6 @@ from ecommerce_lakehouse.domain.rules import (
 from ecommerce_lakehouse.domain.types import ColumnType
 from ecommerce_lakehouse_spark.dtypes import spark_type
 
-#: Exactly the characters Python's ``str.strip()`` removes (``str.isspace``), which include
-#: the ASCII separators U+001C..U+001F and U+0085 that Java's ``Character.isWhitespace``
-#: and Spark's ``trim`` (spaces only) do not.
-PYTHON_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
 _INT_BOUNDS: Mapping[ColumnType, tuple[int, int]] = {
     ColumnType.INT: (values.INT32_MIN, values.INT32_MAX),
     ColumnType.BIGINT: (-(2**63), 2**63 - 1),
@@ -62,6 +54,8 @@ _DIGITS = "0123456789"
 #: Up to this many ASCII digits, any value fits the type (10**9 - 1 < 2**31, 10**18 - 1 < 2**63).
 _PLAIN_DIGITS: Mapping[ColumnType, int] = {ColumnType.INT: 9, ColumnType.BIGINT: 18}
 
+#: Where the year, month and day are in a ``YYYY-MM-DD`` text: (first position, length).
+_DATE_FIELDS = ((1, 4), (6, 2), (9, 2))
 _MICROS_PER_DAY = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
 #: The UTC instants Python's ``datetime`` can hold: years 1..9999, in microseconds.
@@ -81,7 +75,7 @@ TIMESTAMP = "timestamp"
 
 def normalized(text: Column) -> Column:
     """Trim a raw text value; an empty string becomes null (``values.normalize_text``)."""
-    trimmed = F.btrim(text, F.lit(PYTHON_WHITESPACE))
+    trimmed = F.btrim(text, F.lit(values.WHITESPACE))
     return F.when(F.length(trimmed) > 0, trimmed)
 
 
@@ -216,10 +210,6 @@ def _parse_date(text: Column, shaped: Column) -> Column:
     """A ``YYYY-MM-DD`` text (when ``shaped``) as a date, null when no such day exists."""
     parts = (F.substring(text, start, size).cast(IntegerType()) for start, size in _DATE_FIELDS)
     return F.when(shaped, _date_from_parts(*parts)).cast(DateType())
-
-
-#: Where the year, month and day are in a ``YYYY-MM-DD`` text: (first position, length).
-_DATE_FIELDS = ((1, 4), (6, 2), (9, 2))
 
 
 def _date_from_parts(year: Column, month: Column, day: Column) -> Column:

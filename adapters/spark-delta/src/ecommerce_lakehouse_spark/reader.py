@@ -73,10 +73,10 @@ from ecommerce_lakehouse.domain.schemas import (
     TableSchema,
 )
 from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
+from ecommerce_lakehouse.domain.values import WHITESPACE
 from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_spark.dtypes import spark_schema, spark_type
 from ecommerce_lakehouse_spark.expressions import (
-    PYTHON_WHITESPACE,
     TIMESTAMP,
     TIMESTAMP_STEPS,
     cast_text,
@@ -585,7 +585,7 @@ def _may_need_trimming(values: pa.Array) -> bool:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    whitespace = pa.array(list(PYTHON_WHITESPACE))
+    whitespace = pa.array(list(WHITESPACE))
     for edge in (pc.utf8_slice_codeunits(values, 0, 1), pc.utf8_slice_codeunits(values, -1)):
         if pc.any(pc.is_in(edge, value_set=whitespace)).as_py():
             return True
