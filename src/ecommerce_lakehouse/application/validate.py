@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ecommerce_lakehouse.application.ingest_log import META_RUN_ID
@@ -34,12 +34,15 @@ from ecommerce_lakehouse.domain.validation import (
     Check,
     CheckKind,
     CheckResult,
+    RowCount,
     ValidationPolicy,
     all_checks,
     kept_orphans_sql,
     literal_ok,
     orphans_count_sql,
     orphans_sql,
+    row_count,
+    scalars_sql,
     scoped_check,
 )
 from ecommerce_lakehouse.ports.engine import CommitRecord, TableEngine, TableRef
@@ -62,12 +65,23 @@ _CREATE = frozenset({"CREATE TABLE"})
 _ROW_METRICS = ("num_added_rows", "num_added_files", "num_removed_files", "num_output_rows")
 
 
-def _scalar(query: QueryService, sql: str) -> int:
-    rows = query.sql(sql).to_pylist()
-    if len(rows) != 1 or len(rows[0]) != 1:
-        raise LakehouseError(f"a validation query returned {len(rows)} rows, expected one value")
-    value = next(iter(rows[0].values()))
-    return int(value or 0)
+def _scalars(query: QueryService, values: Sequence[str | RowCount | int]) -> list[int]:
+    """The integers of one-value queries, row counts and known values, from one statement.
+
+    One statement instead of one per query: one plan, one session and one registration of
+    each table, and one scan per table for its row counts.
+    """
+    queries = [value for value in values if not isinstance(value, int)]
+    if not queries:
+        return [int(value) for value in values if isinstance(value, int)]
+    rows = query.sql(scalars_sql(queries)).to_pylist()
+    if len(rows) != 1 or len(rows[0]) != len(queries):
+        raise LakehouseError(
+            f"a validation query returned {len(rows)} rows, expected one row of "
+            f"{len(queries)} values"
+        )
+    answers = iter(rows[0].values())
+    return [value if isinstance(value, int) else int(next(answers) or 0) for value in values]
 
 
 def fingerprint(check: Check) -> str:
@@ -94,6 +108,15 @@ class _Recorded:
 class _State:
     tables: dict[str, tuple[int, str | None] | None] = field(default_factory=dict)
     checks: dict[str, _Recorded] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one check is counted: by ``sql``, or ``known`` without a query."""
+
+    sql: Check
+    scoped: bool
+    known: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,22 +199,30 @@ class ValidateTables:
 
     def evaluate(self, check: Check) -> CheckResult:
         """Evaluate one check over whole tables."""
-        return self._evaluate(check, check)
+        return self._evaluate([(check, check, None)])[0]
 
-    def _evaluate(self, check: Check, sql: Check) -> CheckResult:
-        observed = _scalar(self._query, sql.observed_sql)
-        expected = (
-            _scalar(self._query, sql.expected_sql)
-            if sql.expected_sql is not None
-            else sql.expected_value
-        )
-        passed = observed == expected
-        sample: tuple[str, ...] = ()
-        if not passed and sql.sample_sql is not None:
-            sample = tuple(
-                str(next(iter(row.values()))) for row in self._query.sql(sql.sample_sql).to_pylist()
-            )
-        return _result(check, observed, expected, sample)
+    def _evaluate(self, planned: Sequence[tuple[Check, Check, int | None]]) -> list[CheckResult]:
+        """Evaluate ``(check, sql, known)`` triples with one query for all their counts.
+
+        ``sql`` is the form of the check run, ``known`` an observed count known without a
+        query. A failed check's sample is one more query.
+        """
+        values: list[str | RowCount | int] = []
+        for _, sql, known in planned:
+            values.append(row_count(sql) or sql.observed_sql if known is None else known)
+            if sql.expected_sql is not None:
+                values.append(sql.expected_sql)
+        counts = iter(_scalars(self._query, values))
+        results = []
+        for check, sql, _ in planned:
+            observed = next(counts)
+            expected = next(counts) if sql.expected_sql is not None else sql.expected_value
+            sample: tuple[str, ...] = ()
+            if observed != expected and sql.sample_sql is not None:
+                rows = self._query.sql(sql.sample_sql).to_pylist()
+                sample = tuple(str(next(iter(row.values()))) for row in rows)
+            results.append(_result(check, observed, expected, sample))
+        return results
 
     def __call__(
         self, run_id: str, policy: ValidationPolicy | None = None, *, full: bool = False
@@ -206,17 +237,48 @@ class ValidateTables:
         checks = all_checks(policy, tuple(self._schemas.values()))
         marks = {name: self._mark(name) for name in self._schemas}
         state = None if full else self._read_state()
-        runs, reason = (None, "--full") if full else self._runs_since(state, marks)
-        recorded = state.checks if state is not None and runs is not None else {}
+        by_table, reason = (None, "--full") if full else self._runs_since(state, marks)
+        runs = None if by_table is None else set().union(*by_table.values())
+        recorded = state.checks if state is not None and by_table is not None else {}
+        # Tables no run wrote since the last validation are the versions it read.
+        unchanged = {name for name, found in (by_table or {}).items() if not found}
+        # Every count in one query first, the foreign keys' orphans included: on a lake
+        # without orphans that is the whole validation. Orphans are listed afterwards (the
+        # state keeps them), and a key check scoped on the assumption that its table's keys
+        # are unique runs again if they are not.
+        plans = {_check_id(check): self._plan(check, runs, recorded, unchanged) for check in checks}
+        batched = [check for check in checks if plans[_check_id(check)] is not None]
+        evaluated = self._evaluate(
+            [
+                (check, plan.sql, plan.known)
+                for check in batched
+                if (plan := plans[_check_id(check)])
+            ]
+        )
+        outcomes: dict[str, tuple[CheckResult, tuple[tuple[str, ...], ...] | None, bool]] = {}
+        for check, result in zip(batched, evaluated, strict=True):
+            plan = plans[_check_id(check)]
+            assert plan is not None
+            outcomes[_check_id(check)] = (result, None, plan.scoped)
+        done = {check_id: outcome[0] for check_id, outcome in outcomes.items()}
+        for check in checks:
+            if check.kind is not CheckKind.FOREIGN_KEY:
+                continue
+            counted = outcomes.get(_check_id(check))
+            unique = done.get(f"{check.table_name}.primary_key_unique")
+            if counted is None or counted[0].observed or (counted[2] and not _passed(unique)):
+                outcomes[_check_id(check)] = self._foreign_key(
+                    check, runs, recorded, done, unchanged
+                )
+            else:
+                outcomes[_check_id(check)] = (counted[0], (), counted[2])
         results: list[CheckResult] = []
         fresh: dict[str, _Recorded] = {}
         full_checks: list[str] = []
-        by_id: dict[str, CheckResult] = {}
         for check in checks:
-            result, orphans, scoped = self._check(check, runs, recorded, by_id)
+            result, orphans, scoped = outcomes[_check_id(check)]
             if runs is not None and not scoped:
                 full_checks.append(_check_id(check))
-            by_id[_check_id(check)] = result
             results.append(result)
             fresh[_check_id(check)] = _Recorded(
                 fingerprint=fingerprint(check),
@@ -241,18 +303,18 @@ class ValidateTables:
 
     def _runs_since(
         self, state: _State | None, marks: Mapping[str, tuple[int, str | None] | None]
-    ) -> tuple[set[str] | None, str]:
-        """The runs that wrote since ``state``, or None and why the checks run in full."""
+    ) -> tuple[dict[str, set[str]] | None, str]:
+        """The runs that wrote each table since ``state``; None and why, if none can say."""
         if state is None:
             return None, "no earlier validation"
         if set(state.tables) != set(marks):
             return None, "the catalogue changed since the last validation"
-        runs: set[str] = set()
+        runs: dict[str, set[str]] = {}
         for name, schema in self._schemas.items():
             found = self._table_runs(curated_ref(self._storage, schema), state.tables[name])
             if found is None:
                 return None, f"{name} changed other than by a run since the last validation"
-            runs |= found
+            runs[name] = found
         return runs, ""
 
     def _table_runs(self, ref: TableRef, mark: tuple[int, str | None] | None) -> set[str] | None:
@@ -275,47 +337,95 @@ class ValidateTables:
                 return runs if mark is None else None
             limit *= 4
 
-    # ---- one check ------------------------------------------------------------------------
+    # ---- the checks ------------------------------------------------------------------------
 
-    def _check(
+    def _sound(
+        self, check: Check, runs: set[str] | None, recorded: Mapping[str, _Recorded]
+    ) -> _Recorded | None:
+        """The check's last recorded result when it may be scoped to ``runs``, else None."""
+        before = recorded.get(_check_id(check))
+        if (
+            runs is None
+            or before is None
+            or before.fingerprint != fingerprint(check)
+            or not all(literal_ok(run) for run in runs)
+        ):
+            return None
+        return before
+
+    def _plan(
+        self,
+        check: Check,
+        runs: set[str] | None,
+        recorded: Mapping[str, _Recorded],
+        unchanged: set[str],
+    ) -> _Plan | None:
+        """How a check is counted: its SQL (scoped or whole), or its count when known.
+
+        A foreign-key check is planned as the count of its orphans, scoped when its earlier
+        orphans were none; None when it has earlier orphans (they are checked one by one).
+        Over tables no run wrote since the last validation, a check's count is the one
+        recorded then (the tables are the versions it read).
+        """
+        before = self._sound(check, runs, recorded)
+        table = check.table_name
+        schema = self._schemas[table]
+        if check.kind is CheckKind.FOREIGN_KEY:
+            unique_before = recorded.get(f"{table}.primary_key_unique")
+            if runs is None or before is None or before.orphans is None:
+                return _Plan(replace(check, sample_sql=None), scoped=False)
+            if before.orphans or unique_before is None or unique_before.observed != 0:
+                return None
+            counted = replace(check, observed_sql=orphans_count_sql(check, schema, sorted(runs)))
+            assert check.reference is not None
+            same = {table, check.reference[1]} <= unchanged
+            return _Plan(replace(counted, sample_sql=None), scoped=True, known=0 if same else None)
+        if check.kind is CheckKind.UNIQUE:
+            not_null = recorded.get(f"{table}.primary_key_not_null")
+            if not_null is None or not_null.observed != 0:
+                before = None
+        if runs is not None and before is not None:
+            if check.kind is CheckKind.COUNT and table in unchanged:
+                return _Plan(check, scoped=True, known=before.observed)
+            if before.observed == 0 and check.kind in (CheckKind.ROW, CheckKind.UNIQUE):
+                scoped = scoped_check(check, schema, sorted(runs))
+                return _Plan(scoped, scoped=True, known=0 if table in unchanged else None)
+        return _Plan(check, scoped=check.kind is CheckKind.COUNT)
+
+    def _foreign_key(
         self,
         check: Check,
         runs: set[str] | None,
         recorded: Mapping[str, _Recorded],
         done: Mapping[str, CheckResult],
+        unchanged: set[str],
     ) -> tuple[CheckResult, tuple[tuple[str, ...], ...] | None, bool]:
-        """The result, the orphans to keep (foreign keys) and whether the check was scoped."""
-        before = recorded.get(_check_id(check))
+        """The result, the orphans to keep and whether the check was scoped."""
+        before = self._sound(check, runs, recorded)
         schema = self._schemas[check.table_name]
-        sound = (
+        assert check.reference is not None
+        if (
+            before is not None
+            and before.orphans is not None
+            and {check.table_name, check.reference[1]} <= unchanged
+        ):
+            # Both tables are the versions the last validation read: the same orphans.
+            names = [*(f"k{i}" for i in range(len(schema.primary_key))), "v"]
+            listed = [dict(zip(names, orphan, strict=True)) for orphan in before.orphans]
+            return self._foreign_key_result(check, listed), before.orphans, True
+        unique = f"{check.table_name}.primary_key_unique"
+        unique_before = recorded.get(unique)
+        if (
             runs is not None
             and before is not None
-            and before.fingerprint == fingerprint(check)
-            and all(literal_ok(run) for run in runs)
-        )
-        table = check.table_name
-        if check.kind is CheckKind.FOREIGN_KEY:
-            unique = f"{table}.primary_key_unique"
-            unique_before = recorded.get(unique)
-            sound = (
-                sound
-                and before is not None
-                and before.orphans is not None
-                and unique_before is not None
-                and unique_before.observed == 0
-                and unique in done
-                and done[unique].observed == 0
-            )
-            if sound and runs is not None and before is not None and before.orphans is not None:
-                return (*self._scoped_foreign_key(check, schema, runs, before.orphans), True)
-            return (*self._full_foreign_key(check, schema), False)
-        if check.kind is CheckKind.UNIQUE:
-            not_null = recorded.get(f"{table}.primary_key_not_null")
-            sound = sound and not_null is not None and not_null.observed == 0
-        sound = sound and check.kind in (CheckKind.ROW, CheckKind.UNIQUE)
-        if sound and runs is not None and before is not None and before.observed == 0:
-            return self._evaluate(check, scoped_check(check, schema, sorted(runs))), None, True
-        return self.evaluate(check), None, check.kind is CheckKind.COUNT
+            and before.orphans is not None
+            and unique_before is not None
+            and unique_before.observed == 0
+            and unique in done
+            and done[unique].observed == 0
+        ):
+            return (*self._scoped_foreign_key(check, schema, runs, before.orphans), True)
+        return (*self._full_foreign_key(check, schema), False)
 
     def _full_foreign_key(
         self, check: Check, child: TableSchema
@@ -344,7 +454,7 @@ class ValidateTables:
             orphans = _orphan_rows(listed) if len(listed) <= ORPHAN_LIMIT else None
             return self._foreign_key_result(check, listed), orphans
         # Too many new orphans to list: count them, sample the smallest keys.
-        count = _scalar(self._query, orphans_count_sql(check, child, ordered))
+        (count,) = _scalars(self._query, [orphans_count_sql(check, child, ordered)])
         return self._foreign_key_result(check, kept, count, new[:SAMPLE_SIZE]), None
 
     def _foreign_key_result(
@@ -442,6 +552,10 @@ class ValidateTables:
             },
         }
         self._storage.write_bytes(VALIDATION_STATE_KEY, json.dumps(document).encode())
+
+
+def _passed(result: CheckResult | None) -> bool:
+    return result is not None and result.observed == 0
 
 
 def _result(check: Check, observed: int, expected: int, sample: tuple[str, ...]) -> CheckResult:

@@ -260,6 +260,7 @@ def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> C
             check,
             observed_sql=_count_where(table, condition),
             sample_sql=_sample_where(schema, condition) if check.sample_sql else None,
+            condition=condition,
         )
     if check.kind is CheckKind.UNIQUE:
         keys = schema.primary_key
@@ -350,6 +351,55 @@ def kept_orphans_sql(
             f"WHERE {_written_by(run_ids, 'c.')} AND {same_key})"
         )
     return sql
+
+
+@dataclass(frozen=True, slots=True)
+class RowCount:
+    """The rows of ``table`` that meet ``predicate`` (every row when it is None)."""
+
+    table: str
+    predicate: str | None = None
+
+
+def row_count(check: Check) -> RowCount | None:
+    """What ``check``'s observed SQL counts, when it counts rows of its table by a predicate."""
+    table = check.table_name
+    if check.observed_sql == f"SELECT COUNT(*) AS n FROM {table}":
+        return RowCount(table)
+    if check.condition is not None and check.observed_sql == _count_where(table, check.condition):
+        return RowCount(table, check.condition)
+    return None
+
+
+def scalars_sql(values: Sequence[str | RowCount]) -> str:
+    """One query whose single row holds each value, in columns ``v0``, ``v1``...
+
+    A value is a query returning one value, run as a scalar subquery, or a row count; the row
+    counts of one table are aggregated in one scan of it (a one-row subquery per table, cross
+    joined), which Spark would not merge from separate subqueries. The SQL is the subset
+    Trino, Spark SQL and DuckDB share.
+    """
+    tables: dict[str, list[str]] = {}
+    columns = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            columns.append(f"({value}) AS v{i}")
+            continue
+        aggregates = tables.setdefault(value.table, [])
+        source = list(tables).index(value.table)
+        columns.append(f"counts_{source}.c{len(aggregates)} AS v{i}")
+        aggregates.append(
+            "COUNT(*)"
+            if value.predicate is None
+            else f"SUM(CASE WHEN ({value.predicate}) THEN 1 ELSE 0 END)"
+        )
+    sources = [
+        f"(SELECT {', '.join(f'{a} AS c{j}' for j, a in enumerate(aggregates))} "
+        f"FROM {table}) counts_{k}"
+        for k, (table, aggregates) in enumerate(tables.items())
+    ]
+    sql = "SELECT " + ", ".join(columns)
+    return f"{sql} FROM {' CROSS JOIN '.join(sources)}" if sources else sql
 
 
 def gate_sql(policy: ValidationPolicy | None = None) -> str:

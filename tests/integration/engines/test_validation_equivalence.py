@@ -13,6 +13,7 @@ checks), and a catalogue with a fourth entity (a copied core package, as in
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -181,6 +182,47 @@ def test_without_a_validation_state_the_checks_run_in_full(
     (tmp_path / VALIDATION_STATE_KEY).unlink()
     _drop(tmp_path, BATCHES[1])
     assert run_and_compare(lake, "r2") == "full checks (no earlier validation)"
+
+
+class _Recording:
+    """The lake's query service, keeping every SQL statement sent to it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.statements: list[str] = []
+
+    def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> Any:
+        self.statements.append(query)
+        return self.inner.sql(query, as_of=as_of)
+
+
+def _validate_recording(lake: lh.Lake, *, full: bool = False) -> tuple[list[Any], list[str]]:
+    query = _Recording(lake.platform.query)
+    validate = ValidateTables(query, lake.engine, lake.platform.storage)
+    results = [_row(r) for r in validate(f"v{len(query.statements)}", full=full)]
+    return results, query.statements
+
+
+def test_the_counts_are_one_statement_and_nothing_new_reads_only_the_ledger(
+    tmp_path: Path,
+) -> None:
+    lake = lh.open_lake(str(tmp_path), engine="polars", options={"query": "duckdb"})
+    _drop(tmp_path, BATCHES[0])  # two orphans, one per foreign key
+    run_and_compare(lake, "r1")
+    expected = full_results(lake)
+
+    # In full: every count in one statement, then the orphans of each key listed.
+    results, statements = _validate_recording(lake, full=True)
+    assert results == expected
+    assert len(statements) == 3, statements
+    assert all(" JOIN " in s and "LIMIT" in s for s in statements[1:]), statements
+
+    # Nothing written since: the tables are the versions just validated, so only the
+    # ledger's side of the row counts is read, in one statement.
+    results, statements = _validate_recording(lake)
+    assert results == expected
+    (statement,) = statements
+    assert set(re.findall(r"(?:FROM|JOIN)\s+(\w+)", statement)) == {"ingest_log"}, statement
 
 
 # ---------------------------------------------------------------- a fourth entity
