@@ -178,7 +178,11 @@ def spark_session(settings: LakeSettings | None = None) -> SparkSession:
                 .config("spark.driver.memory", settings.spark_driver_memory)
                 .config(
                     "spark.driver.extraJavaOptions",
-                    f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}",
+                    # The throughput collector: a batch job on few cores loses less to it
+                    # than to G1's concurrent work (a validation query ran in 17.6 s
+                    # instead of 23.4 s on 2 cores).
+                    "-XX:+UseParallelGC -Duser.timezone=UTC "
+                    f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}",
                 )
                 .config(BUILT_HERE_CONF, "true")
             )
