@@ -38,6 +38,7 @@ from ecommerce_lakehouse.domain.validation import (
     ValidationPolicy,
     all_checks,
     kept_orphans_sql,
+    ledger_count,
     literal_ok,
     orphans_count_sql,
     orphans_sql,
@@ -211,7 +212,7 @@ class ValidateTables:
         for _, sql, known in planned:
             values.append(row_count(sql) or sql.observed_sql if known is None else known)
             if sql.expected_sql is not None:
-                values.append(sql.expected_sql)
+                values.append(ledger_count(sql) or sql.expected_sql)
         counts = iter(_scalars(self._query, values))
         results = []
         for check, sql, _ in planned:

@@ -98,6 +98,15 @@ def _key_expr(schema: TableSchema) -> str:
     return " || '|' || ".join(schema.primary_key)
 
 
+def _loaded(table: str) -> str:
+    """The ledger rows of the files loaded into ``table``."""
+    return f"entity = '{table}' AND status = '{FileStatus.LOADED.value}'"
+
+
+def _ledger_sum(condition: str) -> str:
+    return f"SELECT COALESCE(SUM(inserted), 0) AS n FROM {INGEST_LOG.name} WHERE {condition}"
+
+
 def _count_where(table: str, condition: str) -> str:
     return f"SELECT COUNT(*) AS n FROM {table} WHERE {condition}"
 
@@ -151,10 +160,7 @@ def table_checks(schema: TableSchema) -> list[Check]:
             check_name="row_count_matches_ingest_log",
             severity=Severity.ERROR,
             observed_sql=f"SELECT COUNT(*) AS n FROM {table}",
-            expected_sql=(
-                f"SELECT COALESCE(SUM(inserted), 0) AS n FROM {INGEST_LOG.name} "
-                f"WHERE entity = '{table}' AND status = '{FileStatus.LOADED.value}'"
-            ),
+            expected_sql=_ledger_sum(_loaded(table)),
         ),
     ]
     if schema.derived_date is not None:
@@ -355,10 +361,14 @@ def kept_orphans_sql(
 
 @dataclass(frozen=True, slots=True)
 class RowCount:
-    """The rows of ``table`` that meet ``predicate`` (every row when it is None)."""
+    """How many rows of ``table`` meet ``predicate`` (every row when it is None).
+
+    With ``summed``, the sum of that column over those rows instead.
+    """
 
     table: str
     predicate: str | None = None
+    summed: str | None = None
 
 
 def row_count(check: Check) -> RowCount | None:
@@ -368,6 +378,13 @@ def row_count(check: Check) -> RowCount | None:
         return RowCount(table)
     if check.condition is not None and check.observed_sql == _count_where(table, check.condition):
         return RowCount(table, check.condition)
+    return None
+
+
+def ledger_count(check: Check) -> RowCount | None:
+    """What ``check``'s expected SQL sums, when it is the rows the ledger logs as inserted."""
+    if check.expected_sql == _ledger_sum(_loaded(check.table_name)):
+        return RowCount(INGEST_LOG.name, _loaded(check.table_name), "inserted")
     return None
 
 
@@ -388,11 +405,12 @@ def scalars_sql(values: Sequence[str | RowCount]) -> str:
         aggregates = tables.setdefault(value.table, [])
         source = list(tables).index(value.table)
         columns.append(f"counts_{source}.c{len(aggregates)} AS v{i}")
-        aggregates.append(
-            "COUNT(*)"
-            if value.predicate is None
-            else f"SUM(CASE WHEN ({value.predicate}) THEN 1 ELSE 0 END)"
-        )
+        if value.predicate is None and value.summed is None:
+            aggregates.append("COUNT(*)")
+        else:
+            aggregates.append(
+                f"SUM(CASE WHEN ({value.predicate or 'TRUE'}) THEN {value.summed or 1} ELSE 0 END)"
+            )
     sources = [
         f"(SELECT {', '.join(f'{a} AS c{j}' for j, a in enumerate(aggregates))} "
         f"FROM {table}) counts_{k}"
