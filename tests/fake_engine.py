@@ -86,6 +86,10 @@ class InMemoryTableEngine:
     def name(self) -> str:
         return "memory"
 
+    @property
+    def files_read_at_once(self) -> int:
+        return 1
+
     def read_source(
         self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
     ) -> Frame:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,6 +169,76 @@ def test_the_same_content_twice_in_one_run_is_loaded_once() -> None:
     w.drop("raw-data/products_b.csv", PRODUCTS)
     statuses = [o.status for o in w.run().files]
     assert statuses == [FileStatus.LOADED, FileStatus.SKIPPED]
+
+
+class _ReadingAtOnce(InMemoryTableEngine):
+    """Reads three files at a time, the earlier ones slower; rejects names with "broken"."""
+
+    def __init__(self, storage: InMemoryObjectStorage) -> None:
+        super().__init__(storage)
+        self.lock = threading.Lock()
+        self.reading = 0
+        self.most_at_once = 0
+        self.read: list[str] = []
+
+    @property
+    def files_read_at_once(self) -> int:
+        return 3
+
+    def read_source(self, source: Any, schema: Any, evolution: Any) -> Any:
+        with self.lock:
+            self.reading += 1
+            self.most_at_once = max(self.most_at_once, self.reading)
+            self.read.append(source.key)
+        try:
+            time.sleep(0.05 * (3 - source.ordinal % 3))
+            if "broken" in source.key:
+                raise FileRejected("unreadable_name", f"{source.key}: broken")
+            return super().read_source(source, schema, evolution)
+        finally:
+            with self.lock:
+                self.reading -= 1
+
+
+def test_files_read_at_once_keep_their_order_and_a_repeat_is_read_only_when_needed() -> None:
+    w = World()
+    w.engine = engine = _ReadingAtOnce(w.storage)
+    w.platform = Platform(
+        storage=w.storage,
+        catalogue=InMemoryCatalogue(),
+        query=InMemoryQueryService(engine, w.storage),
+        lock=w.lock,
+    )
+    older = ORDERS.replace("2024-01-01T10:00:00,10.0", "2024-01-01T08:00:00,1.0")
+    w.drop("raw-data/orders_1.csv", older)
+    w.drop("raw-data/orders_2.csv", ORDERS)
+    w.drop("raw-data/orders_3.csv", PRODUCTS)  # not an orders file: rejected
+    w.drop("raw-data/products_1_broken.csv", PRODUCTS)  # rejected: its copy below is read
+    w.drop("raw-data/products_2.csv", PRODUCTS)
+    w.drop("raw-data/products_3.csv", PRODUCTS)  # the copy of a loaded file: skipped
+
+    result = w.run()
+
+    assert engine.most_at_once >= 2
+    assert [(o.file.key, o.status) for o in result.files] == [
+        ("raw-data/products_1_broken.csv", FileStatus.REJECTED),
+        ("raw-data/products_2.csv", FileStatus.LOADED),
+        ("raw-data/products_3.csv", FileStatus.SKIPPED),
+        ("raw-data/orders_1.csv", FileStatus.LOADED),
+        ("raw-data/orders_2.csv", FileStatus.LOADED),
+        ("raw-data/orders_3.csv", FileStatus.REJECTED),
+    ]
+    # Each read once, the copy of a rejected file too, the copy of a loaded one never.
+    assert sorted(engine.read) == [
+        "raw-data/orders_1.csv",
+        "raw-data/orders_2.csv",
+        "raw-data/orders_3.csv",
+        "raw-data/products_1_broken.csv",
+        "raw-data/products_2.csv",
+    ]
+    # Rows of later files win ties as in a file-by-file read: orders_2's o1 is the newer.
+    stored = {r["order_id"]: r["total_amount"] for r in w.rows("orders")}
+    assert stored["o1"] == 10.0
 
 
 def test_a_newer_correction_updates_and_an_older_one_does_not(world: World) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence, Set
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic
@@ -155,6 +156,13 @@ class IngestFiles(Generic[FrameT]):
 
 
 @dataclass(frozen=True, slots=True)
+class _Read(Generic[FrameT]):
+    frame: FrameT | None
+    rejection: FileRejected | None
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class _Readable:
     file: DiscoveredFile
     started_at: datetime
@@ -213,40 +221,45 @@ class _IngestEntity(Generic[FrameT]):
         readable: list[_Readable] = []
         frames: list[FrameT] = []
         seen = set(loaded_checksums)
-        for ordinal, file in enumerate(files):
-            started = self._clock()
-            if file.checksum in seen:
-                outcomes[file.key] = self._outcome(file, FileStatus.SKIPPED, started)
-                continue
-            source = SourceFile(
-                key=file.key,
-                uri=self._storage.uri(file.key),
-                entity=schema.entity,
-                size_bytes=file.size_bytes,
-                checksum=file.checksum,
-                ordinal=ordinal,
-            )
-            rejection: FileRejected | None = None
-            try:
-                frame = self._engine.read_source(source, schema, run.evolution)
-            except FileRejected as rejected:
-                rejection = rejected
-            # Whether parsed or rejected, what was read must be what was hashed.
-            if self._changed(file):
-                self._progress("ingest", f"left {file.key}: it changed while the run read it")
-                outcomes[file.key] = self._outcome(
-                    file, FileStatus.WAITING, started, error=CHANGED_WHILE_READ
-                )
-                continue
-            if rejection is not None:
-                self._progress("ingest", f"rejected {file.key}: {rejection}")
-                outcomes[file.key] = self._outcome(
-                    file, FileStatus.REJECTED, started, error=str(rejection)
-                )
-                continue
-            seen.add(file.checksum)
-            readable.append(_Readable(file, started))
-            frames.append(frame)
+        # Files are read a few at a time when the engine gains from it (a Spark read is one
+        # task), their outcomes taken in name order. A file whose content an earlier file
+        # of the batch repeats is read only if that one turns out unreadable.
+        pool = ThreadPoolExecutor(max(1, self._engine.files_read_at_once), "read")
+        try:
+            reads: dict[int, Future[_Read[FrameT]]] = {}
+            submitted: set[str] = set()
+            for ordinal, file in enumerate(files):
+                if file.checksum not in seen and file.checksum not in submitted:
+                    submitted.add(file.checksum)
+                    reads[ordinal] = pool.submit(self._read, file, ordinal, schema, run)
+            for ordinal, file in enumerate(files):
+                if file.checksum in seen:
+                    outcomes[file.key] = self._outcome(file, FileStatus.SKIPPED, self._clock())
+                    continue
+                read = (
+                    reads.pop(ordinal, None) or pool.submit(self._read, file, ordinal, schema, run)
+                ).result()
+                started = read.started_at
+                # Whether parsed or rejected, what was read must be what was hashed.
+                if self._changed(file):
+                    self._progress("ingest", f"left {file.key}: it changed while the run read it")
+                    outcomes[file.key] = self._outcome(
+                        file, FileStatus.WAITING, started, error=CHANGED_WHILE_READ
+                    )
+                    continue
+                if read.rejection is not None:
+                    self._progress("ingest", f"rejected {file.key}: {read.rejection}")
+                    outcomes[file.key] = self._outcome(
+                        file, FileStatus.REJECTED, started, error=str(read.rejection)
+                    )
+                    continue
+                assert read.frame is not None
+                seen.add(file.checksum)
+                readable.append(_Readable(file, started))
+                frames.append(read.frame)
+        finally:
+            # After an error, the reads not started yet are not started at all.
+            pool.shutdown(cancel_futures=True)
         if readable:
             self._progress("ingest", f"{schema.name}: merging {len(readable)} file(s)")
             try:
@@ -261,6 +274,23 @@ class _IngestEntity(Generic[FrameT]):
         # After the MERGE commit: a crash in between is what reconciliation repairs.
         append_ingest_log(self._engine, self._storage, [o.log_entry(run.run_id) for o in ordered])
         return ordered
+
+    def _read(
+        self, file: DiscoveredFile, ordinal: int, schema: TableSchema, run: RunContext
+    ) -> _Read[FrameT]:
+        started = self._clock()
+        source = SourceFile(
+            key=file.key,
+            uri=self._storage.uri(file.key),
+            entity=schema.entity,
+            size_bytes=file.size_bytes,
+            checksum=file.checksum,
+            ordinal=ordinal,
+        )
+        try:
+            return _Read(self._engine.read_source(source, schema, run.evolution), None, started)
+        except FileRejected as rejected:
+            return _Read(None, rejected, started)
 
     def _commit(
         self,

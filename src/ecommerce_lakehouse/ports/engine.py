@@ -143,10 +143,21 @@ class TableEngine(Protocol[FrameT]):
         """Short engine name, e.g. ``polars``."""
         ...
 
+    @property
+    def files_read_at_once(self) -> int:
+        """How many files of one entity the ingest step reads at the same time.
+
+        1 for an engine whose read of one file already keeps every core busy; more for one
+        that reads a file in one task (Spark), so that several files fill the cores.
+        """
+        ...
+
     def read_source(
         self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
     ) -> FrameT:
         """Read one CSV: every value as text, cast by the domain's rules, never inferred.
+
+        Called from worker threads, up to :attr:`files_read_at_once` at a time.
 
         The frame carries line numbers, the source key, rescued/evolved columns and, for
         every row that breaks a rule, its raw record. An engine may already cast the values

@@ -60,6 +60,11 @@ class PolarsDeltaTableEngine:
         """The object-store options the engine was built with."""
         return dict(self._storage_options)
 
+    @property
+    def files_read_at_once(self) -> int:
+        """One: Polars reads one file on every core (and peak memory stays one file's)."""
+        return 1
+
     def read_source(
         self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
     ) -> pl.DataFrame:

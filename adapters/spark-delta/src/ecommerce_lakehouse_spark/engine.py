@@ -68,6 +68,11 @@ class SparkDeltaTableEngine:
         """Spark jobs run per entity and step and not reported yet (see ``jobs``)."""
         return self._jobs.counts
 
+    @property
+    def files_read_at_once(self) -> int:
+        """As many files as the session runs tasks at once: a file is read by one task."""
+        return max(1, int(self._session.sparkContext.defaultParallelism))
+
     def read_source(
         self, source: SourceFile, schema: TableSchema, evolution: SchemaEvolution
     ) -> DataFrame:

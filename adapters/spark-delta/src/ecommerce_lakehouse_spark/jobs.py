@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -53,11 +54,14 @@ class SparkJobCounter:
         self._numbers = itertools.count()
         self._counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._files: dict[str, int] = defaultdict(int)
+        # Files are read from several threads at once (each with its own job group).
+        self._lock = threading.Lock()
 
     @property
     def counts(self) -> dict[str, dict[str, int]]:
         """Jobs so far, by entity (or audit table, or ``sql``) and step."""
-        return {entity: dict(steps) for entity, steps in self._counts.items()}
+        with self._lock:
+            return {entity: dict(steps) for entity, steps in self._counts.items()}
 
     @contextmanager
     def step(self, entity: str, step: str) -> Iterator[None]:
@@ -78,9 +82,10 @@ class SparkJobCounter:
             jobs = len(context.statusTracker().getJobIdsForGroup(group))
             for key, value in previous.items():
                 context.setLocalProperty(key, value)  # type: ignore[arg-type]
-            self._counts[entity][step] += jobs
-            if step == "read":
-                self._files[entity] += 1
+            with self._lock:
+                self._counts[entity][step] += jobs
+                if step == "read":
+                    self._files[entity] += 1
             LOGGER.debug(
                 "spark jobs: %s %s=%d in %.1f s", entity, step, jobs, time.perf_counter() - began
             )

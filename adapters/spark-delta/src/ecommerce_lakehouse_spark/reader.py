@@ -33,6 +33,7 @@ import codecs
 import csv
 import io
 import re
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial, reduce
@@ -102,6 +103,8 @@ MAX_FILE_BYTES = 2**31 - 1
 # Engine-internal columns hold "#", which no business or evolved name ([a-z0-9_]) can, so
 # they cannot clash even case-insensitively.
 _LINE = "#line"
+#: Held while the process's warning filters are swapped (``warnings.catch_warnings``).
+_WARNINGS = threading.Lock()
 _CELLS = "#cells"
 _ERROR = "#error"
 _TRIM = "#trim"
@@ -192,7 +195,8 @@ def read_source_frame(
             "unreadable_name",
             f"{source.key}: Spark ignores files whose names start with '_' or '.'; rename the file",
         )
-    with warnings.catch_warnings():
+    # Files are read from several threads: catch_warnings swaps process-wide state.
+    with _WARNINGS, warnings.catch_warnings():
         # PySpark 3.5 checks the pandas and pyarrow versions with distutils' LooseVersion.
         warnings.simplefilter("ignore", DeprecationWarning)
         parsing = content.select("content").mapInArrow(
