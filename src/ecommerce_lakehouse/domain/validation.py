@@ -53,6 +53,8 @@ class Check:
         sample_sql: returns up to ``SAMPLE_SIZE`` offending keys in one column.
         kind: what the check counts (how it is scoped).
         condition: for a ``ROW`` check, the predicate an offending row meets.
+        within: for a scoped ``ROW`` check, the predicate of the rows it reads (the runs'
+            rows); it counts the rows that meet both.
         reference: for a ``FOREIGN_KEY`` check, ``(column, parent table, parent key)``.
     """
 
@@ -65,6 +67,7 @@ class Check:
     expected_value: int = 0
     kind: CheckKind = CheckKind.COUNT
     condition: str | None = None
+    within: str | None = None
     reference: tuple[str, str, str] | None = None
 
 
@@ -266,7 +269,7 @@ def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> C
             check,
             observed_sql=_count_where(table, condition),
             sample_sql=_sample_where(schema, condition) if check.sample_sql else None,
-            condition=condition,
+            within=written,
         )
     if check.kind is CheckKind.UNIQUE:
         keys = schema.primary_key
@@ -369,6 +372,8 @@ class RowCount:
     table: str
     predicate: str | None = None
     summed: str | None = None
+    #: Only the rows that meet this are read (a filter the engine pushes into its scan).
+    within: str | None = None
 
 
 def row_count(check: Check) -> RowCount | None:
@@ -376,8 +381,13 @@ def row_count(check: Check) -> RowCount | None:
     table = check.table_name
     if check.observed_sql == f"SELECT COUNT(*) AS n FROM {table}":
         return RowCount(table)
-    if check.condition is not None and check.observed_sql == _count_where(table, check.condition):
+    if check.condition is None:
+        return None
+    if check.within is None and check.observed_sql == _count_where(table, check.condition):
         return RowCount(table, check.condition)
+    scoped = f"{check.within} AND ({check.condition})"
+    if check.within is not None and check.observed_sql == _count_where(table, scoped):
+        return RowCount(table, check.condition, within=check.within)
     return None
 
 
@@ -392,18 +402,19 @@ def scalars_sql(values: Sequence[str | RowCount]) -> str:
     """One query whose single row holds each value, in columns ``v0``, ``v1``...
 
     A value is a query returning one value, run as a scalar subquery, or a row count; the row
-    counts of one table are aggregated in one scan of it (a one-row subquery per table, cross
-    joined), which Spark would not merge from separate subqueries. The SQL is the subset
-    Trino, Spark SQL and DuckDB share.
+    counts of one table over the same rows (``within``) are aggregated in one scan of it (a
+    one-row subquery per table and filter, cross joined), which Spark would not merge from
+    separate subqueries; the filter stays a WHERE clause, so the scan can skip files. The
+    SQL is the subset Trino, Spark SQL and DuckDB share.
     """
-    tables: dict[str, list[str]] = {}
+    scans: dict[tuple[str, str | None], list[str]] = {}
     columns = []
     for i, value in enumerate(values):
         if isinstance(value, str):
             columns.append(f"({value}) AS v{i}")
             continue
-        aggregates = tables.setdefault(value.table, [])
-        source = list(tables).index(value.table)
+        aggregates = scans.setdefault((value.table, value.within), [])
+        source = list(scans).index((value.table, value.within))
         columns.append(f"counts_{source}.c{len(aggregates)} AS v{i}")
         if value.predicate is None and value.summed is None:
             aggregates.append("COUNT(*)")
@@ -413,8 +424,8 @@ def scalars_sql(values: Sequence[str | RowCount]) -> str:
             )
     sources = [
         f"(SELECT {', '.join(f'{a} AS c{j}' for j, a in enumerate(aggregates))} "
-        f"FROM {table}) counts_{k}"
-        for k, (table, aggregates) in enumerate(tables.items())
+        f"FROM {table}{f' WHERE {within}' if within else ''}) counts_{k}"
+        for k, ((table, within), aggregates) in enumerate(scans.items())
     ]
     sql = "SELECT " + ", ".join(columns)
     return f"{sql} FROM {' CROSS JOIN '.join(sources)}" if sources else sql

@@ -224,6 +224,17 @@ def test_the_counts_are_one_statement_and_nothing_new_reads_only_the_ledger(
     (statement,) = statements
     assert set(re.findall(r"(?:FROM|JOIN)\s+(\w+)", statement)) == {"ingest_log"}, statement
 
+    # A batch loaded without validation: its row checks read the batch's rows only, behind
+    # a filter the scan can skip whole files by (DuckDB prunes by the _run_id statistics).
+    _drop(tmp_path, BATCHES[1])
+    loaded = lake.run(
+        lh.RunOptions(run_id="r2", settle_seconds=0, steps=("discover", "ingest", "archive"))
+    )
+    assert loaded.failed_step is None, loaded.error
+    results, statements = _validate_recording(lake)
+    assert results == full_results(lake)
+    assert "FROM order_items WHERE _run_id IN ('r2'))" in statements[0], statements[0]
+
 
 # ---------------------------------------------------------------- a fourth entity
 
