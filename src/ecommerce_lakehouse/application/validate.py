@@ -66,23 +66,32 @@ _CREATE = frozenset({"CREATE TABLE"})
 _ROW_METRICS = ("num_added_rows", "num_added_files", "num_removed_files", "num_output_rows")
 
 
-def _scalars(query: QueryService, values: Sequence[str | RowCount | int]) -> list[int]:
-    """The integers of one-value queries, row counts and known values, from one statement.
+def _scalars(
+    query: QueryService, values: Sequence[str | RowCount | int], alone: Sequence[bool]
+) -> list[int]:
+    """The integers of one-value queries, row counts and known values.
 
-    One statement instead of one per query: one plan, one session and one registration of
-    each table, and one scan per table for its row counts.
+    One statement for all but the queries marked ``alone``, which get one each: one plan,
+    one session and one registration of each table instead of one per query, one scan per
+    table for its row counts, and the heavy queries (a whole table's keys grouped or
+    joined) one after another, so that an engine does not hold all their hash tables at
+    once.
     """
-    queries = [value for value in values if not isinstance(value, int)]
-    if not queries:
-        return [int(value) for value in values if isinstance(value, int)]
-    rows = query.sql(scalars_sql(queries)).to_pylist()
-    if len(rows) != 1 or len(rows[0]) != len(queries):
-        raise LakehouseError(
-            f"a validation query returned {len(rows)} rows, expected one row of "
-            f"{len(queries)} values"
-        )
-    answers = iter(rows[0].values())
-    return [value if isinstance(value, int) else int(next(answers) or 0) for value in values]
+    answers: dict[int, int] = {}
+    batches = [[i for i, value in enumerate(values) if not isinstance(value, int) and not alone[i]]]
+    batches += [[i] for i, value in enumerate(values) if not isinstance(value, int) and alone[i]]
+    for batch in batches:
+        if not batch:
+            continue
+        queries = [values[i] for i in batch]
+        rows = query.sql(scalars_sql([q for q in queries if not isinstance(q, int)])).to_pylist()
+        if len(rows) != 1 or len(rows[0]) != len(batch):
+            raise LakehouseError(
+                f"a validation query returned {len(rows)} rows, expected one row of "
+                f"{len(batch)} values"
+            )
+        answers.update(zip(batch, (int(v or 0) for v in rows[0].values()), strict=True))
+    return [value if isinstance(value, int) else answers[i] for i, value in enumerate(values)]
 
 
 def fingerprint(check: Check) -> str:
@@ -209,11 +218,18 @@ class ValidateTables:
         query. A failed check's sample is one more query.
         """
         values: list[str | RowCount | int] = []
-        for _, sql, known in planned:
+        alone: list[bool] = []
+        for check, sql, known in planned:
             values.append(row_count(sql) or sql.observed_sql if known is None else known)
+            # Whole-table key checks (not scoped to runs) group or join every key.
+            alone.append(
+                check.kind in (CheckKind.UNIQUE, CheckKind.FOREIGN_KEY)
+                and sql.observed_sql == check.observed_sql
+            )
             if sql.expected_sql is not None:
                 values.append(ledger_count(sql) or sql.expected_sql)
-        counts = iter(_scalars(self._query, values))
+                alone.append(False)
+        counts = iter(_scalars(self._query, values, alone))
         results = []
         for check, sql, _ in planned:
             observed = next(counts)
@@ -455,7 +471,7 @@ class ValidateTables:
             orphans = _orphan_rows(listed) if len(listed) <= ORPHAN_LIMIT else None
             return self._foreign_key_result(check, listed), orphans
         # Too many new orphans to list: count them, sample the smallest keys.
-        (count,) = _scalars(self._query, [orphans_count_sql(check, child, ordered)])
+        (count,) = _scalars(self._query, [orphans_count_sql(check, child, ordered)], [True])
         return self._foreign_key_result(check, kept, count, new[:SAMPLE_SIZE]), None
 
     def _foreign_key_result(

@@ -203,7 +203,7 @@ def _validate_recording(lake: lh.Lake, *, full: bool = False) -> tuple[list[Any]
     return results, query.statements
 
 
-def test_the_counts_are_one_statement_and_nothing_new_reads_only_the_ledger(
+def test_validation_statements_scan_each_table_once_and_nothing_new_reads_the_ledger(
     tmp_path: Path,
 ) -> None:
     lake = lh.open_lake(str(tmp_path), engine="polars", options={"query": "duckdb"})
@@ -211,11 +211,17 @@ def test_the_counts_are_one_statement_and_nothing_new_reads_only_the_ledger(
     run_and_compare(lake, "r1")
     expected = full_results(lake)
 
-    # In full: every count in one statement, then the orphans of each key listed.
+    # In full: the row checks and counts in one statement, each table scanned once; each
+    # key check over a whole table alone (3 unique keys, 2 foreign keys); then the orphans
+    # of each foreign key listed.
     results, statements = _validate_recording(lake, full=True)
     assert results == expected
-    assert len(statements) == 3, statements
-    assert all(" JOIN " in s and "LIMIT" in s for s in statements[1:]), statements
+    assert len(statements) == 1 + 5 + 2, statements
+    scanned = re.findall(r"FROM (\w+)\) counts_", statements[0])
+    assert sorted(scanned) == ["ingest_log", "order_items", "orders", "products"], statements[0]
+    assert all("GROUP BY" in s for s in statements[1:4]), statements
+    assert all(" JOIN " in s and "LIMIT" not in s for s in statements[4:6]), statements
+    assert all(" JOIN " in s and "LIMIT" in s for s in statements[6:]), statements
 
     # Nothing written since: the tables are the versions just validated, so only the
     # ledger's side of the row counts is read, in one statement.
