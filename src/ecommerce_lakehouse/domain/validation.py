@@ -277,10 +277,14 @@ def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> C
         same_key = " AND ".join(f"w.{k} = t.{k}" for k in keys)
         # Rows with a null key part: only the runs can have written them (none before).
         null_key = " OR ".join(f"t.{k} IS NULL" for k in keys)
+        # Two disjoint branches (a key equal to another has no null part), not one OR:
+        # the OR kept DuckDB from planning the EXISTS as a semi join (1.4x slower).
         touched = (
             f"SELECT {key_cols} FROM {table} t "
             f"WHERE EXISTS (SELECT 1 FROM {table} w WHERE {_written_by(run_ids, 'w.')} "
-            f"AND {same_key}) OR ({_written_by(run_ids, 't.')} AND ({null_key}))"
+            f"AND {same_key}) "
+            f"UNION ALL SELECT {key_cols} FROM {table} t "
+            f"WHERE {_written_by(run_ids, 't.')} AND ({null_key})"
         )
         bare = ", ".join(keys)
         duplicated = f"SELECT {bare} FROM ({touched}) t GROUP BY {bare} HAVING COUNT(*) > 1"

@@ -212,8 +212,8 @@ def test_validation_statements_scan_each_table_once_and_nothing_new_reads_the_le
     expected = full_results(lake)
 
     # In full: the row checks and counts in one statement, each table scanned once; each
-    # key check over a whole table alone (3 unique keys, 2 foreign keys); then the orphans
-    # of each foreign key listed.
+    # key check alone (3 unique keys, 2 foreign keys); then the orphans of each foreign key
+    # listed.
     results, statements = _validate_recording(lake, full=True)
     assert results == expected
     assert len(statements) == 1 + 5 + 2, statements
