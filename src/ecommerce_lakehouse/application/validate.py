@@ -83,8 +83,8 @@ def _scalars(
     for batch in batches:
         if not batch:
             continue
-        queries = [values[i] for i in batch]
-        rows = query.sql(scalars_sql([q for q in queries if not isinstance(q, int)])).to_pylist()
+        queries = [value for i in batch if not isinstance(value := values[i], int)]
+        rows = query.sql(scalars_sql(queries)).to_pylist()
         if len(rows) != 1 or len(rows[0]) != len(batch):
             raise LakehouseError(
                 f"a validation query returned {len(rows)} rows, expected one row of "
@@ -256,10 +256,10 @@ class ValidateTables:
         recorded = state.checks if state is not None and by_table is not None else {}
         # Tables no run wrote since the last validation are the versions it read.
         unchanged = {name for name, found in (by_table or {}).items() if not found}
-        # Every count in one query first, the foreign keys' orphans included: on a lake
-        # without orphans that is the whole validation. Orphans are listed afterwards (the
-        # state keeps them), and a key check scoped on the assumption that its table's keys
-        # are unique runs again if they are not.
+        # Every count first, the foreign keys' orphans included (a few statements, see
+        # _scalars): on a lake without orphans that is the whole validation. Orphans are
+        # listed afterwards (the state keeps them), and a key check scoped on the assumption
+        # that its table's keys are unique runs again if they are not.
         plans = {_check_id(check): self._plan(check, runs, recorded, unchanged) for check in checks}
         batched = [check for check in checks if plans[_check_id(check)] is not None]
         evaluated = self._evaluate(
