@@ -367,6 +367,20 @@ class ValidateTables:
             return None
         return before
 
+    def _scopable_key(
+        self, check: Check, runs: set[str] | None, recorded: Mapping[str, _Recorded]
+    ) -> _Recorded | None:
+        """A foreign-key check's last result when it may be scoped to ``runs``.
+
+        It may when its orphans were listed and its table's keys were unique (as they must
+        still be, which this validation's uniqueness check tells).
+        """
+        before = self._sound(check, runs, recorded)
+        unique_before = recorded.get(f"{check.table_name}.primary_key_unique")
+        if before is None or before.orphans is None or not _passed_recorded(unique_before):
+            return None
+        return before
+
     def _plan(
         self,
         check: Check,
@@ -385,15 +399,16 @@ class ValidateTables:
         table = check.table_name
         schema = self._schemas[table]
         if check.kind is CheckKind.FOREIGN_KEY:
-            unique_before = recorded.get(f"{table}.primary_key_unique")
-            if runs is None or before is None or before.orphans is None:
+            before = self._scopable_key(check, runs, recorded)
+            if runs is None or before is None:
                 return _Plan(replace(check, sample_sql=None), scoped=False)
-            if before.orphans or unique_before is None or unique_before.observed != 0:
+            if before.orphans:
                 return None
-            counted = replace(check, observed_sql=orphans_count_sql(check, schema, sorted(runs)))
-            assert check.reference is not None
-            same = {table, check.reference[1]} <= unchanged
-            return _Plan(replace(counted, sample_sql=None), scoped=True, known=0 if same else None)
+            counted = replace(
+                check, observed_sql=orphans_count_sql(check, schema, sorted(runs)), sample_sql=None
+            )
+            known = 0 if _key_tables(check) <= unchanged else None
+            return _Plan(counted, scoped=True, known=known)
         if check.kind is CheckKind.UNIQUE:
             not_null = recorded.get(f"{table}.primary_key_not_null")
             if not_null is None or not_null.observed != 0:
@@ -415,31 +430,17 @@ class ValidateTables:
         unchanged: set[str],
     ) -> tuple[CheckResult, tuple[tuple[str, ...], ...] | None, bool]:
         """The result, the orphans to keep and whether the check was scoped."""
-        before = self._sound(check, runs, recorded)
         schema = self._schemas[check.table_name]
-        assert check.reference is not None
-        if (
-            before is not None
-            and before.orphans is not None
-            and {check.table_name, check.reference[1]} <= unchanged
-        ):
+        before = self._scopable_key(check, runs, recorded)
+        unique = done.get(f"{check.table_name}.primary_key_unique")
+        if runs is None or before is None or before.orphans is None or not _passed(unique):
+            return (*self._full_foreign_key(check, schema), False)
+        if _key_tables(check) <= unchanged:
             # Both tables are the versions the last validation read: the same orphans.
             names = [*(f"k{i}" for i in range(len(schema.primary_key))), "v"]
             listed = [dict(zip(names, orphan, strict=True)) for orphan in before.orphans]
             return self._foreign_key_result(check, listed), before.orphans, True
-        unique = f"{check.table_name}.primary_key_unique"
-        unique_before = recorded.get(unique)
-        if (
-            runs is not None
-            and before is not None
-            and before.orphans is not None
-            and unique_before is not None
-            and unique_before.observed == 0
-            and unique in done
-            and done[unique].observed == 0
-        ):
-            return (*self._scoped_foreign_key(check, schema, runs, before.orphans), True)
-        return (*self._full_foreign_key(check, schema), False)
+        return (*self._scoped_foreign_key(check, schema, runs, before.orphans), True)
 
     def _full_foreign_key(
         self, check: Check, child: TableSchema
@@ -570,6 +571,17 @@ class ValidateTables:
 
 def _passed(result: CheckResult | None) -> bool:
     return result is not None and result.observed == 0
+
+
+def _passed_recorded(recorded: _Recorded | None) -> bool:
+    return recorded is not None and recorded.observed == 0
+
+
+def _key_tables(check: Check) -> set[str]:
+    """The child and parent tables of a foreign-key check."""
+    if check.reference is None:
+        raise ValueError(f"{check.check_name} is not a foreign-key check")
+    return {check.table_name, check.reference[1]}
 
 
 def _result(check: Check, observed: int, expected: int, sample: tuple[str, ...]) -> CheckResult:
