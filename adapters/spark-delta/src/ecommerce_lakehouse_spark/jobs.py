@@ -102,11 +102,12 @@ class SparkJobCounter:
 
         Logged at INFO, or at DEBUG when ``quiet`` and no job ran.
         """
-        pending = self._counts.get(entity, {})
-        counted = {s: pending.pop(s) for s in (steps or tuple(pending)) if s in pending}
-        if not pending:
-            self._counts.pop(entity, None)
-        files = self._files.pop(entity, 0) if "read" in counted else 0
+        with self._lock:
+            pending = self._counts.get(entity, {})
+            counted = {s: pending.pop(s) for s in (steps or tuple(pending)) if s in pending}
+            if not pending:
+                self._counts.pop(entity, None)
+            files = self._files.pop(entity, 0) if "read" in counted else 0
         ordered = [s for s in STEPS if s in counted] + [s for s in counted if s not in STEPS]
         parts = [
             f"{s}={counted[s]}" + (f" ({files} file{'s' * (files != 1)})" if s == "read" else "")

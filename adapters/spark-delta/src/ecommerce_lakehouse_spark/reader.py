@@ -97,14 +97,14 @@ if TYPE_CHECKING:
 VIOLATION = "_Violation"
 
 
+#: Held while the process's warning filters are swapped (``warnings.catch_warnings``).
+_WARNINGS = threading.Lock()
 #: Spark's file sources cannot read files over 2 GiB (one byte array per file).
 MAX_FILE_BYTES = 2**31 - 1
 
 # Engine-internal columns hold "#", which no business or evolved name ([a-z0-9_]) can, so
 # they cannot clash even case-insensitively.
 _LINE = "#line"
-#: Held while the process's warning filters are swapped (``warnings.catch_warnings``).
-_WARNINGS = threading.Lock()
 _CELLS = "#cells"
 _ERROR = "#error"
 _TRIM = "#trim"
