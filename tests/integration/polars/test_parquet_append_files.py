@@ -214,6 +214,41 @@ def test_a_large_partition_is_split_into_files_in_row_order(tmp_path: Path) -> N
     assert DeltaTable(str(tmp_path / "t")).to_pyarrow_table().num_rows == 10
 
 
+@pytest.mark.parametrize(
+    "dates",
+    [
+        pytest.param([1, 1, 1, 1, 1, None, None, 3, 3, 2], id="each-partition-one-run"),
+        pytest.param([1, None, 3, 1, 2, 1, 3, None, 1, 1], id="partitions-interleaved"),
+    ],
+)
+def test_each_file_holds_its_partitions_rows_in_row_order(
+    tmp_path: Path, dates: list[int | None]
+) -> None:
+    # A batch in date order is sliced without a copy; any other order is gathered: either
+    # way each partition's files hold its rows in the batch's order, split every 2 rows.
+    frame = pl.DataFrame(
+        {
+            "k": [f"k{i:02d}" for i in range(len(dates))],
+            "d": [None if d is None else date(2024, 1, d) for d in dates],
+        }
+    )
+    columns = (Column(name="k", type=ColumnType.STRING), Column(name="d", type=ColumnType.DATE))
+    create_table(str(tmp_path / "t"), columns, "d", {})
+    files = write_data_files(str(tmp_path / "t"), frame, columns, "d", rows_per_file=2)
+    written = [
+        (f.action.partition_values["d"], pq.read_table(tmp_path / "t" / f.action.path))
+        for f in files
+    ]
+    expected = []
+    for value in [None, 1, 2, 3]:
+        keys = [k for k, d in zip(frame["k"], dates, strict=True) if d == value]
+        text = None if value is None else f"2024-01-{value:02d}"
+        expected += [(text, keys[i : i + 2]) for i in range(0, len(keys), 2)]
+    assert [(p, t.column("k").to_pylist()) for p, t in written] == expected
+    assert all(t.column_names == ["k"] for _, t in written)
+    assert [f.rows for f in files] == [len(keys) for _, keys in expected]
+
+
 @pytest.mark.parametrize("rows", [0])
 def test_no_rows_write_no_file(tmp_path: Path, rows: int) -> None:
     columns = (Column(name="k", type=ColumnType.STRING), Column(name="d", type=ColumnType.DATE))

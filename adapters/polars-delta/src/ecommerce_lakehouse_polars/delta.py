@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -170,20 +171,10 @@ def write_data_files(
     conformed = conform(frame, columns)
     data_columns = [c.name for c in columns if c.name != partition_column]
     data = conformed.select(data_columns)
-    if partition_column is None:
-        groups: list[tuple[Any, pl.Series | None]] = [(None, None)]
-    else:
-        indexed = (
-            conformed.select(partition_column)
-            .with_row_index(_ROW)
-            .group_by(partition_column, maintain_order=True)
-            .agg(pl.col(_ROW))
-        )
-        values = indexed.get_column(partition_column).to_list()
-        row_lists = indexed.get_column(_ROW)
-        groups = sorted(
-            ((value, row_lists[i]) for i, value in enumerate(values)),
-            key=lambda g: (g[0] is not None, _partition_value(g[0], types[partition_column]) or ""),
+    groups = _partition_rows(conformed, partition_column)
+    if partition_column is not None:
+        groups.sort(
+            key=lambda g: (g[0] is not None, _partition_value(g[0], types[partition_column]) or "")
         )
     files: list[DataFile] = []
     for value, rows in groups:
@@ -195,11 +186,11 @@ def write_data_files(
             escaped = HIVE_DEFAULT_PARTITION if text is None else quote(text, safe="")
             directory = f"{partition_column}={escaped}/"
             os.makedirs(os.path.join(root, directory), exist_ok=True)
-        height = data.height if rows is None else rows.len()
+        height = rows[1] if isinstance(rows, tuple) else rows.len()
         for number, offset in enumerate(range(0, height, rows_per_file)):
             part = (
-                data.slice(offset, rows_per_file)
-                if rows is None
+                data.slice(rows[0] + offset, min(rows_per_file, height - offset))
+                if isinstance(rows, tuple)
                 else data.gather(rows.slice(offset, rows_per_file))
             )
             relative = f"{directory}part-{number:05d}-{uuid.uuid4()}-c000.snappy.parquet"
@@ -216,6 +207,37 @@ def write_data_files(
             )
             files.append(DataFile(action=action, rows=written))
     return files
+
+
+def _partition_rows(
+    frame: pl.DataFrame, partition_column: str | None
+) -> list[tuple[Any, tuple[int, int] | pl.Series]]:
+    """Each partition value of ``frame`` with its rows: ``(offset, length)`` or row indices.
+
+    A batch usually arrives in date order (one file per day or so), so each partition is
+    one run of rows, sliced without a copy. Otherwise the rows of each value are listed
+    (in row order) and each file's rows are gathered when it is written, one at a time.
+    """
+    if partition_column is None:
+        return [(None, (0, frame.height))]
+    column = frame.get_column(partition_column)
+    runs = column.rle()
+    values = runs.struct.field("value")
+    if values.n_unique() == runs.len():
+        lengths = runs.struct.field("len").to_list()
+        offsets = [0, *itertools.accumulate(lengths)]
+        return [
+            (v, (offsets[i], n))
+            for i, (v, n) in enumerate(zip(values.to_list(), lengths, strict=True))
+        ]
+    indexed = (
+        frame.select(partition_column)
+        .with_row_index(_ROW)
+        .group_by(partition_column, maintain_order=True)
+        .agg(pl.col(_ROW))
+    )
+    row_lists = indexed.get_column(_ROW)
+    return [(v, row_lists[i]) for i, v in enumerate(indexed.get_column(partition_column).to_list())]
 
 
 def file_stats(part: pl.DataFrame, types: Mapping[str, ColumnType], rows: int) -> str:
