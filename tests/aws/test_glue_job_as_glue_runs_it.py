@@ -31,6 +31,7 @@ import shlex
 import subprocess
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,8 @@ def spark_submit(deployed: Deployed, argv: list[str]) -> subprocess.CompletedPro
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     local = tmp_path_factory.mktemp("raw")
-    generate(local, scale=0.0003, seed=31, dirty=0.05)
+    # One week of orders: a Spark run costs per data file (one per date partition), not per row.
+    generate(local, scale=0.0003, seed=31, dirty=0.05, end=date(2024, 1, 7))
     return local
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ class S3Lake:
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     local = tmp_path_factory.mktemp("raw")
-    generate(local, scale=0.0005, seed=23, dirty=0.05)
+    # One week of orders: a Spark run costs per data file (one per date partition), not per row.
+    generate(local, scale=0.0005, seed=23, dirty=0.05, end=date(2024, 1, 7))
     return local
 
 
