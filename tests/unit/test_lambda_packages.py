@@ -236,7 +236,7 @@ def test_a_run_result_becomes_file_outcomes() -> None:
         ({"files": [{"source_path": "x.csv"}]}, "'size_bytes' is not an integer"),
         (
             {"files": [{**result()["files"][0], "status": "moved"}]},
-            "invalid FileStatus 'moved'",
+            "invalid file status 'moved'",
         ),
     ],
 )

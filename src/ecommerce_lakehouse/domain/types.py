@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Self
 
@@ -18,7 +19,9 @@ class _ParsableEnum(enum.Enum):
             if str(member.value) == wanted:
                 return member
         valid = ", ".join(str(m.value) for m in cls)
-        raise ConfigurationError(f"invalid {cls.__name__} '{value}': expected one of {valid}")
+        # "SchemaEvolution" is a class, not a word a user knows: "schema evolution" is.
+        words = re.sub(r"(?<!^)(?=[A-Z])", " ", cls.__name__).lower()
+        raise ConfigurationError(f"invalid {words} {value!r}: expected one of {valid}")
 
 
 class ColumnType(_ParsableEnum):
