@@ -702,6 +702,7 @@ CASES: tuple[Case, ...] = (
         build=lambda raw: None,  # built by the case above
         path="raw-data/products_copy_b.csv",
         status="skipped",
+        reason="already_loaded",  # naming the run that loaded the same content
         counts={"rows_read": 0},
     ),
     # ------------------------------------------------------------ timing

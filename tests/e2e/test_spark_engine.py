@@ -31,13 +31,15 @@ RUN_COLUMNS = {
 def comparable(frame: pl.DataFrame, order: list[str]) -> list[dict[str, Any]]:
     """The rows without the run's identity and times, in ``order``.
 
-    ``ingest_log.destination`` names the run's archive folder: it is compared with the run
-    id masked, so two runs that put a file in the same place compare equal.
+    ``ingest_log.destination`` names the run's archive folder, and a skipped file's ``error``
+    the run that loaded its content: both are compared with the run id masked, so two runs
+    that put a file in the same place compare equal.
     """
     rows = frame.sort(order, nulls_last=True).to_dicts()
     for row in rows:
-        if row.get("destination") and row.get("run_id"):
-            row["destination"] = row["destination"].replace(row["run_id"], "<run>")
+        for column in ("destination", "error"):
+            if row.get(column) and row.get("run_id"):
+                row[column] = row[column].replace(row["run_id"], "<run>")
     return [{k: v for k, v in row.items() if k not in RUN_COLUMNS} for row in rows]
 
 

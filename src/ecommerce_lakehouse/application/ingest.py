@@ -6,7 +6,7 @@ See docs/contract.md#pipeline and docs/adr/0002-audit-write-order.md for the wri
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +49,9 @@ UNKNOWN_ENTITY = (
     "unknown_entity: the folder or file name names no entity "
     f"({', '.join(schema.name for schema in SCHEMAS)})"
 )
+
+#: The reason's name of a ``skipped`` file: its content was loaded before (by the run named).
+ALREADY_LOADED = "already_loaded"
 
 
 class IngestFiles(Generic[FrameT]):
@@ -131,11 +134,13 @@ class IngestFiles(Generic[FrameT]):
         # Files the run did not take are logged too: nothing in raw-data/ goes uncounted.
         append_ingest_log(self._engine, self._storage, [o.log_entry(run.run_id) for o in untaken])
 
-    def _loaded_checksums(self) -> set[str]:
+    def _loaded_checksums(self) -> dict[str, str]:
+        """Each checksum earlier runs loaded, with the first run that loaded it."""
         rows = self._query.sql(
-            f"SELECT DISTINCT checksum FROM ingest_log WHERE status = '{FileStatus.LOADED.value}'"
+            "SELECT checksum, MIN(run_id) AS run_id FROM ingest_log "
+            f"WHERE status = '{FileStatus.LOADED.value}' GROUP BY checksum"
         ).to_pylist()
-        return {str(row["checksum"]) for row in rows}
+        return {str(row["checksum"]): str(row["run_id"]) for row in rows}
 
     def _logged_destinations(self) -> list[LoggedDestination]:
         """Every destination earlier runs logged, with the file content and key it was for."""
@@ -202,7 +207,7 @@ class _IngestEntity(Generic[FrameT]):
         schema: TableSchema,
         files: Sequence[DiscoveredFile],
         run: RunContext,
-        loaded_checksums: Set[str],
+        loaded_checksums: Mapping[str, str],
         plan: DestinationPlan,
     ) -> list[FileOutcome]:
         """Ingest ``files`` (all of ``schema``'s entity, in name order).
@@ -211,7 +216,8 @@ class _IngestEntity(Generic[FrameT]):
             schema: the entity's table schema.
             files: the entity's raw files in ingestion order.
             run: the run this ingestion belongs to.
-            loaded_checksums: checksums already loaded by earlier runs.
+            loaded_checksums: checksums already loaded by earlier runs, each with the run
+                that loaded it (named in the ``skipped`` outcome's reason).
             plan: where the run moves each file; logged with its outcome.
 
         Returns:
@@ -220,7 +226,7 @@ class _IngestEntity(Generic[FrameT]):
         outcomes: dict[str, FileOutcome] = {}
         readable: list[_Readable] = []
         frames: list[FrameT] = []
-        seen = set(loaded_checksums)
+        seen = dict(loaded_checksums)
         # Files are read a few at a time when the engine gains from it (a Spark read is one
         # task), their outcomes taken in name order. A file whose content an earlier file
         # of the batch repeats is read only if that one turns out unreadable.
@@ -234,7 +240,12 @@ class _IngestEntity(Generic[FrameT]):
                     reads[ordinal] = pool.submit(self._read, file, ordinal, schema, run)
             for ordinal, file in enumerate(files):
                 if file.checksum in seen:
-                    outcomes[file.key] = self._outcome(file, FileStatus.SKIPPED, self._clock())
+                    outcomes[file.key] = self._outcome(
+                        file,
+                        FileStatus.SKIPPED,
+                        self._clock(),
+                        error=f"{ALREADY_LOADED}: run {seen[file.checksum]} loaded this content",
+                    )
                     continue
                 read = (
                     reads.pop(ordinal, None) or pool.submit(self._read, file, ordinal, schema, run)
@@ -254,7 +265,7 @@ class _IngestEntity(Generic[FrameT]):
                     )
                     continue
                 assert read.frame is not None
-                seen.add(file.checksum)
+                seen[file.checksum] = run.run_id
                 readable.append(_Readable(file, started))
                 frames.append(read.frame)
         finally:
