@@ -11,6 +11,7 @@ Example:
 
 from ecommerce_lakehouse.application.lake import Lake, open_lake
 from ecommerce_lakehouse.application.run import RunOptions, RunResult
+from ecommerce_lakehouse.application.tables import TableInfo
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.types import SchemaEvolution, Severity
 from ecommerce_lakehouse.domain.validation import ValidationPolicy
@@ -23,6 +24,7 @@ __all__ = [
     "RunResult",
     "SchemaEvolution",
     "Severity",
+    "TableInfo",
     "ValidationPolicy",
     "open_lake",
 ]

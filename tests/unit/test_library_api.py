@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,12 @@ def test_enums_parse_case_insensitively_and_list_valid_values() -> None:
     assert lh.SchemaEvolution.from_str(" Add_New_Columns ") is lh.SchemaEvolution.ADD_NEW_COLUMNS
     with pytest.raises(lh.ConfigurationError, match="expected one of error, warn"):
         lh.Severity.from_str("fatal")
+    # In words, not the class's name; the value quoted as Python would.
+    with pytest.raises(lh.ConfigurationError) as raised:
+        lh.SchemaEvolution.from_str("merge")
+    assert str(raised.value) == (
+        "invalid schema evolution 'merge': expected one of rescue, add_new_columns, fail"
+    )
 
 
 def test_run_result_serialises_for_orchestrators(tmp_path: Path) -> None:
@@ -48,6 +55,41 @@ def test_run_result_serialises_for_orchestrators(tmp_path: Path) -> None:
     data = result.as_dict()
     assert data["run_id"] == "r1" and data["ok"] is True and data["files"] == []
     assert {c["check_name"] for c in data["checks"]} >= {"primary_key_unique"}  # type: ignore[union-attr]
+
+
+def test_every_run_leaves_its_record_with_options_and_step_timings(tmp_path: Path) -> None:
+    (tmp_path / "raw-data" / "products").mkdir(parents=True)
+    (tmp_path / "raw-data" / "products" / "p.csv").write_text(
+        "product_id,department_id,department,product_name\np1,1,dairy,Milk\n"
+    )
+    options = lh.RunOptions(run_id="r1", settle_seconds=0, evolution=lh.SchemaEvolution.FAIL)
+    result = lh.open_lake(str(tmp_path)).run(options)
+    record = json.loads((tmp_path / "_runs" / "r1.json").read_text())
+    assert record == json.loads(json.dumps(result.as_dict()))
+    assert record["options"]["schema_evolution"] == "fail"
+    assert record["options"]["settle_seconds"] == 0
+    assert list(record["step_seconds"]) == [
+        "discover",
+        "ingest",
+        "archive",
+        "catalogue",
+        "validate",
+        "report",
+    ]
+    assert all(s >= 0 for s in record["step_seconds"].values())
+    # The record reads back as the run's result, timings and options included.
+    again = lh.RunResult.from_dict(record)
+    assert again.step_seconds == result.step_seconds and again.options == result.options
+
+
+def test_a_record_that_cannot_be_written_does_not_fail_the_run(tmp_path: Path) -> None:
+    (tmp_path / "_runs").write_text("a file where the folder should be")
+    said: list[str] = []
+    result = lh.open_lake(str(tmp_path)).run(
+        lh.RunOptions(run_id="r1"), progress=lambda step, message: said.append(message)
+    )
+    assert result.ok
+    assert any(m.startswith("could not write the run record _runs/r1.json") for m in said)
 
 
 def test_a_closed_lake_refuses_work_in_one_line(tmp_path: Path) -> None:

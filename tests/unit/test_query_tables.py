@@ -129,3 +129,9 @@ def test_first_line_is_the_first_non_blank_line_stripped(text: str, expected: st
 def test_first_line_of_a_blank_text_is_the_default() -> None:
     assert first_line("\n  \n", default="ValueError") == "ValueError"
     assert first_line("reason\n", default="ValueError") == "reason"
+
+
+@pytest.mark.parametrize("query", ["SHOW TABLES", "  show tables; ", "Show\nTables"])
+def test_show_tables_reads_every_table(query: str) -> None:
+    assert list(tables_to_read(query, None)) == list(TABLE_NAMES)
+    assert list(tables_to_read("SHOW TABLES LIKE 'x'", None)) == []

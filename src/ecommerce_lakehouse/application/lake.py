@@ -26,7 +26,12 @@ from ecommerce_lakehouse.application.run import (
     no_progress,
     utc_now,
 )
-from ecommerce_lakehouse.application.tables import EnsureTables, table_ref
+from ecommerce_lakehouse.application.tables import (
+    DescribeTables,
+    EnsureTables,
+    TableInfo,
+    table_ref,
+)
 from ecommerce_lakehouse.application.validate import ValidateTables
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.validation import CheckResult, ValidationPolicy
@@ -144,6 +149,11 @@ class Lake:
         """The Delta history of a table, newest first."""
         self._check_open()
         return self.engine.history(table_ref(self.platform.storage, table), limit)
+
+    def tables(self) -> list[TableInfo]:
+        """Every table of the lake, curated first, with its location, version and rows."""
+        self._check_open()
+        return DescribeTables(self.engine, self.platform.storage, self.platform.query)()
 
 
 def open_lake(

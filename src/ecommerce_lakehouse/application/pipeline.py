@@ -8,6 +8,8 @@ runner below and the Step Functions builder both walk it.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -34,7 +36,7 @@ from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.validation import CheckResult
-from ecommerce_lakehouse.domain.zones import ZonePaths
+from ecommerce_lakehouse.domain.zones import ZonePaths, run_record_key
 from ecommerce_lakehouse.ports.engine import FrameT, RunContext, TableEngine
 from ecommerce_lakehouse.ports.platform import Platform
 
@@ -123,12 +125,14 @@ class RunPipeline(Generic[FrameT]):
         started = self._clock()
         state = _RunState(run_id=options.run_id or new_run_id(started), started_at=started)
         handlers = [(step, self._handler(step)) for step in steps]
+        seconds: dict[str, float] = {}
         with self._platform.lock.acquire(
             owner=state.run_id, timeout_seconds=options.lock_timeout_seconds
         ):
             self._remove_stale_temporaries()
             for step, handler in handlers:
                 self._progress(step.name, step.summary)
+                began = time.monotonic()
                 try:
                     handler(state, options)
                 except Exception as error:  # reported in the result: exit 1
@@ -136,21 +140,38 @@ class RunPipeline(Generic[FrameT]):
                     state.error = describe_error(error)
                     self._progress(step.name, f"failed: {state.error}")
                     break
-        if not state.archived and any(step.name == "archive" for step in steps):
-            # The run stopped before its archive step: every file is still where it was.
-            state.outcomes = [replace(o, destination=None) for o in state.outcomes]
-        return RunResult(
-            run_id=state.run_id,
-            lake_root=self._platform.storage.root_uri,
-            engine=self._engine.name,
-            started_at=started,
-            finished_at=self._clock(),
-            files=tuple(state.outcomes),
-            checks=tuple(state.checks),
-            tables={s.name: curated_ref(self._platform.storage, s).uri for s in SCHEMAS},
-            failed_step=state.failed_step,
-            error=state.error,
-        )
+                finally:
+                    seconds[step.name] = round(time.monotonic() - began, 3)
+            if not state.archived and any(step.name == "archive" for step in steps):
+                # The run stopped before its archive step: every file is still where it was.
+                state.outcomes = [replace(o, destination=None) for o in state.outcomes]
+            result = RunResult(
+                run_id=state.run_id,
+                lake_root=self._platform.storage.root_uri,
+                engine=self._engine.name,
+                started_at=started,
+                finished_at=self._clock(),
+                files=tuple(state.outcomes),
+                checks=tuple(state.checks),
+                tables={s.name: curated_ref(self._platform.storage, s).uri for s in SCHEMAS},
+                failed_step=state.failed_step,
+                error=state.error,
+                options=options.as_dict(),
+                step_seconds=seconds,
+            )
+            self._write_record(result)
+        return result
+
+    def _write_record(self, result: RunResult) -> None:
+        # Every run leaves its record, whoever started it (docs/contract.md#run-result);
+        # a record that cannot be written loses nothing the audit tables do not hold.
+        key = run_record_key(result.run_id)
+        try:
+            self._platform.storage.write_bytes(key, json.dumps(result.as_dict()).encode())
+        except Exception as error:  # the run's outcome stands: say it, do not fail it
+            self._progress(
+                "report", f"could not write the run record {key}: {describe_error(error)}"
+            )
 
     def _handler(self, step: Step) -> Callable[[_RunState, RunOptions], None]:
         # Each step runs the method named after it, so PIPELINE alone names and orders them.

@@ -23,7 +23,8 @@ def tables_to_read(
     """The tables a query reads, each with the Delta version to read it at.
 
     A table is read when ``as_of`` pins it or when the query mentions it (see
-    :func:`mentions`); the others are left out, which keeps each call cheap.
+    :func:`mentions`); the others are left out, which keeps each call cheap. ``SHOW
+    TABLES`` reads every table.
 
     Args:
         query: the SQL text.
@@ -46,7 +47,23 @@ def tables_to_read(
             f"as_of names unknown table(s) {', '.join(unknown)} "
             f"(tables: {', '.join(sorted(names))})"
         )
-    return {name: pinned.get(name) for name in names if name in pinned or mentions(query, name)}
+    every = is_show_tables(query)
+    return {
+        name: pinned.get(name) for name in names if every or name in pinned or mentions(query, name)
+    }
+
+
+#: ``SHOW TABLES`` names no table yet lists them all.
+_SHOW_TABLES = re.compile(r"\s*SHOW\s+TABLES\s*;?\s*", re.IGNORECASE)
+
+
+def is_show_tables(query: str) -> bool:
+    """Whether ``query`` is ``SHOW TABLES``.
+
+    Every table is read for it, and an engine that registers helper views of its own lists
+    the lake's tables only.
+    """
+    return _SHOW_TABLES.fullmatch(query) is not None
 
 
 def mentions(query: str, name: str) -> bool:

@@ -69,6 +69,17 @@ class RunOptions:
     steps: tuple[str, ...] | None = None
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
+    def as_dict(self) -> dict[str, object]:
+        """The options as JSON-ready data, for a run's record (``options``)."""
+        return {
+            "schema_evolution": self.evolution.value,
+            "fk_severity": self.policy.foreign_key_severity.value,
+            "lock_timeout_seconds": self.lock_timeout_seconds,
+            "settle_seconds": self.settle_seconds,
+            "compact_audit_min_files": self.compact_audit_min_files,
+            "steps": None if self.steps is None else list(self.steps),
+        }
+
     def __post_init__(self) -> None:
         if self.lock_timeout_seconds < 0:
             raise ValueError("lock_timeout_seconds must not be negative")
@@ -152,6 +163,8 @@ class RunResult:
     tables: dict[str, str]
     failed_step: str | None = None
     error: str | None = None
+    options: dict[str, object] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
@@ -176,11 +189,30 @@ class RunResult:
         """0 when the run is ok, else 1 (docs/contract.md#command-line)."""
         return 0 if self.ok else 1
 
+    @property
+    def rejected(self) -> tuple[FileOutcome, ...]:
+        """The files this run rejected (moved to ``rejected/``, their reason logged)."""
+        return tuple(f for f in self.files if f.status is FileStatus.REJECTED)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What an operator should look at in a run that is ok: one line per rejected file.
+
+        A rejected file does not fail the run (the other files load); ``lakehouse run
+        --fail-on-rejected`` makes it fail (docs/contract.md#command-line).
+        """
+        return tuple(
+            f"{f.file.key} was rejected: {f.error or 'no reason given'}; "
+            + (f"moved to {f.destination}" if f.destination else "left in raw-data/")
+            for f in self.rejected
+        )
+
     def as_dict(self) -> dict[str, object]:
         """The run's JSON document: what ``--format json`` prints and the Glue job writes.
 
         Versioned (``version``, :data:`RUN_RESULT_VERSION`); :meth:`from_dict` reads it back.
-        ``ok`` and ``totals`` are derived, for readers that do not rebuild the result.
+        ``ok``, ``totals`` and ``warnings`` are derived, for readers that do not rebuild the
+        result.
         """
         return {
             "version": RUN_RESULT_VERSION,
@@ -193,6 +225,8 @@ class RunResult:
             "failed_step": self.failed_step,
             "error": self.error,
             "tables": dict(self.tables),
+            "options": dict(self.options),
+            "step_seconds": dict(self.step_seconds),
             "totals": asdict(self.totals()),
             "files": [
                 {
@@ -209,18 +243,8 @@ class RunResult:
                 }
                 for f in self.files
             ],
-            "checks": [
-                {
-                    "table_name": c.table_name,
-                    "check_name": c.check_name,
-                    "severity": c.severity.value,
-                    "passed": c.passed,
-                    "observed": c.observed,
-                    "expected": c.expected,
-                    "sample": list(c.sample),
-                }
-                for c in self.checks
-            ],
+            "warnings": list(self.warnings),
+            "checks": [c.as_dict() for c in self.checks],
         }
 
     @classmethod
@@ -280,6 +304,12 @@ def _run_result(result: Mapping[str, Any]) -> RunResult:
         tables={str(k): str(v) for k, v in tables.items()},
         failed_step=_text(result, "failed_step", optional=True),
         error=_text(result, "error", optional=True),
+        options=dict(_mapping(result.get("options", {}), "'options'")),
+        step_seconds={
+            str(step): float(seconds)
+            for step, seconds in _mapping(result.get("step_seconds", {}), "'step_seconds'").items()
+            if isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        },
     )
 
 

@@ -88,6 +88,18 @@ class CheckResult:
         """Whether this result makes the run fail."""
         return not self.passed and self.severity is Severity.ERROR
 
+    def as_dict(self) -> dict[str, object]:
+        """The result as JSON-ready data: a run's ``checks`` and ``validate --format json``."""
+        return {
+            "table_name": self.table_name,
+            "check_name": self.check_name,
+            "severity": self.severity.value,
+            "passed": self.passed,
+            "observed": self.observed,
+            "expected": self.expected,
+            "sample": list(self.sample),
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ValidationPolicy:

@@ -32,6 +32,15 @@ def clean_key(key: str) -> str:
     return normalised
 
 
+#: Where each run's record (``RunResult.as_dict``) goes: ``_runs/<run id>.json``.
+RUNS = "_runs"
+
+
+def run_record_key(run_id: str) -> str:
+    """The key of a run's record, relative to the lake root."""
+    return f"{RUNS}/{run_id}.json"
+
+
 def table_key(table: str) -> str:
     """Key of a curated Delta table."""
     return f"{PROCESSED}/{table}"

@@ -23,6 +23,10 @@ class TabularResult(Protocol):
         """Rows as dicts."""
         ...
 
+    def slice(self, offset: int = 0, length: int | None = None) -> TabularResult:
+        """The rows from ``offset`` on, at most ``length`` of them (all when None)."""
+        ...
+
 
 class QueryService(Protocol):
     """Runs SQL over the catalogue's tables (one per schema) and the audit tables."""

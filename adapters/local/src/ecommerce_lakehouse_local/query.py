@@ -16,6 +16,7 @@ from deltalake.exceptions import DeltaError
 from ecommerce_lakehouse.application.query_tables import (
     NOT_CREATED_YET,
     check_version,
+    is_show_tables,
     tables_to_read,
     version_unreadable,
 )
@@ -98,6 +99,9 @@ class DuckDbQueryService:
             elif version is not None:
                 raise version_unreadable(name, version, NOT_CREATED_YET)
             # A table not created yet stays unregistered; _explain names it if queried.
+        if is_show_tables(query):
+            # DuckDB's own answer would list the views of a table's parts (_register) too.
+            return pa.table({"name": pa.array(sorted(datasets), pa.string())})
         # No extension is ever downloaded or loaded: ICU (time zones) and parquet are built in.
         config: dict[str, str | bool | int | float | list[str]] = {
             "autoinstall_known_extensions": False,

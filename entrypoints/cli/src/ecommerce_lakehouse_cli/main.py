@@ -16,8 +16,9 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import date
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -166,6 +167,27 @@ LakeOption = Annotated[
 ]
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        out.print(Text(f"lakehouse {version('ecommerce-lakehouse-cli')}"))
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the release and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Raw e-commerce CSV drops to validated, deduplicated Delta Lake tables."""
+
+
 def _check_format(output: str, allowed: tuple[str, ...]) -> None:
     if output not in allowed:
         raise ConfigurationError(f"invalid --format '{output}': expected {', '.join(allowed)}")
@@ -260,6 +282,13 @@ def run_command(
     output: Annotated[
         str, typer.Option("--format", help="Report format: table or json.")
     ] = "table",
+    fail_on_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-rejected",
+            help="Exit 1 when a file was rejected, even though the other files loaded.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole pipeline: ingest, archive, catalogue, validate, report."""
     _check_format(output, ("table", "json"))
@@ -278,7 +307,7 @@ def run_command(
         report.print_json(out, result.as_dict())
     else:
         report.print_run(out, result)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(1 if fail_on_rejected and result.rejected else result.exit_code)
 
 
 @app.command()
@@ -295,10 +324,15 @@ def validate(
             "rows written since the last validation when that gives the same results.",
         ),
     ] = False,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """Run the table validation checks only."""
+    _check_format(output, ("table", "json"))
     checks = _open(lake, engine=engine, fk_severity=fk_severity).validate(full=full)
-    out.print(report.checks_table(checks))
+    if output == "json":
+        report.print_json(out, [c.as_dict() for c in checks])
+    else:
+        report.print_whole(out, report.checks_table(checks))
     failing = [c for c in checks if c.fails_run]
     raise typer.Exit(1 if failing else 0)
 
@@ -320,9 +354,18 @@ def sql(
             "--athena", help="Run the query on Amazon Athena (s3:// lakes) instead of locally."
         ),
     ] = False,
+    max_rows: Annotated[
+        int,
+        typer.Option(
+            "--max-rows",
+            help="The most rows the table format shows (json and csv print every row).",
+        ),
+    ] = report.DEFAULT_MAX_ROWS,
 ) -> None:
     """One read-only SQL query on the lake's tables (help: the catalogue's table names)."""
     _check_format(output, ("table", "json", "csv"))
+    if max_rows < 1:
+        raise ConfigurationError(f"invalid --max-rows {max_rows}: expected 1 or more")
     if not query.strip():
         raise ConfigurationError("empty query: pass one SELECT")
     if athena and not lake.startswith("s3://"):
@@ -330,7 +373,7 @@ def sql(
     versions = _as_of_versions(as_of or [])
     opened = _open(lake, engine=engine, query="athena" if athena else None)
     result = opened.sql(query, as_of=versions or None)
-    report.format_result(result, output, out)
+    report.format_result(result, output, out, max_rows=max_rows)
 
 
 #: TABLE=VERSION, the version in ASCII digits only: str.isdigit() and int() also take "²"
@@ -381,14 +424,30 @@ def history(
                     "version": c.version,
                     "timestamp": c.timestamp,
                     "operation": c.operation,
-                    "metadata": dict(c.metadata),
+                    "metadata": report.decoded_metadata(c.metadata),
                     "metrics": dict(c.metrics),
                 }
                 for c in commits
             ],
         )
     else:
-        out.print(report.history_table(table, commits))
+        report.print_whole(out, report.history_table(table, commits))
+
+
+@app.command()
+@handle_errors
+def tables(
+    lake: LakeOption,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """List the lake's tables: kind, latest Delta version, rows and location."""
+    _check_format(output, ("table", "json"))
+    described = _open(lake, engine=engine).tables()
+    if output == "json":
+        report.print_json(out, [asdict(t) for t in described])
+    else:
+        report.print_whole(out, report.tables_table(described))
 
 
 @app.command()

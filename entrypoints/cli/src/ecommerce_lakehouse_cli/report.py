@@ -9,6 +9,7 @@ escape sequence from a CSV reaches the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -20,16 +21,25 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from ecommerce_lakehouse.application.run import RunResult
+from ecommerce_lakehouse.application.tables import TableInfo
 from ecommerce_lakehouse.domain.audit import COUNT_FIELDS
 from ecommerce_lakehouse.domain.validation import CheckResult
 from ecommerce_lakehouse.ports.engine import CommitRecord
 from ecommerce_lakehouse.ports.query import TabularResult
 
 _COUNT_HEADERS = ("read", "inserted", "updated", "unchanged", "duplicates", "quarantined")
+
+#: The most rows ``sql`` shows as a table unless ``--max-rows`` says otherwise: rendering
+#: is for a person; json and csv print every row.
+DEFAULT_MAX_ROWS = 100
+
+#: Wider than any table a command prints: the bound of a table's natural width.
+_UNBOUNDED = 1_000_000
 
 #: C0 and C1 control characters, DEL, and the bidirectional overrides and isolates that can
 #: make a terminal show text other than the bytes it holds ("Trojan Source").
@@ -110,6 +120,26 @@ def print_json(console: Console, value: object) -> None:
     console.file.flush()
 
 
+def print_whole(console: Console, table: Table) -> None:
+    """Print ``table`` so that no cell is cut: as wide as it needs when output is piped.
+
+    A terminal's width is the terminal's; a pipe or a file has none, so a table there is
+    printed at its natural width instead of a fixed one that would cut file names.
+    """
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Measured without the console's width as a bound, which would cap the measure.
+    natural = Measurement.get(console, console.options.update_width(_UNBOUNDED), table)
+    # print(width=) cannot exceed the console's width: widen the console for this table.
+    width = console.width
+    console.width = max(width, natural.maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def checks_table(checks: Sequence[CheckResult]) -> Table:
     """A table of validation results."""
     table = Table(title="Validation checks", title_justify="left")
@@ -151,9 +181,12 @@ def print_run(console: Console, result: RunResult) -> None:
     totals = result.totals()
     files.add_section()
     files.add_row("total", "", *[str(getattr(totals, c)) for c in COUNT_FIELDS], "")
-    console.print(files)
+    print_whole(console, files)
+    for warning in result.warnings:
+        # One line each, never wrapped: a scheduler's log is grepped for "warning:".
+        console.print(plain(f"warning: {warning}", style="yellow"), soft_wrap=True)
     if result.checks:
-        console.print(checks_table(result.checks))
+        print_whole(console, checks_table(result.checks))
     console.print(Text("Tables:"))
     for name, uri in result.tables.items():
         console.print(plain(f"  {name:<12} {uri}"))
@@ -172,32 +205,58 @@ def print_run(console: Console, result: RunResult) -> None:
         )
     elif not result.ok:
         console.print(Text(f"Run finished in {seconds:.1f}s with failed files.", style="red"))
+    elif result.rejected:
+        console.print(
+            Text(
+                f"Run finished in {seconds:.1f}s: all error checks passed; "
+                f"{len(result.rejected)} file(s) rejected (see the warnings).",
+                style="yellow",
+            )
+        )
     else:
         console.print(
             Text(f"Run finished in {seconds:.1f}s: all error checks passed.", style="green")
         )
 
 
-def format_result(result: TabularResult, output: str, console: Console) -> None:
-    """Print a query result as a table, a JSON array of objects, or CSV."""
-    rows = result.to_pylist()
+def format_result(
+    result: TabularResult, output: str, console: Console, *, max_rows: int = DEFAULT_MAX_ROWS
+) -> None:
+    """Print a query result as a table, a JSON array of objects, or CSV.
+
+    The table shows at most ``max_rows`` rows and says how many it left out; JSON and CSV
+    print every row.
+    """
     if output == "json":
-        print_json(console, rows)
+        print_json(console, result.to_pylist())
         return
     if output == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow([_csv_cell(name) for name in result.column_names])
-        writer.writerows([_csv_cell(row[c]) for c in result.column_names] for row in rows)
+        writer.writerows(
+            [_csv_cell(row[c]) for c in result.column_names] for row in result.to_pylist()
+        )
         console.file.write(buffer.getvalue())
         return
+    total = result.num_rows
+    # Only the rows shown are converted: a person reads a hundred rows, not a million.
+    rows = result.slice(0, max_rows).to_pylist() if total > max_rows else result.to_pylist()
     table = Table()
     for name in result.column_names:
         table.add_column(plain(name))
     for row in rows:
         table.add_row(*(plain(_cell(row[c])) for c in result.column_names))
-    console.print(table)
-    console.print(Text(f"{len(rows)} row(s)"))
+    print_whole(console, table)
+    if total > len(rows):
+        console.print(
+            Text(
+                f"{len(rows)} of {total} row(s) shown: --max-rows shows more, "
+                "--format csv or json prints every row."
+            )
+        )
+    else:
+        console.print(Text(f"{total} row(s)"))
 
 
 def _cell(value: Any) -> str:
@@ -213,17 +272,73 @@ def _csv_cell(value: Any) -> str:
 
 
 def history_table(table_name: str, commits: Sequence[CommitRecord]) -> Table:
-    """A table of Delta commits, newest first."""
+    """A table of Delta commits, newest first.
+
+    Row counts (inserted, updated, deleted) come first and show even when 0; then the other
+    non-zero metrics, files before timings, up to :data:`_SHOWN_METRICS` in all.
+    """
     table = Table(title=plain(f"History of {table_name}"), title_justify="left")
     for header in ("version", "timestamp", "operation", "run_id", "metrics"):
         table.add_column(header)
     for commit in commits:
-        metrics = {k: v for k, v in commit.metrics.items() if v}
+        shown = [
+            (name, value)
+            for name, value in sorted(commit.metrics.items(), key=lambda m: _metric_rank(m[0]))
+            if value or _metric_rank(name)[0] < len(_ROW_COUNTS)
+        ][:_SHOWN_METRICS]
         table.add_row(
             str(commit.version),
             commit.timestamp.isoformat() if commit.timestamp else "",
             plain(commit.operation),
             plain(commit.metadata.get("lakehouse.run_id", "")),
-            plain(", ".join(f"{k}={v}" for k, v in sorted(metrics.items())[:6])),
+            plain(", ".join(f"{k}={v}" for k, v in shown)),
+        )
+    return table
+
+
+#: Words of the metrics a person looks for first, as delta-rs (num_target_rows_inserted)
+#: and Delta on Spark (numTargetRowsInserted) spell them, once lower-cased without "_".
+_ROW_COUNTS = ("inserted", "updated", "deleted")
+_THEN = ("addedrows", "copied", "outputrows", "files")
+_SHOWN_METRICS = 6
+
+
+def _metric_rank(name: str) -> tuple[int, str]:
+    words = name.lower().replace("_", "")
+    for rank, word in enumerate((*_ROW_COUNTS, *_THEN)):
+        if word in words:
+            return rank, name
+    # Timings last: they differ on every commit and say little about the data.
+    return len(_ROW_COUNTS) + len(_THEN) + ("time" in words), name
+
+
+def decoded_metadata(metadata: Mapping[str, str]) -> dict[str, object]:
+    """Commit metadata for JSON output: values that hold JSON arrays or objects decoded.
+
+    The pipeline's commits store ``lakehouse.files`` and ``lakehouse.merge_counts`` as JSON
+    text; a reader of ``history --format json`` gets them as JSON, not a string to parse.
+    """
+    decoded: dict[str, object] = {}
+    for key, value in metadata.items():
+        decoded[key] = value
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            # Text that only looks like JSON stays text.
+            with contextlib.suppress(ValueError):
+                decoded[key] = json.loads(value)
+    return decoded
+
+
+def tables_table(tables: Sequence[TableInfo]) -> Table:
+    """A table of the lake's tables: name, kind, version, rows and location."""
+    table = Table(title="Tables", title_justify="left")
+    for header in ("table", "kind", "version", "rows", "location"):
+        table.add_column(header, justify="right" if header in ("version", "rows") else "left")
+    for info in tables:
+        table.add_row(
+            plain(info.name),
+            plain(info.kind),
+            "" if info.version is None else str(info.version),
+            "not created yet" if info.rows is None else str(info.rows),
+            plain(info.location),
         )
     return table

@@ -34,6 +34,7 @@ from ecommerce_lakehouse.application.run import RunOptions, RunResult, new_run_i
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, describe_error
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.validation import ValidationPolicy
+from ecommerce_lakehouse.domain.zones import run_record_key
 from ecommerce_lakehouse.settings import (
     LakeSettings,
     info_of,
@@ -45,7 +46,7 @@ from ecommerce_lakehouse.settings import (
 )
 
 #: Key (relative to the lake root) of a run's result unless ``--result_key`` names another.
-RESULT_KEY = "_runs/{run_id}.json"
+RESULT_KEY = run_record_key("{run_id}")
 
 #: A run id names a folder of the archive and a result file: one safe path segment (what
 #: the trigger's execution names and generated ids are).

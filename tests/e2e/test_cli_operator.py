@@ -1,0 +1,157 @@
+"""What an operator meets on day 2, through the `lakehouse` command as a user types it.
+
+Rejected files are warnings a scheduler can fail on (`--fail-on-rejected`), query output
+to the terminal is capped with an "N of M rows" footer, `history` puts the row counts
+first, `tables` lists the lake's tables, `validate --format json`, `--version`, and enum
+errors name the flag, not a class (the library's, tests/unit/test_library_api.py, say it in
+words).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import assert_one_line_error, lakehouse
+
+PRODUCTS = "product_id,department_id,department,product_name\n"
+ORDERS = "order_num,order_id,user_id,order_timestamp,total_amount\n"
+
+
+def _drop(root: Path, files: dict[str, str | bytes]) -> None:
+    for key, content in files.items():
+        path = root / "raw-data" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake after one run: 150 orders over two days, then a daily batch updating one."""
+    root = tmp_path_factory.mktemp("lake")
+    rows = "".join(
+        f"{i},o{i},u{i % 7},2024-01-0{1 + i % 2}T10:00:00Z,{i}.5\n" for i in range(1, 151)
+    )
+    _drop(root, {"products/p.csv": PRODUCTS + "p1,1,dairy,Milk\n", "orders/o1.csv": ORDERS + rows})
+    done = lakehouse("run", "--lake", str(root), "--settle-seconds", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _drop(root, {"orders/o2.csv": ORDERS + "1,o1,u1,2024-01-02T11:00:00Z,99.0\n"})
+    done = lakehouse("run", "--lake", str(root), "--settle-seconds", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root
+
+
+def test_version_names_the_release() -> None:
+    done = lakehouse("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"lakehouse {version('ecommerce-lakehouse-cli')}"
+
+
+def test_a_rejected_file_is_a_warning_and_fails_the_run_only_when_asked(tmp_path: Path) -> None:
+    _drop(
+        tmp_path,
+        {
+            "products/p.csv": PRODUCTS + "p1,1,dairy,Milk\n",
+            "orders/bad.csv": b"\xff\xfe not utf-8 at all\n",
+        },
+    )
+    done = lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["ok"] is True
+    [warning] = result["warnings"]
+    assert warning.startswith("raw-data/orders/bad.csv was rejected: ")
+    assert "rejected/" in warning
+    # The run's record says the same.
+    record = json.loads((tmp_path / "_runs" / f"{result['run_id']}.json").read_text())
+    assert record["warnings"] == result["warnings"] and record["ok"] is True
+
+    _drop(tmp_path, {"orders/bad2.csv": b"\xff\xfe still not utf-8\n"})
+    done = lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0", "--fail-on-rejected")
+    assert done.returncode == 1, done.stdout + done.stderr
+    # The warning is one line of the report, the file name whole, however narrow the pipe.
+    assert re.search(r"^warning: raw-data/orders/bad2\.csv was rejected: ", done.stdout, re.M)
+    assert "1 file(s) rejected" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_clean_run_has_no_warning_and_fail_on_rejected_keeps_exit_0(tmp_path: Path) -> None:
+    long_name = "products_" + "daily_export_" * 12 + "2024-01-01.csv"
+    _drop(tmp_path, {f"products/{long_name}": PRODUCTS + "p1,1,dairy,Milk\n"})
+    done = lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0", "--fail-on-rejected")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning:" not in done.stdout
+    # Piped, the report is as wide as its longest file name: nothing is cut with "…".
+    assert f"raw-data/products/{long_name}" in done.stdout
+    assert "…" not in done.stdout
+
+
+def test_query_output_to_the_terminal_is_capped_and_says_so(lake: Path) -> None:
+    done = lakehouse("sql", "--lake", str(lake), "--max-rows", "20", "SELECT * FROM orders")
+    assert done.returncode == 0, done.stderr
+    assert "20 of 150 row(s) shown" in done.stdout
+    assert "o1" in done.stdout
+    done = lakehouse("sql", "--lake", str(lake), "SELECT * FROM orders")
+    assert "100 of 150 row(s) shown" in done.stdout
+    # Machine formats are never capped.
+    done = lakehouse("sql", "--lake", str(lake), "--format", "csv", "SELECT * FROM orders")
+    assert len(done.stdout.strip().splitlines()) == 151
+    done = lakehouse("sql", "--lake", str(lake), "SELECT COUNT(*) AS n FROM orders")
+    assert "1 row(s)" in done.stdout and " of " not in done.stdout
+    assert_one_line_error(lakehouse("sql", "--lake", str(lake), "--max-rows", "0", "SELECT 1"), 2)
+
+
+def test_history_shows_rows_inserted_and_updated_first(lake: Path) -> None:
+    done = lakehouse("history", "orders", "--lake", str(lake))
+    assert done.returncode == 0, done.stderr
+    merge = next(line for line in done.stdout.splitlines() if "MERGE" in line)
+    assert re.search(r"num_target_rows_inserted=0, num_target_rows_updated=1", merge), merge
+    done = lakehouse("history", "orders", "--lake", str(lake), "--format", "json")
+    commits = json.loads(done.stdout)
+    # Metadata holding JSON is JSON, not a string to parse again.
+    files = [
+        c["metadata"]["lakehouse.files"] for c in commits if "lakehouse.files" in c["metadata"]
+    ]
+    assert files and all(isinstance(f, list) for f in files)
+
+
+def test_tables_lists_every_table_with_its_version_and_rows(lake: Path) -> None:
+    done = lakehouse("tables", "--lake", str(lake), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    tables = {t["name"]: t for t in json.loads(done.stdout)}
+    assert list(tables)[:3] == ["products", "orders", "order_items"]
+    assert tables["orders"]["kind"] == "curated" and tables["orders"]["rows"] == 150
+    assert tables["ingest_log"]["kind"] == "audit" and tables["ingest_log"]["rows"] == 3
+    assert tables["orders"]["version"] >= 2
+    assert tables["orders"]["location"].endswith("orders")
+    done = lakehouse("tables", "--lake", str(lake))
+    assert done.returncode == 0 and "order_items" in done.stdout
+    # SHOW TABLES names no table, and lists them all.
+    done = lakehouse("sql", "--lake", str(lake), "--format", "json", "SHOW TABLES")
+    assert done.returncode == 0, done.stderr
+    assert {row["name"] for row in json.loads(done.stdout)} == set(tables)
+
+
+def test_validate_prints_json_when_asked(lake: Path) -> None:
+    done = lakehouse("validate", "--lake", str(lake), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    checks = json.loads(done.stdout)
+    assert {c["check_name"] for c in checks} >= {
+        "primary_key_unique",
+        "row_count_matches_ingest_log",
+    }
+    assert all(c["passed"] for c in checks if c["severity"] == "error")
+
+
+def test_an_unknown_choice_is_named_in_words(tmp_path: Path) -> None:
+    done = lakehouse("run", "--lake", str(tmp_path), "--schema-evolution", "merge")
+    assert_one_line_error(done, 2)
+    assert "SchemaEvolution" not in done.stderr
+    assert "invalid --schema-evolution 'merge': expected one of rescue" in done.stderr
