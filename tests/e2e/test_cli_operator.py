@@ -155,3 +155,29 @@ def test_an_unknown_choice_is_named_in_words(tmp_path: Path) -> None:
     assert_one_line_error(done, 2)
     assert "SchemaEvolution" not in done.stderr
     assert "invalid --schema-evolution 'merge': expected one of rescue" in done.stderr
+
+
+def test_time_travel_by_timestamp_reads_the_version_of_that_instant(lake: Path) -> None:
+    done = lakehouse("history", "orders", "--lake", str(lake), "--format", "json")
+    commits = {c["version"]: c["timestamp"] for c in json.loads(done.stdout)}
+    latest = max(commits)
+    query = "SELECT total_amount FROM orders WHERE order_id = 'o1'"
+
+    def amount(pin: str) -> object:
+        done = lakehouse("sql", "--lake", str(lake), "--format", "json", "--as-of", pin, query)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)[0]["total_amount"]
+
+    # At the instant of the commit before the update, o1 is as first loaded; at the newest
+    # commit's instant (written with "Z"), as updated.
+    assert amount(f"orders={commits[latest - 1]}") == 1.5
+    newest = commits[latest].replace("+00:00", "Z")
+    assert amount(f"orders={newest}") == 99.0
+    assert amount(f"orders={latest - 1}") == 1.5  # versions still work
+    # Before the table existed: one line naming its first commit.
+    early = lakehouse("sql", "--lake", str(lake), "--as-of", "orders=2000-01-01", query)
+    assert_one_line_error(early, 2)
+    assert "table 'orders' has no version at 2000-01-01T00:00:00+00:00" in early.stderr
+    assert_one_line_error(
+        lakehouse("sql", "--lake", str(lake), "--as-of", "orders=yesterday", query), 2
+    )

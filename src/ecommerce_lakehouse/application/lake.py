@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from types import TracebackType
 from typing import Any
 
 from ecommerce_lakehouse.application.pipeline import RunPipeline
+from ecommerce_lakehouse.application.query_tables import version_at
 from ecommerce_lakehouse.application.run import (
     ProgressCallback,
     RunOptions,
@@ -140,10 +142,22 @@ class Lake:
             validate = ValidateTables(self.platform.query, self.engine, self.platform.storage)
             return validate(run_id, policy, full=full)
 
-    def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> TabularResult:
-        """Run SQL over the lake's tables (an Arrow table with the local adapters)."""
+    def sql(
+        self, query: str, *, as_of: Mapping[str, int | datetime] | None = None
+    ) -> TabularResult:
+        """Run SQL over the lake's tables (an Arrow table with the local adapters).
+
+        ``as_of`` pins tables to a Delta version, or to the version they had at an instant
+        (an aware ``datetime``; a naive one is UTC), as ``TIMESTAMP AS OF`` does.
+        """
         self._check_open()
-        return self.platform.query.sql(query, as_of=as_of)
+        versions: dict[str, int] = {}
+        for name, pin in (as_of or {}).items():
+            if isinstance(pin, datetime):
+                moment = pin if pin.tzinfo else pin.replace(tzinfo=UTC)
+                pin = version_at(name, self.history(name), moment)
+            versions[name] = pin
+        return self.platform.query.sql(query, as_of=None if as_of is None else versions)
 
     def history(self, table: str, limit: int | None = None) -> list[CommitRecord]:
         """The Delta history of a table, newest first."""

@@ -8,10 +8,12 @@ live here so that every engine applies them alike.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from ecommerce_lakehouse.application.tables import TABLE_NAMES
 from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.ports.engine import CommitRecord
 
 #: The reason :func:`version_unreadable` gives for a pinned table that does not exist yet.
 NOT_CREATED_YET = "the table has not been created yet"
@@ -111,3 +113,25 @@ def version_unreadable(name: str, version: int, reason: str) -> ConfigurationErr
         The error to raise.
     """
     return ConfigurationError(f"cannot read table '{name}' as of version {version}: {reason}")
+
+
+def version_at(name: str, commits: Sequence[CommitRecord], moment: datetime) -> int:
+    """The version a table had at ``moment``: its newest commit made at or before it.
+
+    As Delta's ``TIMESTAMP AS OF``: a date alone is that day's midnight, UTC.
+
+    Args:
+        name: the table name (for the error).
+        commits: the table's history, any order.
+        moment: an aware instant.
+
+    Raises:
+        ConfigurationError: the table did not exist yet at ``moment`` (or has no history).
+    """
+    dated = [c for c in commits if c.timestamp is not None]
+    before = [c for c in dated if c.timestamp is not None and c.timestamp <= moment]
+    if before:
+        return max(before, key=lambda c: c.version).version
+    first = min((c.timestamp for c in dated if c.timestamp is not None), default=None)
+    since = f" (its first commit is of {first.isoformat()})" if first else ""
+    raise ConfigurationError(f"table '{name}' has no version at {moment.isoformat()}{since}")

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -346,7 +346,11 @@ def sql(
     output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
     as_of: Annotated[
         list[str] | None,
-        typer.Option("--as-of", help="Pin a table to a Delta version: TABLE=VERSION."),
+        typer.Option(
+            "--as-of",
+            help="Pin a table to a Delta version (TABLE=VERSION) or to the version it had "
+            "at an instant (TABLE=2026-12-04T10:00:00Z; a date is its midnight, UTC).",
+        ),
     ] = None,
     athena: Annotated[
         bool,
@@ -376,22 +380,38 @@ def sql(
     report.format_result(result, output, out, max_rows=max_rows)
 
 
-#: TABLE=VERSION, the version in ASCII digits only: str.isdigit() and int() also take "²"
-#: and "٣".
-_AS_OF = re.compile(r"\s*([^=\s][^=]*?)\s*=\s*([0-9]+)\s*", re.ASCII)
+#: TABLE=VERSION or TABLE=TIMESTAMP; a version in ASCII digits only: str.isdigit() and int()
+#: also take "²" and "٣".
+_AS_OF = re.compile(r"\s*([^=\s][^=]*?)\s*=\s*(\S.*?)\s*")
+_VERSION = re.compile(r"[0-9]+", re.ASCII)
 
 
-def _as_of_versions(items: list[str]) -> dict[str, int]:
-    versions: dict[str, int] = {}
+def _as_of_versions(items: list[str]) -> dict[str, int | datetime]:
+    pins: dict[str, int | datetime] = {}
     for item in items:
         match = _AS_OF.fullmatch(item)
-        if match is None:
-            raise ConfigurationError(f"invalid --as-of '{item}': expected TABLE=VERSION")
-        name, version = match.group(1), int(match.group(2))
-        if versions.get(name, version) != version:
+        pin = None if match is None else _pin(match.group(2))
+        if match is None or pin is None:
+            raise ConfigurationError(
+                f"invalid --as-of '{item}': expected TABLE=VERSION or TABLE=TIMESTAMP "
+                "(2026-12-04 or 2026-12-04T10:00:00Z)"
+            )
+        name = match.group(1)
+        if pins.get(name, pin) != pin:
             raise ConfigurationError(f"--as-of pins table '{name}' to two versions")
-        versions[name] = version
-    return versions
+        pins[name] = pin
+    return pins
+
+
+def _pin(text: str) -> int | datetime | None:
+    if _VERSION.fullmatch(text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # A date alone or a time without a zone is UTC, as Delta's TIMESTAMP AS OF reads it.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 _MAX_LIMIT = 2**31 - 1
