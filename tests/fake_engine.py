@@ -315,7 +315,13 @@ class InMemoryTableEngine:
         records = stored.history if stored else []
         return records[:limit] if limit is not None else list(records)
 
-    def compact(self, table: TableRef, *, min_files: int) -> int:
+    def vacuum(self, table: TableRef, *, retain_hours: int) -> int:
+        # The fake keeps no files of old versions: nothing to delete.
+        return 0
+
+    def compact(
+        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+    ) -> int:
         # One commit stands for one data file here; compaction keeps the rows.
         stored = self.tables.get(table.uri)
         if stored is None:

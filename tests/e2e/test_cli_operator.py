@@ -181,3 +181,38 @@ def test_time_travel_by_timestamp_reads_the_version_of_that_instant(lake: Path) 
     assert_one_line_error(
         lakehouse("sql", "--lake", str(lake), "--as-of", "orders=yesterday", query), 2
     )
+
+
+def test_optimize_compacts_with_an_audit_trail_and_vacuum_keeps_a_week(tmp_path: Path) -> None:
+    for day in range(1, 4):  # three runs: three small files in one partition
+        rows = f"{day},o{day},u1,2024-01-01T0{day}:00:00Z,{day}.0\n"
+        _drop(tmp_path, {f"orders/o{day}.csv": ORDERS + rows})
+        done = lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0")
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    done = lakehouse("optimize", "orders", "--lake", str(tmp_path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["command"] == "optimize" and result["files"] == {"orders": 3}
+    # Who, when and what: the record, and the OPTIMIZE commit carries the command's run id.
+    record = json.loads((tmp_path / "_maintenance" / f"{result['run_id']}.json").read_text())
+    assert record["files"] == {"orders": 3} and record["user"] and record["finished_at"]
+    history = lakehouse("history", "orders", "--lake", str(tmp_path), "--format", "json")
+    newest = json.loads(history.stdout)[0]
+    assert newest["operation"] == "OPTIMIZE"
+    assert newest["metadata"]["lakehouse.run_id"] == result["run_id"]
+    # The rows and the checks are unchanged.
+    count = lakehouse(
+        "sql", "--lake", str(tmp_path), "--format", "csv", "SELECT COUNT(*) FROM orders"
+    )
+    assert count.stdout.splitlines()[1] == "3"
+    assert lakehouse("validate", "--lake", str(tmp_path)).returncode == 0
+
+    # Vacuum keeps at least a week; the files optimize replaced are younger than that.
+    assert_one_line_error(lakehouse("vacuum", "--lake", str(tmp_path), "--retain", "1"), 2)
+    done = lakehouse("vacuum", "--lake", str(tmp_path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    vacuumed = json.loads(done.stdout)
+    assert vacuumed["retain_hours"] == 168 and set(vacuumed["files"]) >= {"orders", "ingest_log"}
+    assert all(n == 0 for n in vacuumed["files"].values())
+    assert_one_line_error(lakehouse("optimize", "nope", "--lake", str(tmp_path)), 2)

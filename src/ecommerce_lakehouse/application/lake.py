@@ -11,13 +11,18 @@ engine registers its own (docs/architecture.md#wiring).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from types import TracebackType
 from typing import Any
 
+from ecommerce_lakehouse.application.maintenance import (
+    MIN_RETAIN_HOURS,
+    MaintainTables,
+    MaintenanceResult,
+)
 from ecommerce_lakehouse.application.pipeline import RunPipeline
 from ecommerce_lakehouse.application.query_tables import version_at
 from ecommerce_lakehouse.application.run import (
@@ -163,6 +168,28 @@ class Lake:
         """The Delta history of a table, newest first."""
         self._check_open()
         return self.engine.history(table_ref(self.platform.storage, table), limit)
+
+    def optimize(self, tables: Sequence[str] | None = None) -> MaintenanceResult:
+        """Compact the small files of the named tables (all when None).
+
+        See docs/contract.md#maintenance.
+        """
+        self._check_open()
+        return MaintainTables(self.engine, self.platform).optimize(
+            tables, self.settings.lock_timeout
+        )
+
+    def vacuum(
+        self, tables: Sequence[str] | None = None, *, retain_hours: int = MIN_RETAIN_HOURS
+    ) -> MaintenanceResult:
+        """Delete the files older versions alone read, in the named tables (all when None).
+
+        Versions older than ``retain_hours`` (at least a week) can no longer be read.
+        """
+        self._check_open()
+        return MaintainTables(self.engine, self.platform).vacuum(
+            tables, retain_hours, self.settings.lock_timeout
+        )
 
     def tables(self) -> list[TableInfo]:
         """Every table of the lake, curated first, with its location, version and rows."""

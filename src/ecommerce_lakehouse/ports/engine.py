@@ -230,11 +230,22 @@ class TableEngine(Protocol[FrameT]):
         """Commits of a table, newest first (empty when it does not exist)."""
         ...
 
-    def compact(self, table: TableRef, *, min_files: int) -> int:
+    def compact(
+        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+    ) -> int:
         """Rewrite a table's data files into fewer, larger ones (Delta OPTIMIZE compaction).
 
         Only when the table has at least ``min_files`` data files; older versions stay
-        readable (nothing is vacuumed). Returns the number of files removed, 0 when the table
-        was left alone or does not exist.
+        readable (nothing is vacuumed). ``metadata`` is stored with the commit (the
+        ``lakehouse.run_id`` of the command that asked). Returns the number of files
+        removed, 0 when the table was left alone or does not exist.
+        """
+        ...
+
+    def vacuum(self, table: TableRef, *, retain_hours: int) -> int:
+        """Delete the data files no version of the last ``retain_hours`` hours reads.
+
+        Versions older than that can no longer be read (time travel stops there). Returns
+        the number of files deleted, 0 when the table does not exist.
         """
         ...

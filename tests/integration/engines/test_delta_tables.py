@@ -217,3 +217,17 @@ def test_compaction_rewrites_small_files_and_keeps_rows_and_history(
     table.load_as_version(version)
     assert table.to_pyarrow_table().num_rows == 4  # time travel still works
     assert engine.engine.compact(TableRef(name="x", uri=str(tmp_path / "none")), min_files=1) == 0
+
+    # The command's run id goes with its commit, whichever engine wrote it.
+    engine.engine.append_records(ref, INGEST_LOG, [record])
+    engine.engine.append_records(ref, INGEST_LOG, [record])
+    assert engine.engine.compact(ref, min_files=2, metadata={"lakehouse.run_id": "m1"}) == 3
+    assert engine.engine.history(ref, 1)[0].metadata["lakehouse.run_id"] == "m1"
+
+    # VACUUM with no retention deletes the files only older versions read: time travel to
+    # them stops, the latest version keeps its rows. (The floor of a week is the command's.)
+    assert engine.engine.vacuum(ref, retain_hours=0) == 7
+    assert DeltaTable(ref.uri).to_pyarrow_table().num_rows == 6
+    assert len(list(Path(ref.uri).glob("*.parquet"))) == 1
+    assert engine.engine.vacuum(ref, retain_hours=0) == 0
+    assert engine.engine.vacuum(TableRef(name="x", uri=str(tmp_path / "none")), retain_hours=0) == 0

@@ -430,14 +430,54 @@ def _commit_record(entry: Mapping[str, Any]) -> CommitRecord:
     )
 
 
-def compact_table(uri: str, storage_options: Mapping[str, str], min_files: int) -> int:
+def compact_table(
+    uri: str,
+    storage_options: Mapping[str, str],
+    min_files: int,
+    metadata: Mapping[str, str] | None = None,
+) -> int:
     """OPTIMIZE-compact the table at ``uri`` when it has at least ``min_files`` data files.
 
     Returns:
         The number of files removed (0 when the table was left alone or does not exist).
     """
+    from deltalake import CommitProperties
+
     table = open_table(uri, storage_options)
     if table is None or len(table.file_uris()) < min_files:
         return 0
-    metrics = table.optimize.compact()
+    properties = CommitProperties(custom_metadata=dict(metadata)) if metadata else None
+    metrics = table.optimize.compact(commit_properties=properties)
     return int(metrics.get("numFilesRemoved", 0))
+
+
+def vacuum_table(uri: str, storage_options: Mapping[str, str], retain_hours: int) -> int:
+    """VACUUM the table at ``uri``, keeping the files of the last ``retain_hours`` hours.
+
+    The caller enforces the retention floor; delta-rs's own (its table's
+    ``deletedFileRetentionDuration``, a week by default) is not applied twice.
+
+    Returns:
+        The number of files deleted (0 when the table does not exist).
+    """
+    from deltalake.fs import DeltaStorageHandler
+    from pyarrow.fs import FileType
+
+    table = open_table(uri, storage_options)
+    if table is None:
+        return 0
+    # delta-rs lists every expired tombstone, also files an earlier VACUUM deleted: only
+    # those still stored count (and only then is there anything to do).
+    candidates = table.vacuum(
+        retention_hours=retain_hours, dry_run=True, enforce_retention_duration=False
+    )
+    root = str(table.table_uri).rstrip("/")
+    local = local_root(root)
+    relative = [
+        c.removeprefix(f"{local}/") if local else c.removeprefix(f"{root}/") for c in candidates
+    ]
+    handler = DeltaStorageHandler(root, dict(storage_options))
+    stored = [i for i in handler.get_file_info(relative) if i.type is not FileType.NotFound]
+    if stored:
+        table.vacuum(retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False)
+    return len(stored)

@@ -26,6 +26,7 @@ from ecommerce_lakehouse_polars.delta import (
     records_frame,
     table_columns,
     table_history,
+    vacuum_table,
 )
 from ecommerce_lakehouse_polars.merge import merge_batch
 from ecommerce_lakehouse_polars.reader import read_source_frame
@@ -127,9 +128,15 @@ class PolarsDeltaTableEngine:
         """Commits of a table, newest first (empty when it does not exist)."""
         return table_history(table.uri, self._options(table), limit)
 
-    def compact(self, table: TableRef, *, min_files: int) -> int:
+    def compact(
+        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+    ) -> int:
         """OPTIMIZE-compact a table with at least ``min_files`` data files; files removed."""
-        return compact_table(table.uri, self._options(table), min_files)
+        return compact_table(table.uri, self._options(table), min_files, metadata)
+
+    def vacuum(self, table: TableRef, *, retain_hours: int) -> int:
+        """VACUUM a table, keeping ``retain_hours`` hours of versions; files deleted."""
+        return vacuum_table(table.uri, self._options(table), retain_hours)
 
     def _options(self, table: TableRef) -> dict[str, str]:
         return {**self._storage_options, **table.storage_options}

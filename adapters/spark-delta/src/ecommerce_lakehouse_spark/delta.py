@@ -374,6 +374,50 @@ def _commit_record(version: int, info: Mapping[str, Any], listed: Any) -> Commit
     )
 
 
+def vacuum_table(session: SparkSession, uri: str, retain_hours: int) -> int:
+    """VACUUM the table at ``uri``, keeping the files of the last ``retain_hours`` hours.
+
+    Delta's own retention check (a week) is off for the call: the caller enforces the
+    floor. The files are counted by a dry run first, as VACUUM itself returns none.
+
+    Returns:
+        The number of files deleted (0 when the table does not exist).
+    """
+    if open_table(session, uri) is None:
+        return 0
+    target = f"delta.`{uri.replace('`', '``')}`"
+    vacuum = f"VACUUM {target} RETAIN {int(retain_hours)} HOURS"
+    # VACUUM lists the table's directories in as many tasks as this says (10,000 by
+    # default): on a few cores that alone takes minutes.
+    tasks = str(session.sparkContext.defaultParallelism)
+    with (
+        session_conf(session, "spark.databricks.delta.retentionDurationCheck.enabled", "false"),
+        session_conf(session, "spark.sql.sources.parallelPartitionDiscovery.parallelism", tasks),
+    ):
+        deleted = session.sql(f"{vacuum} DRY RUN").count()
+        if deleted:
+            with _console_muted(session):
+                session.sql(vacuum).collect()
+    return int(deleted)
+
+
+@contextmanager
+def _console_muted(session: SparkSession) -> Iterator[None]:
+    """Silence Scala's ``println`` on the calling thread (VACUUM prints a summary there).
+
+    A local JVM shares the process's standard output, where ``--format json`` output goes.
+    """
+    jvm: Any = session._jvm  # PySpark has no public API for the JVM's console
+    console = getattr(jvm.scala, "Console$").__getattr__("MODULE$")
+    muted = jvm.java.io.PrintStream(jvm.java.io.OutputStream.nullOutputStream())
+    previous = console.out()
+    console.setOut(muted)
+    try:
+        yield
+    finally:
+        console.setOut(previous)
+
+
 def compact_table(session: SparkSession, uri: str, min_files: int) -> int:
     """OPTIMIZE-compact the table at ``uri`` when it has at least ``min_files`` data files.
 

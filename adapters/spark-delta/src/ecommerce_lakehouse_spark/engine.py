@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -18,13 +19,16 @@ from ecommerce_lakehouse.ports.engine import (
     TableRef,
 )
 from ecommerce_lakehouse_spark.delta import (
+    USER_METADATA_CONF,
     add_missing_columns,
     append_frame,
     append_records,
     compact_table,
     create_table,
+    session_conf,
     table_columns,
     table_history,
+    vacuum_table,
 )
 from ecommerce_lakehouse_spark.jobs import SparkJobCounter
 from ecommerce_lakehouse_spark.merge import merge_batch
@@ -170,9 +174,23 @@ class SparkDeltaTableEngine:
         self._jobs.report(table.name, ("history",), quiet=True)
         return found
 
-    def compact(self, table: TableRef, *, min_files: int) -> int:
+    def compact(
+        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+    ) -> int:
         """OPTIMIZE-compact a table with at least ``min_files`` data files; files removed."""
-        with self._jobs.step(table.name, "compact"):
+        # Spark stores one userMetadata string: the metadata as a JSON object (commit_info).
+        stored = json.dumps(dict(metadata), sort_keys=True) if metadata else None
+        with (
+            self._jobs.step(table.name, "compact"),
+            session_conf(self._session, USER_METADATA_CONF, stored),
+        ):
             removed = compact_table(self._session, table.uri, min_files)
         self._jobs.report(table.name, ("compact",), quiet=True)
         return removed
+
+    def vacuum(self, table: TableRef, *, retain_hours: int) -> int:
+        """VACUUM a table, keeping ``retain_hours`` hours of versions; files deleted."""
+        with self._jobs.step(table.name, "vacuum"):
+            deleted = vacuum_table(self._session, table.uri, retain_hours)
+        self._jobs.report(table.name, ("vacuum",), quiet=True)
+        return deleted

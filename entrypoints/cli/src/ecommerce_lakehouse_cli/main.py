@@ -28,6 +28,7 @@ from rich.text import Text
 from typer.exceptions import TyperException
 
 from ecommerce_lakehouse.application.lake import Lake, open_lake
+from ecommerce_lakehouse.application.maintenance import MIN_RETAIN_HOURS, MaintenanceResult
 from ecommerce_lakehouse.application.run import (
     DEFAULT_SETTLE_SECONDS,
     MAX_SETTLE_SECONDS,
@@ -452,6 +453,60 @@ def history(
         )
     else:
         report.print_whole(out, report.history_table(table, commits))
+
+
+TablesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Tables to work on, e.g. orders ingest_log (default: all six).", show_default=False
+    ),
+]
+
+
+@app.command()
+@handle_errors
+def optimize(
+    lake: LakeOption,
+    table: TablesArgument = None,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    lock_timeout: Annotated[str | None, _setting("lock_timeout")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Compact the tables' small files into larger ones (Delta OPTIMIZE); history is kept."""
+    _check_format(output, ("table", "json"))
+    done = _open(lake, engine=engine, lock_timeout=lock_timeout).optimize(table)
+    _print_maintenance(done, output, "files removed")
+
+
+@app.command()
+@handle_errors
+def vacuum(
+    lake: LakeOption,
+    table: TablesArgument = None,
+    retain: Annotated[
+        int,
+        typer.Option(
+            "--retain",
+            metavar="HOURS",
+            help="Keep the files of the versions of the last HOURS hours (at least 168, a "
+            "week); older versions can no longer be read.",
+        ),
+    ] = MIN_RETAIN_HOURS,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    lock_timeout: Annotated[str | None, _setting("lock_timeout")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Delete the data files only versions older than --retain hours read (Delta VACUUM)."""
+    _check_format(output, ("table", "json"))
+    done = _open(lake, engine=engine, lock_timeout=lock_timeout).vacuum(table, retain_hours=retain)
+    _print_maintenance(done, output, "files deleted")
+
+
+def _print_maintenance(done: MaintenanceResult, output: str, counted: str) -> None:
+    if output == "json":
+        report.print_json(out, asdict(done))
+        return
+    report.print_maintenance(out, done, counted)
 
 
 @app.command()

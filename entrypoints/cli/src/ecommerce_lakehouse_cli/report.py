@@ -25,6 +25,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ecommerce_lakehouse.application.maintenance import MaintenanceResult, maintenance_record_key
 from ecommerce_lakehouse.application.run import RunResult
 from ecommerce_lakehouse.application.tables import TableInfo
 from ecommerce_lakehouse.domain.audit import COUNT_FIELDS
@@ -342,3 +343,15 @@ def tables_table(tables: Sequence[TableInfo]) -> Table:
             plain(info.location),
         )
     return table
+
+
+def print_maintenance(console: Console, done: MaintenanceResult, counted: str) -> None:
+    """Print what ``optimize`` or ``vacuum`` did to each table, and where its record is."""
+    table = Table()
+    table.add_column("table")
+    table.add_column(counted, justify="right")
+    for name, files in done.files.items():
+        table.add_row(plain(name), str(files))
+    print_whole(console, table)
+    record = maintenance_record_key(done.run_id)
+    console.print(plain(f"{done.command} {done.run_id}: recorded in {record}"), soft_wrap=True)

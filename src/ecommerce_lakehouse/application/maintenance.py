@@ -1,0 +1,139 @@
+"""Day-2 upkeep of a lake's tables: OPTIMIZE compaction and VACUUM, with a record of each.
+
+Both run under the lake lock, like a run, and leave ``_maintenance/<run id>.json``: what was
+done to which table, when and by whom (docs/contract.md#maintenance).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ecommerce_lakehouse.application.run import Clock, new_run_id, utc_now
+from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
+from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.ports.engine import TableEngine
+from ecommerce_lakehouse.ports.platform import Platform
+
+#: The shortest VACUUM retention: Delta's own default check, a week. Readers and writers
+#: still on an older version, and time travel, need the files of the versions they read.
+MIN_RETAIN_HOURS = 168
+#: Where each maintenance command's record goes, relative to the lake root.
+MAINTENANCE = "_maintenance"
+
+
+def maintenance_record_key(run_id: str) -> str:
+    """The key of a maintenance command's record, relative to the lake root."""
+    return f"{MAINTENANCE}/{run_id}.json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceResult:
+    """What one ``optimize`` or ``vacuum`` did.
+
+    Attributes:
+        run_id: the command's run id (in the OPTIMIZE commits' ``lakehouse.run_id``).
+        command: ``optimize`` or ``vacuum``.
+        files: files removed (optimize) or deleted (vacuum), by table.
+        retain_hours: the retention of a vacuum (None for optimize).
+    """
+
+    run_id: str
+    command: str
+    files: dict[str, int]
+    retain_hours: int | None = None
+
+
+class MaintainTables:
+    """OPTIMIZE or VACUUM some or all of the lake's tables, one record per command."""
+
+    def __init__(
+        self, engine: TableEngine[Any], platform: Platform, clock: Clock = utc_now
+    ) -> None:
+        self._engine = engine
+        self._platform = platform
+        self._clock = clock
+
+    def optimize(self, tables: Sequence[str] | None, lock_timeout: float) -> MaintenanceResult:
+        """Compact each table's small files (every table with two files or more)."""
+        names = _names(tables)
+        run_id = new_run_id(self._clock())
+        with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
+            started = self._clock()
+            files = {
+                name: self._engine.compact(
+                    table_ref(self._platform.storage, name),
+                    min_files=2,
+                    metadata={"lakehouse.run_id": run_id, "lakehouse.command": "optimize"},
+                )
+                for name in names
+            }
+            result = MaintenanceResult(run_id=run_id, command="optimize", files=files)
+            self._record(result, started)
+        return result
+
+    def vacuum(
+        self, tables: Sequence[str] | None, retain_hours: int, lock_timeout: float
+    ) -> MaintenanceResult:
+        """Delete the files no version of the last ``retain_hours`` hours reads.
+
+        Raises:
+            ConfigurationError: ``retain_hours`` is below :data:`MIN_RETAIN_HOURS`.
+        """
+        if retain_hours < MIN_RETAIN_HOURS:
+            raise ConfigurationError(
+                f"invalid --retain {retain_hours}: at least {MIN_RETAIN_HOURS} hours (a week), "
+                "so that time travel and readers of recent versions keep their files"
+            )
+        names = _names(tables)
+        run_id = new_run_id(self._clock())
+        with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
+            started = self._clock()
+            files = {
+                name: self._engine.vacuum(
+                    table_ref(self._platform.storage, name), retain_hours=retain_hours
+                )
+                for name in names
+            }
+            result = MaintenanceResult(
+                run_id=run_id, command="vacuum", files=files, retain_hours=retain_hours
+            )
+            self._record(result, started)
+        return result
+
+    def _record(self, result: MaintenanceResult, started: Any) -> None:
+        record = {
+            "run_id": result.run_id,
+            "command": result.command,
+            "user": _user(),
+            "engine": self._engine.name,
+            "started_at": started.isoformat(),
+            "finished_at": self._clock().isoformat(),
+            "retain_hours": result.retain_hours,
+            "files": result.files,
+        }
+        data = json.dumps(record, sort_keys=True).encode()
+        self._platform.storage.write_bytes(maintenance_record_key(result.run_id), data)
+
+
+def _names(tables: Sequence[str] | None) -> list[str]:
+    # Every table when none is named; an unknown name is refused before the lock is taken.
+    if not tables:
+        return list(TABLE_NAMES)
+    unknown = [name for name in tables if name not in TABLE_NAMES]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown table '{unknown[0]}': expected one of {', '.join(TABLE_NAMES)}"
+        )
+    return list(dict.fromkeys(tables))
+
+
+def _user() -> str:
+    # Who ran the command, as the operating system says; a container may have no name.
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
