@@ -9,6 +9,8 @@ words).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from importlib.metadata import version
@@ -216,3 +218,63 @@ def test_optimize_compacts_with_an_audit_trail_and_vacuum_keeps_a_week(tmp_path:
     assert vacuumed["retain_hours"] == 168 and set(vacuumed["files"]) >= {"orders", "ingest_log"}
     assert all(n == 0 for n in vacuumed["files"].values())
     assert_one_line_error(lakehouse("optimize", "nope", "--lake", str(tmp_path)), 2)
+
+
+def test_quarantined_rows_export_with_their_header_and_load_once_fixed(tmp_path: Path) -> None:
+    lake, out = tmp_path / "lake", tmp_path / "export"
+    # The header as the sender wrote it (case, spaces, an extra column kept in the record).
+    header = "Order_Num, order_id ,user_id,order_timestamp,total_amount,coupon\n"
+    good = "1,o1,u1,2024-01-01T10:00:00Z,5.0,\n"
+    bad = (
+        '2,o2,u2,2024-01-01T11:00:00Z,-3.0,"SAVE, 10%"\n'  # negative amount
+        "3,,u3,2024-01-01T12:00:00Z,4.0,\n"  # no order id
+        "4,o4,u4,2024-01-01T13:00:00Z,6.0,,surplus\n"  # a field past the header
+    )
+    _drop(lake, {"orders/orders_2024-01-01.csv": header + good + bad})
+    done = lakehouse("run", "--lake", str(lake), "--settle-seconds", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    done = lakehouse("quarantine", "export", "--lake", str(lake), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    [written] = list((out / "orders").glob("orders_2024-01-01.quarantine-*.csv"))
+    assert written.name in done.stdout
+    rows = list(csv.reader(written.open(newline="")))
+    assert rows[0] == [
+        "Order_Num",
+        " order_id ",
+        "user_id",
+        "order_timestamp",
+        "total_amount",
+        "coupon",
+    ]
+    assert rows[1:] == [
+        ["2", "o2", "u2", "2024-01-01T11:00:00Z", "-3.0", "SAVE, 10%"],
+        ["3", "", "u3", "2024-01-01T12:00:00Z", "4.0", ""],
+        ["4", "o4", "u4", "2024-01-01T13:00:00Z", "6.0", "", "surplus"],
+    ]
+    # Filters: by rule, and a file or rule nothing matches writes nothing.
+    by_rule = tmp_path / "by-rule"
+    done = lakehouse(
+        "quarantine", "export", "--lake", str(lake), "--out", str(by_rule), "--rule", "not_null"
+    )
+    assert done.returncode == 0, done.stderr
+    [only] = list((by_rule / "orders").glob("*.csv"))
+    assert [r[2] for r in csv.reader(only.open(newline=""))] == ["user_id", "u3"]
+    none = tmp_path / "none"
+    done = lakehouse(
+        "quarantine", "export", "--lake", str(lake), "--out", str(none), "--file", "x.csv"
+    )
+    assert done.returncode == 0 and "nothing written" in done.stdout
+    assert_one_line_error(
+        lakehouse("quarantine", "export", "--lake", str(lake), "--out", str(out)), 2
+    )
+
+    # Fixed and dropped back, the rows load.
+    fixed = [rows[0], [*rows[1][:4], "3.0", "SAVE"], [rows[2][0], "o3", *rows[2][2:6]]]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(fixed)
+    _drop(lake, {"orders/orders_2024-01-01_fixed.csv": text.getvalue()})
+    done = lakehouse("run", "--lake", str(lake), "--settle-seconds", "0", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [outcome] = [f for f in json.loads(done.stdout)["files"] if f["status"] == "loaded"]
+    assert (outcome["inserted"], outcome["quarantined"]) == (2, 0)

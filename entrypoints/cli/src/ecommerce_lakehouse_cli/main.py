@@ -8,6 +8,7 @@ configuration. Every error is one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import csv
 import functools
 import math
 import os
@@ -29,6 +30,7 @@ from typer.exceptions import TyperException
 
 from ecommerce_lakehouse.application.lake import Lake, open_lake
 from ecommerce_lakehouse.application.maintenance import MIN_RETAIN_HOURS, MaintenanceResult
+from ecommerce_lakehouse.application.quarantine import quarantined_files
 from ecommerce_lakehouse.application.run import (
     DEFAULT_SETTLE_SECONDS,
     MAX_SETTLE_SECONDS,
@@ -507,6 +509,54 @@ def _print_maintenance(done: MaintenanceResult, output: str, counted: str) -> No
         report.print_json(out, asdict(done))
         return
     report.print_maintenance(out, done, counted)
+
+
+quarantine_app = typer.Typer(
+    help="Work with the rows the rules refused.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("export")
+@handle_errors
+def quarantine_export(
+    lake: LakeOption,
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Empty or new directory: one CSV per source file, by entity."),
+    ],
+    entity: Annotated[str | None, typer.Option(help="Only this entity's files.")] = None,
+    file: Annotated[
+        str | None, typer.Option("--file", help="Only this file (raw-data/ key or name).")
+    ] = None,
+    rule: Annotated[str | None, typer.Option(help="Only the rows this rule refused.")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Only the rows this run quarantined.")
+    ] = None,
+    engine: Annotated[str | None, _setting("engine")] = None,
+) -> None:
+    """Write quarantined rows as CSVs with their file's original header, to fix and drop back."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigurationError(f"--out '{out_dir}' is not an empty directory")
+    found = quarantined_files(
+        _open(lake, engine=engine).platform.query,
+        entity=entity,
+        source_file=file,
+        rule=rule,
+        run_id=run_id,
+    )
+    for exported in found:
+        target = out_dir / exported.export_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(exported.header)
+            writer.writerows(exported.rows)
+    report.print_whole(out, report.quarantine_table(found, out_dir))
+    if not found:
+        out.print(Text("no quarantined rows match: nothing written"))
 
 
 @app.command()

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ecommerce_lakehouse.application.maintenance import MaintenanceResult, maintenance_record_key
+from ecommerce_lakehouse.application.quarantine import QuarantinedFile
 from ecommerce_lakehouse.application.run import RunResult
 from ecommerce_lakehouse.application.tables import TableInfo
 from ecommerce_lakehouse.domain.audit import COUNT_FIELDS
@@ -355,3 +356,18 @@ def print_maintenance(console: Console, done: MaintenanceResult, counted: str) -
     print_whole(console, table)
     record = maintenance_record_key(done.run_id)
     console.print(plain(f"{done.command} {done.run_id}: recorded in {record}"), soft_wrap=True)
+
+
+def quarantine_table(files: Sequence[QuarantinedFile], out_dir: object) -> Table:
+    """A table of the CSVs ``quarantine export`` wrote: where, from which file, which rules."""
+    table = Table(title=plain(f"Quarantined rows written under {out_dir}"), title_justify="left")
+    for header in ("file written", "source file", "rows", "rules"):
+        table.add_column(header, justify="right" if header == "rows" else "left")
+    for exported in files:
+        table.add_row(
+            plain(exported.export_name),
+            plain(exported.source_file),
+            str(len(exported.rows)),
+            plain(", ".join(f"{rule} ({n})" for rule, n in sorted(exported.rules.items()))),
+        )
+    return table
