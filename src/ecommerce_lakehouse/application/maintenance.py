@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ecommerce_lakehouse.application.run import Clock, new_run_id, utc_now
 from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
 from ecommerce_lakehouse.domain.errors import ConfigurationError
-from ecommerce_lakehouse.ports.engine import TableEngine
+from ecommerce_lakehouse.ports.engine import TableEngine, TableRef
 from ecommerce_lakehouse.ports.platform import Platform
 
 #: The shortest VACUUM retention: Delta's own default check, a week. Readers and writers
@@ -59,21 +59,12 @@ class MaintainTables:
 
     def optimize(self, tables: Sequence[str] | None, lock_timeout: float) -> MaintenanceResult:
         """Compact each table's small files (every table with two files or more)."""
-        names = _names(tables)
-        run_id = new_run_id(self._clock())
-        with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
-            started = self._clock()
-            files = {
-                name: self._engine.compact(
-                    table_ref(self._platform.storage, name),
-                    min_files=2,
-                    metadata={"lakehouse.run_id": run_id, "lakehouse.command": "optimize"},
-                )
-                for name in names
-            }
-            result = MaintenanceResult(run_id=run_id, command="optimize", files=files)
-            self._record(result, started)
-        return result
+
+        def compact(ref: TableRef, run_id: str) -> int:
+            metadata = {"lakehouse.run_id": run_id, "lakehouse.command": "optimize"}
+            return self._engine.compact(ref, min_files=2, metadata=metadata)
+
+        return self._maintain("optimize", tables, lock_timeout, compact)
 
     def vacuum(
         self, tables: Sequence[str] | None, retain_hours: int, lock_timeout: float
@@ -88,18 +79,28 @@ class MaintainTables:
                 f"invalid --retain {retain_hours}: at least {MIN_RETAIN_HOURS} hours (a week), "
                 "so that time travel and readers of recent versions keep their files"
             )
+
+        def vacuum(ref: TableRef, run_id: str) -> int:
+            return self._engine.vacuum(ref, retain_hours=retain_hours)
+
+        return self._maintain("vacuum", tables, lock_timeout, vacuum, retain_hours)
+
+    def _maintain(
+        self,
+        command: str,
+        tables: Sequence[str] | None,
+        lock_timeout: float,
+        work: Callable[[TableRef, str], int],
+        retain_hours: int | None = None,
+    ) -> MaintenanceResult:
+        # Like a run: under the lake lock, with a run id of its own and a record of it.
         names = _names(tables)
         run_id = new_run_id(self._clock())
         with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
             started = self._clock()
-            files = {
-                name: self._engine.vacuum(
-                    table_ref(self._platform.storage, name), retain_hours=retain_hours
-                )
-                for name in names
-            }
+            files = {name: work(table_ref(self._platform.storage, name), run_id) for name in names}
             result = MaintenanceResult(
-                run_id=run_id, command="vacuum", files=files, retain_hours=retain_hours
+                run_id=run_id, command=command, files=files, retain_hours=retain_hours
             )
             self._record(result, started)
         return result
