@@ -10,6 +10,7 @@ import getpass
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ecommerce_lakehouse.application.run import Clock, new_run_id, utc_now
@@ -105,7 +106,7 @@ class MaintainTables:
             self._record(result, started)
         return result
 
-    def _record(self, result: MaintenanceResult, started: Any) -> None:
+    def _record(self, result: MaintenanceResult, started: datetime) -> None:
         record = {
             "run_id": result.run_id,
             "command": result.command,
