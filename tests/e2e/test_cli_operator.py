@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from importlib.metadata import version
 from pathlib import Path
@@ -218,6 +219,30 @@ def test_optimize_compacts_with_an_audit_trail_and_vacuum_keeps_a_week(tmp_path:
     assert vacuumed["retain_hours"] == 168 and set(vacuumed["files"]) >= {"orders", "ingest_log"}
     assert all(n == 0 for n in vacuumed["files"].values())
     assert_one_line_error(lakehouse("optimize", "nope", "--lake", str(tmp_path)), 2)
+    huge = lakehouse("vacuum", "--lake", str(tmp_path), "--retain", "2562047788016")
+    assert_one_line_error(huge, 2)
+    assert "at most 876000 hours" in huge.stderr
+
+    # A record that cannot be written does not undo (or hide) the work done.
+    (tmp_path / "_maintenance").rename(tmp_path / "records")
+    (tmp_path / "_maintenance").write_text("a file where the folder should be")
+    done = lakehouse("optimize", "--lake", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning: could not write the record _maintenance/" in done.stdout
+
+
+def test_a_file_name_that_is_not_utf8_is_ignored_and_the_others_load(tmp_path: Path) -> None:
+    _drop(tmp_path, {"products/ok.csv": PRODUCTS + "p1,1,dairy,Milk\n"})
+    folder = bytes(tmp_path / "raw-data" / "products")
+    with open(folder + b"/raw\xffname.csv", "wb") as handle:
+        handle.write((PRODUCTS + "p2,1,dairy,Cream\n").encode())
+    done = lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = {f["source_path"]: f for f in json.loads(done.stdout)["files"]}
+    assert files["raw-data/products/ok.csv"]["status"] == "loaded"
+    odd = files["raw-data/products/raw\\xffname.csv"]
+    assert odd["status"] == "ignored" and odd["error"].startswith("invalid_name: ")
+    assert os.path.exists(folder + b"/raw\xffname.csv")  # left where it is
 
 
 def test_quarantined_rows_export_with_their_header_and_load_once_fixed(tmp_path: Path) -> None:
@@ -278,3 +303,15 @@ def test_quarantined_rows_export_with_their_header_and_load_once_fixed(tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
     [outcome] = [f for f in json.loads(done.stdout)["files"] if f["status"] == "loaded"]
     assert (outcome["inserted"], outcome["quarantined"]) == (2, 0)
+
+
+def test_schema_drift_is_a_warning_naming_the_columns(tmp_path: Path) -> None:
+    _drop(tmp_path, {"products/p.csv": PRODUCTS.rstrip("\n") + ",coupon_code\np1,1,dairy,Milk,X\n"})
+    done = lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["warnings"] == [
+        "raw-data/products/p.csv has column(s) not in the schema: coupon_code; "
+        "its 1 row(s) keep them in _rescued_data"
+    ]
+    assert result["files"][0]["rescued_columns"] == ["coupon_code"]

@@ -137,8 +137,11 @@ class DiscoverFiles:
 
     def _aside(self, key: str, size: int, status: FileStatus, reason: str) -> FileOutcome:
         now = self._clock()
+        # The key is only logged and reported (the file stays where it is): bytes that are
+        # not UTF-8 are logged as \xNN escapes, which every store and JSON reader takes.
+        shown = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         return FileOutcome(
-            file=DiscoveredFile(key=key, entity=entity_of(key), size_bytes=size, checksum=""),
+            file=DiscoveredFile(key=shown, entity=entity_of(key), size_bytes=size, checksum=""),
             status=status,
             counts=RowCounts(),
             started_at=now,

@@ -92,6 +92,12 @@ def raw_key_problem(key: str) -> str | None:
         clean_key(key)
     except PathOutsideLake:
         return "invalid_name: the path holds a backslash or NUL, which lake keys cannot carry"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        # A local name whose bytes are not UTF-8 (Python keeps them as surrogates): no
+        # object store, Delta log or JSON record can carry it.
+        return "invalid_name: the name is not valid UTF-8; rename the file"
     folder = key.split("/")[1] if key.count("/") == 2 else ""
     if folder.lower().endswith((".csv", ".json")):
         # Kept folders reappear in destinations (archive/.../<folder>/<name>), where such a
