@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic
 
@@ -350,7 +350,8 @@ class _IngestEntity(Generic[FrameT]):
                 duplicates_in_batch=before.duplicates_in_batch,
                 quarantined=before.quarantined,
             ).verify(key)
-            result[key] = self._outcome(item.file, FileStatus.LOADED, item.started_at, counts)
+            outcome = self._outcome(item.file, FileStatus.LOADED, item.started_at, counts)
+            result[key] = replace(outcome, rescued_columns=_rescued_columns(staged.rescued, key))
         return result
 
     def _changed(self, file: DiscoveredFile) -> bool:
@@ -382,3 +383,12 @@ class _IngestEntity(Generic[FrameT]):
             finished_at=self._clock(),
             error=error,
         )
+
+
+def _rescued_columns(rescued: Mapping[str, str], key: str) -> tuple[str, ...]:
+    """The header names a file's ``_rescued_data`` holds (its columns not in the schema)."""
+    try:
+        carried = json.loads(rescued.get(key) or "{}")
+    except ValueError:
+        return ()
+    return tuple(str(name) for name in carried) if isinstance(carried, dict) else ()

@@ -89,12 +89,15 @@ class StagedBatch(Generic[FrameT]):
         counts: per source key, ``rows_read``, ``quarantined`` and ``duplicates_in_batch``.
         extra_columns: evolved (string) columns present in ``survivors`` under
             ``add_new_columns``.
+        rescued: per source key whose header has columns not in the schema (``rescue``),
+            one of its rows' ``_rescued_data`` (a JSON object keyed by those columns).
     """
 
     survivors: FrameT
     quarantine: FrameT
     counts: Mapping[str, RowCounts]
     extra_columns: tuple[str, ...] = ()
+    rescued: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

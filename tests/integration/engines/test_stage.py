@@ -258,3 +258,19 @@ def test_frames_given_out_of_file_order_stage_as_in_order(
     assert engine.types(shuffled.quarantine) == engine.types(in_order.quarantine)
     assert shuffled.counts == in_order.counts
     assert engine.types(shuffled.survivors)[SOURCE_FILE] in TEXT_TYPES
+
+
+def test_each_file_with_columns_not_in_the_schema_gives_one_rescued_record(
+    engine: EngineCase, write_source: WriteSource
+) -> None:
+    staged = stage(
+        engine,
+        write_source,
+        PRODUCTS,
+        [
+            csv_text(f"{PRODUCTS_HEADER},coupon_code, Size ", "1,2,dairy,milk,SAVE10,L"),
+            csv_text(PRODUCTS_HEADER, "2,2,dairy,cream"),
+        ],
+    )
+    assert set(staged.rescued) == {key(0, PRODUCTS)}
+    assert list(json.loads(staged.rescued[key(0, PRODUCTS)])) == ["coupon_code", " Size "]

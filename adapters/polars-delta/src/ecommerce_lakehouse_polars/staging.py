@@ -115,10 +115,14 @@ def stage_frames(
 
     # Each frame is one file (its key on every row): no need to group the batch.
     read: dict[str, int] = {}
+    rescued: dict[str, str] = {}
     for frame in frames:
         if frame.height:
             file = str(frame.item(0, SOURCE_FILE))
             read[file] = read.get(file, 0) + frame.height
+            carried = frame.get_column(RESCUED_DATA)
+            if carried.null_count() < carried.len():
+                rescued[file] = str(carried.drop_nulls().item(0))
     quarantined = _count_by_file(quarantine, "source_file")
     duplicates = _count_by_file(dropped)
     counts = {
@@ -130,7 +134,11 @@ def stage_frames(
         for file, rows in read.items()
     }
     return StagedBatch(
-        survivors=survivors, quarantine=quarantine, counts=counts, extra_columns=extras
+        survivors=survivors,
+        quarantine=quarantine,
+        counts=counts,
+        extra_columns=extras,
+        rescued=rescued,
     )
 
 

@@ -101,20 +101,26 @@ def stage_frames(
     ):
         ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
         dropped = valid & (F.col(_RANK) > 1)
+        tallies = (
+            ranked.groupBy(SOURCE_FILE)
+            .agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.count_if(~valid).alias("quarantined"),
+                F.count_if(dropped).alias("duplicates"),
+                # In the same job: one row's columns not in the schema, for the report.
+                F.first(RESCUED_DATA, ignorenulls=True).alias("rescued"),
+            )
+            .collect()
+        )
         counts = {
             str(row[SOURCE_FILE]): RowCounts(
                 rows_read=int(row["rows"]),
                 quarantined=int(row["quarantined"]),
                 duplicates_in_batch=int(row["duplicates"]),
             )
-            for row in ranked.groupBy(SOURCE_FILE)
-            .agg(
-                F.count(F.lit(1)).alias("rows"),
-                F.count_if(~valid).alias("quarantined"),
-                F.count_if(dropped).alias("duplicates"),
-            )
-            .collect()
+            for row in tallies
         }
+        rescued = {str(r[SOURCE_FILE]): str(r["rescued"]) for r in tallies if r["rescued"]}
 
     violation = F.col(VIOLATION)
     quarantine = (
@@ -145,5 +151,9 @@ def stage_frames(
         F.lit(run.run_id).alias(RUN_ID),
     )
     return StagedBatch(
-        survivors=survivors, quarantine=quarantine, counts=counts, extra_columns=extras
+        survivors=survivors,
+        quarantine=quarantine,
+        counts=counts,
+        extra_columns=extras,
+        rescued=rescued,
     )
