@@ -84,6 +84,9 @@ def test_a_record_that_cannot_be_written_does_not_fail_the_run(tmp_path: Path) -
     )
     assert result.ok
     assert any(m.startswith("could not write the run record _runs/r1.json") for m in said)
+    # A warning of the result too: a terminal's progress line is gone once the run ends.
+    [warning] = result.warnings
+    assert warning.startswith("could not write the run record _runs/r1.json")
 
 
 def test_a_closed_lake_refuses_work_in_one_line(tmp_path: Path) -> None:

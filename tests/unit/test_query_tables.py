@@ -7,6 +7,7 @@ import pytest
 from ecommerce_lakehouse.application.query_tables import (
     NOT_CREATED_YET,
     check_version,
+    is_show_tables,
     mentions,
     tables_to_read,
     version_unreadable,
@@ -131,7 +132,29 @@ def test_first_line_of_a_blank_text_is_the_default() -> None:
     assert first_line("reason\n", default="ValueError") == "reason"
 
 
-@pytest.mark.parametrize("query", ["SHOW TABLES", "  show tables; ", "Show\nTables"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SHOW TABLES",
+        "  show tables; ",
+        "Show\nTables",
+        "SHOW TABLES;;",
+        "SHOW TABLES -- all of them",
+        "/* c */ SHOW TABLES",
+        "SHOW TABLES FROM main",
+        "SHOW ALL TABLES",
+    ],
+)
 def test_show_tables_reads_every_table(query: str) -> None:
+    assert is_show_tables(query)
     assert list(tables_to_read(query, None)) == list(TABLE_NAMES)
-    assert list(tables_to_read("SHOW TABLES LIKE 'x'", None)) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["SELECT * FROM (SHOW TABLES)", "SELECT table_name FROM information_schema.tables"],
+)
+def test_queries_that_list_tables_read_every_table(query: str) -> None:
+    assert not is_show_tables(query)
+    assert list(tables_to_read(query, None)) == list(TABLE_NAMES)
+    assert list(tables_to_read("SELECT 1 -- SHOW TABLES", None)) == []

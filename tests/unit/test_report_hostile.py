@@ -42,6 +42,8 @@ def _assert_literal(console: Console) -> None:
         "\x00\x1f\x7f\x85",
         "tab\tnew\nline\rcr",
         "\u2066isolate\u2069",
+        "line\u2028separator\u2029paragraph",
+        "zero\u200bwidth\u00adsoft\ufeffbom",
     ],
 )
 def test_visible_leaves_one_line_without_control_characters(text: str) -> None:
@@ -49,6 +51,8 @@ def test_visible_leaves_one_line_without_control_characters(text: str) -> None:
 
     assert shown.isprintable() and "\n" not in shown
     assert shown == text or "\\" in shown
+    # Nothing a terminal would break a line at or show as nothing.
+    assert not set(shown) & set("\u2028\u2029\u200b\u00ad\ufeff")
 
 
 def test_query_results_render_literally() -> None:

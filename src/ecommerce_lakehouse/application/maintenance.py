@@ -9,19 +9,21 @@ from __future__ import annotations
 import getpass
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from ecommerce_lakehouse.application.run import Clock, new_run_id, utc_now
 from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
-from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, describe_error
 from ecommerce_lakehouse.ports.engine import TableEngine, TableRef
 from ecommerce_lakehouse.ports.platform import Platform
 
 #: The shortest VACUUM retention: Delta's own default check, a week. Readers and writers
 #: still on an older version, and time travel, need the files of the versions they read.
 MIN_RETAIN_HOURS = 168
+#: The longest: a century, within what the engines' time arithmetic holds.
+MAX_RETAIN_HOURS = 100 * 365 * 24
 #: Where each maintenance command's record goes, relative to the lake root.
 MAINTENANCE = "_maintenance"
 
@@ -40,12 +42,14 @@ class MaintenanceResult:
         command: ``optimize`` or ``vacuum``.
         files: files removed (optimize) or deleted (vacuum), by table.
         retain_hours: the retention of a vacuum (None for optimize).
+        record_error: why its record could not be written (the work itself is done).
     """
 
     run_id: str
     command: str
     files: dict[str, int]
     retain_hours: int | None = None
+    record_error: str | None = None
 
 
 class MaintainTables:
@@ -80,6 +84,10 @@ class MaintainTables:
                 f"invalid --retain {retain_hours}: at least {MIN_RETAIN_HOURS} hours (a week), "
                 "so that time travel and readers of recent versions keep their files"
             )
+        if retain_hours > MAX_RETAIN_HOURS:
+            raise ConfigurationError(
+                f"invalid --retain {retain_hours}: at most {MAX_RETAIN_HOURS} hours (100 years)"
+            )
 
         def vacuum(ref: TableRef, run_id: str) -> int:
             return self._engine.vacuum(ref, retain_hours=retain_hours)
@@ -103,7 +111,10 @@ class MaintainTables:
             result = MaintenanceResult(
                 run_id=run_id, command=command, files=files, retain_hours=retain_hours
             )
-            self._record(result, started)
+            try:
+                self._record(result, started)
+            except Exception as error:  # the tables are done: say it, do not fail on it
+                result = replace(result, record_error=describe_error(error))
         return result
 
     def _record(self, result: MaintenanceResult, started: datetime) -> None:

@@ -159,19 +159,21 @@ class RunPipeline(Generic[FrameT]):
                 options=options.as_dict(),
                 step_seconds=seconds,
             )
-            self._write_record(result)
-        return result
+            problem = self._write_record(result)
+        return result if problem is None else replace(result, record_error=problem)
 
-    def _write_record(self, result: RunResult) -> None:
+    def _write_record(self, result: RunResult) -> str | None:
         # Every run leaves its record, whoever started it (docs/contract.md#run-result);
-        # a record that cannot be written loses nothing the audit tables do not hold.
+        # a record that cannot be written loses nothing the audit tables do not hold, so
+        # the run's outcome stands and the result warns of it.
         key = run_record_key(result.run_id)
         try:
             self._platform.storage.write_bytes(key, json.dumps(result.as_dict()).encode())
-        except Exception as error:  # the run's outcome stands: say it, do not fail it
-            self._progress(
-                "report", f"could not write the run record {key}: {describe_error(error)}"
-            )
+        except Exception as error:
+            problem = f"could not write the run record {key}: {describe_error(error)}"
+            self._progress("report", problem)
+            return problem
+        return None
 
     def _handler(self, step: Step) -> Callable[[_RunState, RunOptions], None]:
         # Each step runs the method named after it, so PIPELINE alone names and orders them.

@@ -25,8 +25,8 @@ def tables_to_read(
     """The tables a query reads, each with the Delta version to read it at.
 
     A table is read when ``as_of`` pins it or when the query mentions it (see
-    :func:`mentions`); the others are left out, which keeps each call cheap. ``SHOW
-    TABLES`` reads every table.
+    :func:`mentions`); the others are left out, which keeps each call cheap. A query
+    that lists tables (:func:`lists_tables`) reads every table.
 
     Args:
         query: the SQL text.
@@ -49,23 +49,38 @@ def tables_to_read(
             f"as_of names unknown table(s) {', '.join(unknown)} "
             f"(tables: {', '.join(sorted(names))})"
         )
-    every = is_show_tables(query)
+    every = lists_tables(query)
     return {
         name: pinned.get(name) for name in names if every or name in pinned or mentions(query, name)
     }
 
 
 #: ``SHOW TABLES`` names no table yet lists them all.
-_SHOW_TABLES = re.compile(r"\s*SHOW\s+TABLES\s*;?\s*", re.IGNORECASE)
+_SHOW_TABLES = re.compile(r"SHOW\s+(?:ALL\s+)?TABLES(?:\s+FROM\s+\w+)?", re.IGNORECASE)
+#: Queries that list tables without naming one: every table is read for them too.
+_LISTS_TABLES = re.compile(
+    r"\bSHOW\s+(?:ALL\s+)?TABLES\b|\binformation_schema\b|\bduckdb_(?:tables|views)\b",
+    re.IGNORECASE,
+)
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 def is_show_tables(query: str) -> bool:
-    """Whether ``query`` is ``SHOW TABLES``.
+    """Whether ``query`` is ``SHOW TABLES`` (``SHOW ALL TABLES``, ``… FROM <schema>``).
 
-    Every table is read for it, and an engine that registers helper views of its own lists
-    the lake's tables only.
+    Comments and trailing semicolons aside. Every table is read for it, and an engine that
+    registers helper views of its own lists the lake's tables only.
     """
-    return _SHOW_TABLES.fullmatch(query) is not None
+    return _SHOW_TABLES.fullmatch(_bare(query)) is not None
+
+
+def lists_tables(query: str) -> bool:
+    """Whether ``query`` lists tables without naming them (SHOW TABLES, information_schema)."""
+    return _LISTS_TABLES.search(_COMMENT.sub(" ", query)) is not None
+
+
+def _bare(query: str) -> str:
+    return _COMMENT.sub(" ", query).strip().rstrip(";").strip()
 
 
 def mentions(query: str, name: str) -> bool:

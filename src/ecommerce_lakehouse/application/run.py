@@ -131,6 +131,7 @@ class FileOutcome:
     finished_at: datetime
     error: str | None = None
     destination: str | None = None
+    rescued_columns: tuple[str, ...] = ()
 
     def log_entry(self, run_id: str) -> IngestLogEntry:
         """The ``ingest_log`` row of this outcome."""
@@ -165,6 +166,7 @@ class RunResult:
     error: str | None = None
     options: dict[str, object] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    record_error: str | None = None
 
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
@@ -196,16 +198,25 @@ class RunResult:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What an operator should look at in a run that is ok: one line per rejected file.
+        """What an operator should look at in a run that is ok, one line each.
 
-        A rejected file does not fail the run (the other files load); ``lakehouse run
-        --fail-on-rejected`` makes it fail (docs/contract.md#command-line).
+        Every rejected file, and every loaded file whose header has columns not in the
+        schema (schema drift, kept in ``_rescued_data``). A rejected file does not fail
+        the run (the other files load); ``lakehouse run --fail-on-rejected`` makes it fail
+        (docs/contract.md#command-line).
         """
-        return tuple(
+        rejected = (
             f"{f.file.key} was rejected: {f.error or 'no reason given'}; "
             + (f"moved to {f.destination}" if f.destination else "left in raw-data/")
             for f in self.rejected
         )
+        drifted = (
+            f"{f.file.key} has column(s) not in the schema: {', '.join(f.rescued_columns)}; "
+            f"its {f.counts.rows_read} row(s) keep them in _rescued_data"
+            for f in self.files
+            if f.rescued_columns
+        )
+        return (*rejected, *drifted, *((self.record_error,) if self.record_error else ()))
 
     def as_dict(self) -> dict[str, object]:
         """The run's JSON document: what ``--format json`` prints and the Glue job writes.
@@ -237,6 +248,7 @@ class RunResult:
                     "size_bytes": f.file.size_bytes,
                     "destination": f.destination,
                     "error": f.error,
+                    "rescued_columns": list(f.rescued_columns),
                     **asdict(f.counts),
                     "started_at": f.started_at.isoformat(),
                     "finished_at": f.finished_at.isoformat(),

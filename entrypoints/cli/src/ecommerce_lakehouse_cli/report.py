@@ -43,13 +43,16 @@ DEFAULT_MAX_ROWS = 100
 #: Wider than any table a command prints: the bound of a table's natural width.
 _UNBOUNDED = 1_000_000
 
-#: C0 and C1 control characters, DEL, and the bidirectional overrides and isolates that can
-#: make a terminal show text other than the bytes it holds ("Trojan Source").
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: C0 and C1 control characters, DEL, the bidirectional overrides and isolates that can
+#: make a terminal show text other than the bytes it holds ("Trojan Source"), the line and
+#: paragraph separators (U+2028, U+2029) and the invisible ones (soft hyphen, zero-width).
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
+)
 #: The same without tab, line feed and carriage return, which CSV quotes and which do no
 #: harm there; a terminal-only escape (ESC, OSC, CSI) still never passes.
 _CSV_CONTROL = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
 )
 #: The characters of ``_CONTROL`` that ``json.dumps(ensure_ascii=False)`` leaves raw.
 _JSON_RAW_CONTROL = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -191,11 +194,12 @@ def print_run(console: Console, result: RunResult) -> None:
         print_whole(console, checks_table(result.checks))
     console.print(Text("Tables:"))
     for name, uri in result.tables.items():
-        console.print(plain(f"  {name:<12} {uri}"))
+        console.print(plain(f"  {name:<12} {uri}"), soft_wrap=True)
     seconds = (result.finished_at - result.started_at).total_seconds()
     if result.failed_step:
         console.print(
-            plain(f"Run failed in step '{result.failed_step}': {result.error}", style="red")
+            plain(f"Run failed in step '{result.failed_step}': {result.error}", style="red"),
+            soft_wrap=True,
         )
     elif result.failed_checks:
         console.print(
@@ -355,7 +359,11 @@ def print_maintenance(console: Console, done: MaintenanceResult, counted: str) -
         table.add_row(plain(name), str(files))
     print_whole(console, table)
     record = maintenance_record_key(done.run_id)
-    console.print(plain(f"{done.command} {done.run_id}: recorded in {record}"), soft_wrap=True)
+    if done.record_error:
+        message = f"warning: could not write the record {record}: {done.record_error}"
+        console.print(plain(message, style="yellow"), soft_wrap=True)
+    else:
+        console.print(plain(f"{done.command} {done.run_id}: recorded in {record}"), soft_wrap=True)
 
 
 def quarantine_table(files: Sequence[QuarantinedFile], out_dir: object) -> Table:
