@@ -102,12 +102,14 @@ class MaintainTables:
         work: Callable[[TableRef, str], int],
         retain_hours: int | None = None,
     ) -> MaintenanceResult:
-        # Like a run: under the lake lock, with a run id of its own and a record of it.
-        names = _names(tables)
+        # Like a run: under the lake lock, with a run id of its own and a record of it. The
+        # tables are resolved first, so an unknown name is refused before the lock is taken.
+        names = dict.fromkeys(tables) if tables else TABLE_NAMES
+        refs = [table_ref(self._platform.storage, name) for name in names]
         run_id = new_run_id(self._clock())
         with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
             started = self._clock()
-            files = {name: work(table_ref(self._platform.storage, name), run_id) for name in names}
+            files = {ref.name: work(ref, run_id) for ref in refs}
             result = MaintenanceResult(
                 run_id=run_id, command=command, files=files, retain_hours=retain_hours
             )
@@ -130,18 +132,6 @@ class MaintainTables:
         }
         data = json.dumps(record, sort_keys=True).encode()
         self._platform.storage.write_bytes(maintenance_record_key(result.run_id), data)
-
-
-def _names(tables: Sequence[str] | None) -> list[str]:
-    # Every table when none is named; an unknown name is refused before the lock is taken.
-    if not tables:
-        return list(TABLE_NAMES)
-    unknown = [name for name in tables if name not in TABLE_NAMES]
-    if unknown:
-        raise ConfigurationError(
-            f"unknown table '{unknown[0]}': expected one of {', '.join(TABLE_NAMES)}"
-        )
-    return list(dict.fromkeys(tables))
 
 
 def _user() -> str:
