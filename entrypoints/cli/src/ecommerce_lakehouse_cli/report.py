@@ -43,18 +43,17 @@ DEFAULT_MAX_ROWS = 100
 #: Wider than any table a command prints: the bound of a table's natural width.
 _UNBOUNDED = 1_000_000
 
-#: C0 and C1 control characters, DEL, the bidirectional overrides and isolates that can
-#: make a terminal show text other than the bytes it holds ("Trojan Source"), the line and
-#: paragraph separators (U+2028, U+2029) and the invisible ones (soft hyphen, zero-width).
-_CONTROL = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
-)
+#: DEL, C1 controls, the bidirectional overrides and isolates that can make a terminal show
+#: text other than the bytes it holds ("Trojan Source"), the line and paragraph separators
+#: (U+2028, U+2029) and the invisible characters (soft hyphen, zero-width, BOM).
+_HIDDEN = "\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff"
+#: The C0 control characters and :data:`_HIDDEN`.
+_CONTROL = re.compile(f"[\x00-\x1f{_HIDDEN}]")
 #: The same without tab, line feed and carriage return, which CSV quotes and which do no
 #: harm there; a terminal-only escape (ESC, OSC, CSI) still never passes.
-_CSV_CONTROL = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
-)
-#: The characters of ``_CONTROL`` that ``json.dumps(ensure_ascii=False)`` leaves raw.
+_CSV_CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_HIDDEN}]")
+#: The DEL, C1 and bidirectional characters, which ``json.dumps(ensure_ascii=False)`` leaves
+#: raw and JSON output escapes (the line separators and invisible ones are left as they are).
 _JSON_RAW_CONTROL = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -287,10 +286,9 @@ def history_table(table_name: str, commits: Sequence[CommitRecord]) -> Table:
     for header in ("version", "timestamp", "operation", "run_id", "metrics"):
         table.add_column(header)
     for commit in commits:
+        ranked = sorted((_metric_rank(name), name, value) for name, value in commit.metrics.items())
         shown = [
-            (name, value)
-            for name, value in sorted(commit.metrics.items(), key=lambda m: _metric_rank(m[0]))
-            if value or _metric_rank(name)[0] < len(_ROW_COUNTS)
+            (name, value) for rank, name, value in ranked if value or rank[0] < len(_ROW_COUNTS)
         ][:_SHOWN_METRICS]
         table.add_row(
             str(commit.version),
