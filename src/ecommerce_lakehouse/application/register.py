@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
-from ecommerce_lakehouse.domain.audit import AUDIT_TABLES
-from ecommerce_lakehouse.domain.schemas import SCHEMAS
+from ecommerce_lakehouse.application.tables import lake_tables
 from ecommerce_lakehouse.ports.catalogue import Catalogue, TableDefinition
 from ecommerce_lakehouse.ports.engine import TableEngine
 from ecommerce_lakehouse.ports.storage import ObjectStorage
@@ -28,19 +26,15 @@ class RegisterTables:
 
     def __call__(self) -> list[TableDefinition]:
         """Register the tables; returns what was registered."""
-        tables = [
-            (curated_ref(self._storage, s), s.stored_columns, (s.partition_column,), "curated")
-            for s in SCHEMAS
-        ] + [(audit_ref(self._storage, a), a.columns, (), "audit") for a in AUDIT_TABLES]
         definitions = [
             TableDefinition(
-                name=ref.name,
-                location=ref.uri,
-                columns=self._engine.columns(ref) or declared,
-                partition_columns=partitions,
-                kind=kind,
+                name=table.ref.name,
+                location=table.ref.uri,
+                columns=self._engine.columns(table.ref) or table.columns,
+                partition_columns=table.partition_columns,
+                kind=table.kind,
             )
-            for ref, declared, partitions, kind in tables
+            for table in lake_tables(self._storage)
         ]
         for definition in definitions:
             self._catalogue.register(definition)

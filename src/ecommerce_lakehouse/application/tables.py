@@ -8,6 +8,7 @@ from typing import Any
 from ecommerce_lakehouse.domain.audit import AUDIT_TABLES, AuditTable
 from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
+from ecommerce_lakehouse.domain.types import Column
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
 from ecommerce_lakehouse.ports.engine import TableEngine, TableRef
 from ecommerce_lakehouse.ports.query import QueryService
@@ -33,6 +34,44 @@ def audit_ref(storage: ObjectStorage, audit: AuditTable) -> TableRef:
         uri=storage.uri(audit_key(audit.name)),
         storage_options=dict(storage.storage_options),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LakeTable:
+    """One of the lake's tables with what the catalogue and ``lakehouse tables`` show of it.
+
+    Attributes:
+        kind: ``curated`` (a catalogue entity) or ``audit``.
+        ref: where the Delta table is.
+        columns: its declared columns.
+        partition_columns: its partition columns (none for audit tables).
+    """
+
+    kind: str
+    ref: TableRef
+    columns: tuple[Column, ...]
+    partition_columns: tuple[str, ...]
+
+
+def lake_tables(storage: ObjectStorage) -> list[LakeTable]:
+    """Every table of the lake, curated first, in :data:`TABLE_NAMES` order."""
+    return [
+        *(
+            LakeTable(
+                kind="curated",
+                ref=curated_ref(storage, s),
+                columns=s.stored_columns,
+                partition_columns=(s.partition_column,),
+            )
+            for s in SCHEMAS
+        ),
+        *(
+            LakeTable(
+                kind="audit", ref=audit_ref(storage, a), columns=a.columns, partition_columns=()
+            )
+            for a in AUDIT_TABLES
+        ),
+    ]
 
 
 def table_ref(storage: ObjectStorage, name: str) -> TableRef:
@@ -118,15 +157,12 @@ class DescribeTables:
 
     def __call__(self) -> list[TableInfo]:
         """The tables in :data:`TABLE_NAMES` order; rows are counted in one query."""
-        refs = [
-            *(("curated", curated_ref(self._storage, s)) for s in SCHEMAS),
-            *(("audit", audit_ref(self._storage, a)) for a in AUDIT_TABLES),
-        ]
+        tables = lake_tables(self._storage)
         versions: dict[str, int] = {}
-        for _, ref in refs:
-            newest = self._engine.history(ref, 1)
+        for table in tables:
+            newest = self._engine.history(table.ref, 1)
             if newest:
-                versions[ref.name] = newest[0].version
+                versions[table.ref.name] = newest[0].version
         rows: dict[str, Any] = {}
         if versions:
             # Table names are the catalogue's own identifiers, never text from data.
@@ -134,11 +170,11 @@ class DescribeTables:
             rows = self._query.sql(f"SELECT {counts}").to_pylist()[0]
         return [
             TableInfo(
-                name=ref.name,
-                kind=kind,
-                location=ref.uri,
-                version=versions.get(ref.name),
-                rows=int(rows[ref.name]) if ref.name in rows else None,
+                name=table.ref.name,
+                kind=table.kind,
+                location=table.ref.uri,
+                version=versions.get(table.ref.name),
+                rows=int(rows[table.ref.name]) if table.ref.name in rows else None,
             )
-            for kind, ref in refs
+            for table in tables
         ]
