@@ -28,6 +28,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,6 +61,14 @@ class MotoServer:
     def new_lake(self, prefix: str = "lake") -> str:
         """A fresh lake root ``s3://<new bucket>/<prefix>``."""
         return f"s3://{self.new_bucket()}/{prefix}"
+
+    def upload_raw(self, root: str, local: Path) -> None:
+        """Upload the CSV files of ``local/raw-data`` (as the data generator writes them) to
+        ``raw-data/`` of the lake at ``root`` (``s3://bucket/prefix``)."""
+        bucket, _, prefix = root.removeprefix("s3://").partition("/")
+        for path in sorted((local / "raw-data").rglob("*.csv")):
+            key = f"{prefix}/{path.relative_to(local).as_posix()}"
+            self.client("s3").upload_file(str(path), bucket, key)
 
     def options(self, **extra: str) -> dict[str, str]:
         """``open_lake`` options of the AWS platform on the emulator, with a fresh Glue

@@ -39,10 +39,7 @@ def s3_lake(
     local = tmp_path_factory.mktemp("raw")
     generate(local, scale=0.0005, seed=11, dirty=0.02)
     root = moto.new_lake()
-    bucket = root.removeprefix("s3://").partition("/")[0]
-    for path in sorted((local / "raw-data").rglob("*.csv")):
-        key = f"lake/{path.relative_to(local).as_posix()}"
-        moto.client("s3").upload_file(str(path), bucket, key)
+    moto.upload_raw(root, local)
     environment = moto.environment(moto.options())
 
     done = lakehouse(environment, "run", "--lake", root, "--engine", "polars")

@@ -94,11 +94,14 @@ def test_ci_runs_make_test_on_pull_requests_and_pushes_to_main() -> None:
     assert ci["concurrency"]["cancel-in-progress"] is True
 
 
-def test_ci_sets_up_python_311_java_17_and_go() -> None:
+def test_ci_sets_up_python_311_java_17_and_25_and_go() -> None:
     (job,) = load("ci.yml")["jobs"].values()
     setup = {str(s["uses"]).split("@")[0]: s.get("with", {}) for s in steps(job) if "uses" in s}
     assert setup["actions/setup-python"]["python-version"] == "3.11"
-    assert setup["actions/setup-java"] == {"distribution": "temurin", "java-version": "17"}
+    java = setup["actions/setup-java"]
+    assert java["distribution"] == "temurin"
+    # Trino's Java first; Spark's Java 17 last, the default (JAVA_HOME, PATH).
+    assert str(java["java-version"]).split() == ["25", "17"]
     assert str(setup["actions/setup-go"]["go-version"]).startswith("1.26")
     assert "constraints.txt" in setup["actions/setup-python"]["cache-dependency-path"]
     assert "build/m2" in setup["actions/cache"]["path"]
