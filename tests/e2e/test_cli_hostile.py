@@ -24,7 +24,7 @@ HOSTILE = f"[bold red]x[/bold red]{ESC}[31mred{ESC}]0;title\x07 :smile:"
 SHOWN = r"[bold red]x[/bold red]\x1b[31mred\x1b]0;title\x07 :smile:"
 #: A file name (no "/" possible) that is markup and holds an escape sequence.
 HOSTILE_NAME = f"products_[red]x{ESC}[31m.csv"
-COMMANDS = ("run", "sql", "history", "validate", "generate", "demo", "state-machine")
+COMMANDS = ("run", "sql", "history", "validate", "generate", "demo", "state-machine", "report")
 
 
 def lakehouse(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -198,6 +198,18 @@ def test_the_glue_job_gets_core_aws_delta_spark_and_glue_wheels_and_dependency_i
     assert built.manifest["glue_requirements"] == [pins()["dependency-injector"]]
 
 
+def test_the_cli_wheel_ships_the_report_page_template_and_needs_jinja2_and_matplotlib(
+    built: Build,
+) -> None:
+    [wheel] = (built.out / "wheels").glob("ecommerce_lakehouse_cli-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        requires = archive.read(metadata).decode()
+    assert "ecommerce_lakehouse_cli/templates/report.html.j2" in names
+    assert "Requires-Dist: jinja2" in requires and "Requires-Dist: matplotlib" in requires
+
+
 def test_a_bad_output_directory_is_one_line_on_stderr_and_exit_code_1(tmp_path: Path) -> None:
     occupied = tmp_path / "occupied"
     occupied.write_text("a file, not a directory")
