@@ -103,3 +103,29 @@ def test_typed_options_are_values_and_zero_is_not_missing(tmp_path: Path) -> Non
     )  # type: ignore[dict-item]
     assert lake.settings.lock_timeout == 0.0
     assert lake.settings.fk_severity is lh.Severity.ERROR
+
+
+def test_user_code_type_checks_sql_results_as_arrow_tables(tmp_path: Path) -> None:
+    # The README's use of a result, checked by mypy --strict as a user's project would run
+    # it: outside this repository (no config of ours), on the installed packages.
+    script = tmp_path / "report.py"
+    script.write_text(
+        "import ecommerce_lakehouse as lh\n"
+        "\n"
+        "lake = lh.open_lake('/tmp/lake')\n"
+        "result = lake.sql('SELECT 1 AS one')\n"
+        "frame = result.to_pandas()\n"
+        "batches = result.to_batches()\n"
+        "rows: list[dict[str, object]] = result.to_pylist()\n"
+        "count: int = result.num_rows\n"
+        "reveal_type(result)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'Revealed type is "pyarrow' in done.stdout or 'Revealed type is "Any"' in done.stdout

@@ -2,7 +2,9 @@
 
 ``quarantine.raw_record`` keeps each refused record as a JSON object keyed by the file's
 header as written (values past the header under ``_extra_fields``), so the records of one
-file rebuild its header and rows exactly (docs/contract.md#quarantine-export).
+file rebuild its header and rows exactly (docs/contract.md#quarantine-export), and give
+each record's primary key, which tells whether a later run loaded it
+(docs/contract.md#quarantine-list).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ecommerce_lakehouse.domain.rules import EXTRA_FIELDS_KEY
+from ecommerce_lakehouse.domain.schemas import INGESTED_AT, SCHEMAS, TableSchema
+from ecommerce_lakehouse.domain.values import normalize_text
 from ecommerce_lakehouse.ports.query import QueryService
 
 #: A name part of an exported file: anything else in a source file's name becomes "_".
@@ -139,3 +144,122 @@ def _extras(record: dict[str, object]) -> list[object]:
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineStatus:
+    """One source file's quarantined rows, and how many a later run loaded after all.
+
+    Attributes:
+        entity: the entity the file fed.
+        source_file: its key in ``raw-data/`` when it was read.
+        checksum: the SHA-256 of its content.
+        destination: where the run that quarantined the rows moved the file
+            (``ingest_log.destination``); None while it is in ``raw-data/``.
+        rules: how many records each rule refused.
+        quarantined: how many of its records were quarantined.
+        resolved: how many of those have their primary key in the curated table, loaded by
+            a later run (a fixed copy dropped back, or a later file with the same key).
+    """
+
+    entity: str
+    source_file: str
+    checksum: str
+    destination: str | None
+    rules: dict[str, int]
+    quarantined: int
+    resolved: int
+
+
+def quarantine_status(query: QueryService) -> list[QuarantineStatus]:
+    """Every source file with quarantined rows: where it went, and what was resolved since.
+
+    The counts by file and rule are one grouped query. Then, per entity, only the rows a
+    later load could have resolved are read (quarantined before the table's last load),
+    their keys taken from ``raw_record`` as the readers match the header (trimmed,
+    lower-cased), with the table's keys loaded after the entity's first quarantined row.
+
+    Args:
+        query: the lake's query service.
+
+    Returns:
+        One entry per file content, by entity, source file and checksum.
+    """
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in query.sql(
+        "SELECT entity, source_file, source_checksum, run_id, rule, COUNT(*) AS n "
+        "FROM quarantine GROUP BY entity, source_file, source_checksum, run_id, rule"
+    ).to_pylist():
+        key = (str(row["entity"]), str(row["source_file"]), str(row["source_checksum"] or ""))
+        # A checksum is loaded once: every row of a file content has the same run.
+        group = groups.setdefault(key, {"run": str(row["run_id"]), "rules": {}, "resolved": 0})
+        group["rules"][str(row["rule"])] = int(row["n"])
+    for schema in SCHEMAS:
+        if any(entity == schema.name for entity, _, _ in groups):
+            for key in _resolved_rows(query, schema):
+                if key in groups:
+                    groups[key]["resolved"] += 1
+    destinations = {
+        (str(r["run_id"]), str(r["source_path"]), str(r["checksum"])): r["destination"]
+        for r in query.sql(
+            "SELECT run_id, source_path, checksum, destination FROM ingest_log "
+            "WHERE destination IS NOT NULL"
+        ).to_pylist()
+    }
+    return [
+        QuarantineStatus(
+            entity=entity,
+            source_file=source,
+            checksum=checksum,
+            destination=destinations.get((group["run"], source, checksum)),
+            rules=dict(sorted(group["rules"].items())),
+            quarantined=sum(group["rules"].values()),
+            resolved=group["resolved"],
+        )
+        for (entity, source, checksum), group in sorted(groups.items())
+    ]
+
+
+def _resolved_rows(query: QueryService, schema: TableSchema) -> list[tuple[str, str, str]]:
+    """``(entity, source file, checksum)`` of each of ``schema``'s resolved quarantined rows.
+
+    A row is resolved when its primary key is in the table, loaded by a later run.
+    """
+    # Names from the schema and its catalogue name only: no text from data in the SQL.
+    later = (
+        f"quarantined_at < (SELECT MAX({INGESTED_AT}) FROM {schema.name}) "
+        f"AND entity = '{schema.name}'"
+    )
+    rows = query.sql(
+        "SELECT source_file, source_checksum, raw_record, quarantined_at FROM quarantine "
+        f"WHERE {later}"
+    ).to_pylist()
+    if not rows:
+        return []
+    key = ", ".join(f"{c} AS k{i}" for i, c in enumerate(schema.primary_key))
+    loaded = {
+        tuple(str(row[f"k{i}"]) for i in range(len(schema.primary_key))): row["t"]
+        for row in query.sql(
+            f"SELECT {key}, {INGESTED_AT} AS t FROM {schema.name} WHERE {INGESTED_AT} > "
+            f"(SELECT MIN(quarantined_at) FROM quarantine WHERE {later})"
+        ).to_pylist()
+    }
+    found = []
+    names: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+    for row in rows:
+        record = _record(row["raw_record"])
+        header = tuple(record)
+        if header not in names:
+            # The header as written, matched as the readers match it: once per header.
+            by_name = {str(k).strip().lower(): k for k in header}
+            found_names = [by_name.get(c) for c in schema.primary_key]
+            names[header] = None if None in found_names else tuple(map(str, found_names))
+        key_names = names[header]
+        if key_names is None:
+            continue
+        values = [record[c] for c in key_names]
+        parts = [normalize_text(v) if isinstance(v, str) else None for v in values]
+        at = None if None in parts else loaded.get(tuple(str(p) for p in parts))
+        if at is not None and at > row["quarantined_at"]:
+            found.append((schema.name, str(row["source_file"]), str(row["source_checksum"] or "")))
+    return found

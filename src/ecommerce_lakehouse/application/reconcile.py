@@ -95,7 +95,7 @@ class ReconcileInterruptedRuns:
                             destination=_destination(file.get("destination")),
                         )
                     )
-        append_ingest_log(self._engine, self._storage, entries)
+        append_ingest_log(self._engine, self._storage, entries, current_run_id)
         return entries
 
 

@@ -41,6 +41,19 @@ class IntegrityError(LakehouseError):
     """A copy could not be verified, or an engine's counts disagree with its commit metrics."""
 
 
+class TableUnreadable(LakehouseError):
+    """A Delta table exists but cannot be opened: its ``_delta_log`` is corrupt or unreadable.
+
+    Engines raise it with :meth:`of`; the application names the table in front
+    (``table 'orders': ...``).
+    """
+
+    @classmethod
+    def of(cls, location: str, reason: str) -> TableUnreadable:
+        """The error for the table at ``location``, which ``reason`` kept from being opened."""
+        return cls(f"cannot read the _delta_log of {location}: {reason}")
+
+
 #: How a full disk is named; a message that already says it is kept as it is.
 _DISK_FULL = "disk full: no space left on device"
 #: What a full disk looks like in text that lost its errno: Rust's io::Error (delta-rs,

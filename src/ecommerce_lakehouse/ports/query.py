@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    # For type checkers only (import-linter allows no other import of it): the core runs
+    # without pyarrow, but every query service returns an Arrow table.
+    import pyarrow as pa
 
 
 class TabularResult(Protocol):
@@ -31,8 +36,11 @@ class TabularResult(Protocol):
 class QueryService(Protocol):
     """Runs SQL over the catalogue's tables (one per schema) and the audit tables."""
 
-    def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> TabularResult:
+    def sql(self, query: str, *, as_of: Mapping[str, int] | None = None) -> pa.Table:
         """Run one query; ``as_of`` pins tables to Delta versions (time travel).
+
+        Returns:
+            An Arrow table (the core itself uses only its :class:`TabularResult` part).
 
         Raises:
             LakehouseError: the query failed; the message is the engine's reason.

@@ -555,10 +555,10 @@ def test_a_run_interrupted_on_one_engine_is_reconciled_by_the_other(
     crashing = lh.open_lake(str(tmp_path), engine=crashed_on, options={"query": "duckdb"})
     original = crashing.engine.append_records
 
-    def lose_the_log(table: Any, audit: Any, records: Any) -> None:
+    def lose_the_log(table: Any, audit: Any, records: Any, **kwargs: Any) -> None:
         if audit.name == "ingest_log":
             raise OSError("injected: process killed")
-        original(table, audit, records)
+        original(table, audit, records, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(crashing.engine, "append_records", lose_the_log)

@@ -274,3 +274,20 @@ def test_each_file_with_columns_not_in_the_schema_gives_one_rescued_record(
     )
     assert set(staged.rescued) == {key(0, PRODUCTS)}
     assert list(json.loads(staged.rescued[key(0, PRODUCTS)])) == ["coupon_code", " Size "]
+
+
+def test_each_file_with_columns_not_in_the_schema_names_its_evolved_columns(
+    engine: EngineCase, write_source: WriteSource
+) -> None:
+    staged = stage(
+        engine,
+        write_source,
+        PRODUCTS,
+        [
+            csv_text(f"{PRODUCTS_HEADER},Coupon Code, Size ", "1,2,dairy,milk,SAVE10,L"),
+            csv_text(PRODUCTS_HEADER, "2,2,dairy,cream"),
+        ],
+        SchemaEvolution.ADD_NEW_COLUMNS,
+    )
+    assert staged.evolved == {key(0, PRODUCTS): ("coupon_code", "size")}
+    assert not staged.rescued

@@ -242,7 +242,7 @@ def test_a_crash_after_an_append_commit_is_reconciled(
         def history(self, ref: TableRef, limit: int | None = None) -> Any:
             return lake.engine.history(ref, limit) if ref.name == "orders" else []
 
-        def append_records(self, ref: TableRef, audit: Any, records: Any) -> None:
+        def append_records(self, ref: TableRef, audit: Any, records: Any, **kwargs: Any) -> None:
             logged.extend(records)
 
     class Query:

@@ -116,10 +116,15 @@ def stage_frames(
     # Each frame is one file (its key on every row): no need to group the batch.
     read: dict[str, int] = {}
     rescued: dict[str, str] = {}
+    evolved: dict[str, tuple[str, ...]] = {}
     for frame in frames:
         if frame.height:
             file = str(frame.item(0, SOURCE_FILE))
             read[file] = read.get(file, 0) + frame.height
+            # A frame holds the evolved columns of its own file's header only.
+            own = tuple(c for c in frame.columns if c not in base)
+            if own:
+                evolved[file] = own
             carried = frame.get_column(RESCUED_DATA)
             if carried.null_count() < carried.len():
                 rescued[file] = str(carried.drop_nulls().item(0))
@@ -139,6 +144,7 @@ def stage_frames(
         counts=counts,
         extra_columns=extras,
         rescued=rescued,
+        evolved=evolved,
     )
 
 

@@ -11,6 +11,7 @@ classification) neither re-read the source files nor re-evaluate the rules or th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -38,6 +39,8 @@ from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
 
 # Internal names hold "#", like the reader's, so no business or evolved column can clash.
 _RANK = "#rank"
+#: Each file's evolved columns (a JSON array), tagged on its frame for the counts job.
+_EVOLVED = "#evolved"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -72,12 +75,19 @@ def stage_frames(
         duplicates (only files with rows have counts).
     """
     base = source_frame_schema(schema)
+    # A frame holds the evolved columns of its own file's header only (known without a job).
+    own = [[c for c in frame.columns if c not in base.names] for frame in frames]
+    tagged = any(own)
+    if tagged:
+        frames = [
+            f.withColumn(_EVOLVED, F.lit(json.dumps(o))) for f, o in zip(frames, own, strict=True)
+        ]
     batch = (
         reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
         if frames
         else session.createDataFrame([], base)
     )
-    extras = tuple(c for c in batch.columns if c not in base.names)
+    extras = tuple(c for c in batch.columns if c not in base.names and c != _EVOLVED)
     valid = F.col(VIOLATION).isNull()
 
     # The survivor of a key is the valid row with the greatest (ordering, file, line): rank
@@ -109,6 +119,7 @@ def stage_frames(
                 F.count_if(dropped).alias("duplicates"),
                 # In the same job: one row's columns not in the schema, for the report.
                 F.first(RESCUED_DATA, ignorenulls=True).alias("rescued"),
+                *([F.first(_EVOLVED).alias("evolved")] if tagged else []),
             )
             .collect()
         )
@@ -121,6 +132,11 @@ def stage_frames(
             for row in tallies
         }
         rescued = {str(r[SOURCE_FILE]): str(r["rescued"]) for r in tallies if r["rescued"]}
+        evolved = {
+            str(r[SOURCE_FILE]): tuple(json.loads(r["evolved"]))
+            for r in (tallies if tagged else [])
+            if json.loads(r["evolved"])
+        }
 
     violation = F.col(VIOLATION)
     quarantine = (
@@ -156,4 +172,5 @@ def stage_frames(
         counts=counts,
         extra_columns=extras,
         rescued=rescued,
+        evolved=evolved,
     )
