@@ -267,6 +267,24 @@ def settings_table(classes: Iterable[tuple[str, type[Any]]]) -> str:
 DEFAULT_ATHENA_TIMEOUT_SECONDS = 600.0
 #: How long a lake lock lease lasts without renewal, unless configured.
 DEFAULT_LOCK_LEASE_SECONDS = 300.0
+#: How many data files a partition a run's MERGE touched may gather before the run compacts
+#: it, unless configured (docs/contract.md#maintenance; measured in docs/benchmarks.md).
+DEFAULT_COMPACT_MIN_FILES = 4
+
+
+def check_compact_min_files(value: int) -> None:
+    """Refuse a ``compact_min_files`` that is neither 0 (never) nor 2 or more.
+
+    One file is no policy: a partition of one file has nothing to compact.
+
+    Raises:
+        ConfigurationError: the value is negative or 1.
+    """
+    if value < 0 or value == 1:
+        raise ConfigurationError(
+            f"invalid compact_min_files {value}: expected 0 (never compact) or at least 2"
+        )
+
 
 #: Query services a lake can use (docs/settings.md): DuckDB on this machine, Amazon Athena,
 #: or the Spark engine's own session.
@@ -297,6 +315,11 @@ class LakeSettings:
     )
     lock_timeout: float = setting(
         "seconds to wait for another run to release the lake", default=60.0
+    )
+    compact_min_files: int = setting(
+        "after its MERGE, a run compacts each partition it touched that holds this many data "
+        "files or more (0: never; else at least 2)",
+        default=DEFAULT_COMPACT_MIN_FILES,
     )
     lock_lease_seconds: float = setting(
         "how long a lake lock lease lasts without renewal (s3:// lakes)",
@@ -377,3 +400,4 @@ class LakeSettings:
             raise ConfigurationError(f"invalid fk_severity {self.fk_severity!r}")
         if not math.isfinite(self.lock_timeout) or self.lock_timeout < 0:
             raise ConfigurationError("lock_timeout must be a number of seconds, 0 or more")
+        check_compact_min_files(self.compact_min_files)

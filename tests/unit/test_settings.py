@@ -124,3 +124,20 @@ def test_the_settings_table_in_the_docs_is_the_declared_one() -> None:
     text = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     block = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert block.strip() == render().strip(), "run: .venv/bin/python scripts/render_settings.py"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1", "invalid compact_min_files 1: expected 0 .never compact. or at least 2"),
+        ("-2", "invalid --compact-min-files '-2': expected a number, 0 or more"),
+        ("some", "invalid --compact-min-files 'some': expected a whole number"),
+    ],
+)
+def test_the_compaction_policy_is_off_or_at_least_two_files(value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        read_settings(LakeSettings, {"compact_min_files": value}, {}, spelling=flag_name)
+    assert (
+        read_settings(LakeSettings, {}, {"LAKEHOUSE_COMPACT_MIN_FILES": "0"}).compact_min_files == 0
+    )
+    assert read_settings(LakeSettings, {}, {}).compact_min_files == 4

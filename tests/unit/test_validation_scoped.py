@@ -85,6 +85,8 @@ def test_only_run_commits_and_row_preserving_ones_allow_scoping() -> None:
     assert _changed_by(_commit("WRITE", "r1", num_added_files=1)) == "r1"
     assert _changed_by(_commit("WRITE", "r1", num_removed_files=1)) is None  # an overwrite
     assert _changed_by(_commit("OPTIMIZE")) == ""
+    # A run's compaction and ``lakehouse optimize`` stamp their run id; the rows stay.
+    assert _changed_by(_commit("OPTIMIZE", "r1")) == ""
     assert _changed_by(_commit("ADD COLUMN")) == ""
     assert _changed_by(_commit("CREATE TABLE")) == ""
     assert _changed_by(_commit("CREATE TABLE", num_added_rows=3)) is None

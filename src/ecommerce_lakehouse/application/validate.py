@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ecommerce_lakehouse.application.ingest_log import META_RUN_ID
+from ecommerce_lakehouse.application.ingest_log import META_RUN_ID, run_metadata
 from ecommerce_lakehouse.application.run import Clock, utc_now
 from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
 from ecommerce_lakehouse.domain.audit import VALIDATION_RESULTS
@@ -179,7 +179,8 @@ def _changed_by(commit: CommitRecord) -> str | None:
     if commit.operation in _RUN_OPERATIONS and run and literal_ok(run):
         # An append or a MERGE; a WRITE that removed files overwrote rows.
         return run if commit.operation == "MERGE" or not removed else None
-    if commit.operation in _ROW_PRESERVING and run is None:
+    if commit.operation in _ROW_PRESERVING:
+        # Whoever made it: a run's own compaction and ``lakehouse optimize`` stamp theirs.
         return ""
     if commit.operation in _CREATE and not any(commit.metrics.get(m) for m in _ROW_METRICS):
         return ""
@@ -519,6 +520,7 @@ class ValidateTables:
                 }
                 for r in results
             ],
+            metadata=run_metadata(run_id),
         )
 
     def _read_state(self) -> _State | None:

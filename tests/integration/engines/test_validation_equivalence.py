@@ -112,11 +112,14 @@ def full_results(lake: lh.Lake) -> list[tuple[Any, ...]]:
 
 
 def run_and_compare(
-    lake: lh.Lake, run_id: str, evolution: SchemaEvolution = SchemaEvolution.RESCUE
+    lake: lh.Lake,
+    run_id: str,
+    evolution: SchemaEvolution = SchemaEvolution.RESCUE,
+    **options: Any,
 ) -> str:
     """Run the pipeline, compare its checks with the full ones; how the checks ran."""
     messages: list[str] = []
-    options = lh.RunOptions(run_id=run_id, settle_seconds=0, evolution=evolution)
+    options = lh.RunOptions(run_id=run_id, settle_seconds=0, evolution=evolution, **options)
     result = lake.run(options, progress=lambda step, message: messages.append(message))
     assert result.failed_step is None, result.error
     assert [_row(c) for c in result.checks] == full_results(lake), run_id
@@ -148,6 +151,32 @@ def test_scoped_checks_equal_the_full_checks_batch_after_batch(
     # lakehouse validate: scoped to nothing new, then in full; both as the full checks.
     validate_and_compare(lake)
     validate_and_compare(lake, full=True)
+
+
+def test_runs_that_compact_what_they_touched_keep_the_checks_scoped_and_equal(
+    tmp_path: Path, engine: EngineCase
+) -> None:
+    # Every partition touched twice is compacted: the scenario's runs leave OPTIMIZE
+    # commits (stamped with their run id) between their MERGEs.
+    lake = _open(tmp_path, engine)
+    scopes = []
+    for number, batch in enumerate(BATCHES, start=1):
+        _drop(tmp_path, batch)
+        evolution = SchemaEvolution.ADD_NEW_COLUMNS if "orders/orders_5.csv" in batch else None
+        scopes.append(
+            run_and_compare(
+                lake, f"r{number}", evolution or SchemaEvolution.RESCUE, compact_min_files=2
+            )
+        )
+    compactions = [
+        c.metadata["lakehouse.run_id"]
+        for name in ("products", "orders", "order_items")
+        for c in lake.history(name)
+        if c.operation == "OPTIMIZE"
+    ]
+    assert compactions, "no run compacted anything"
+    assert all(s.startswith("checks scoped") for s in scopes[1:]), scopes
+    validate_and_compare(lake)
 
 
 def test_a_table_written_behind_the_pipelines_back_is_checked_in_full(

@@ -236,6 +236,7 @@ def parse_arguments(argv: Sequence[str]) -> JobArguments:
         evolution=settings.schema_evolution,
         policy=ValidationPolicy(foreign_key_severity=settings.fk_severity),
         lock_timeout_seconds=settings.lock_timeout,
+        compact_min_files=settings.compact_min_files,
         run_id=run_id,
         steps=steps,
     )
