@@ -46,10 +46,25 @@ MINISTACK_VENV := $(CURDIR)/build/ministack
 MINISTACK := $(MINISTACK_VENV)/bin/ministack
 export LAKEHOUSE_MINISTACK := $(MINISTACK)
 
+# Headless Chromium, in which the tests open the page of `lakehouse report` (Debian's package,
+# installed with apt-get when make runs as root; otherwise one line says how to get it).
+CHROMIUM ?= /usr/bin/chromium
+export LAKEHOUSE_CHROMIUM := $(CHROMIUM)
+
+# Trino, the engine of Athena engine v3, for the trino-marked tests (a Delta Lake catalog on
+# moto's Glue and S3): Maven fetches the server (its version is the pom's) and tar unpacks it
+# into build/trino (Maven's own unpack would leave the tarball's hard-linked jars empty).
+# It runs on Java 24+: tests/trino/find-java finds one (or LAKEHOUSE_TRINO_JAVA names it) and
+# says in one line what is missing otherwise; install checks it every time, not behind a stamp.
+TRINO_POM := tests/trino/pom.xml
+TRINO_VERSION := $(shell sed -n 's:.*<trino.version>\(.*\)</trino.version>.*:\1:p' $(TRINO_POM))
+TRINO_STAMP := $(CURDIR)/build/trino/.fetched-$(TRINO_VERSION)
+export LAKEHOUSE_TRINO_HOME := $(CURDIR)/build/trino/trino-server-$(TRINO_VERSION)
+
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast lint format typecheck bench bench-compare package \
-	infra-definition clean
+	infra-definition clean trino-java
 
 $(STAMP): $(MANIFESTS)
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +75,17 @@ $(JARS_STAMP): $(JARS_POM)
 	mvn --batch-mode --quiet -f $(JARS_POM) -Dmaven.repo.local=$(CURDIR)/build/m2 \
 		-Djars.dir=$(JARS_DIR) dependency:copy-dependencies
 	touch $(JARS_STAMP)
+
+$(TRINO_STAMP): $(TRINO_POM)
+	mvn --batch-mode --quiet -f $(TRINO_POM) -Dmaven.repo.local=$(CURDIR)/build/m2 \
+		-Dtrino.dir=$(CURDIR)/build/trino dependency:copy
+	rm -rf $(LAKEHOUSE_TRINO_HOME)
+	tar -xzf $(LAKEHOUSE_TRINO_HOME).tar.gz -C $(CURDIR)/build/trino
+	rm $(LAKEHOUSE_TRINO_HOME).tar.gz
+	touch $(TRINO_STAMP)
+
+trino-java:
+	@tests/trino/find-java >/dev/null
 
 $(ASL_VALIDATOR):
 	npm install --silent --prefix $(CURDIR)/build/node --no-save --no-package-lock \
@@ -77,7 +103,14 @@ $(MINISTACK): constraints-ministack.txt
 		-c constraints-ministack.txt ministack
 	touch $@
 
-install: $(STAMP) $(JARS_STAMP) $(ASL_VALIDATOR) $(ACTIONLINT) $(MINISTACK)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium is missing: install Debian's chromium package (apt-get install chromium) as root for the browser tests"; \
+	fi
+
+install: $(STAMP) $(JARS_STAMP) $(TRINO_STAMP) trino-java $(ASL_VALIDATOR) $(ACTIONLINT) $(MINISTACK) $(CHROMIUM)
 
 # A fresh demo lake every time (the demo refuses to reuse a non-empty directory).
 demo: install

@@ -60,8 +60,14 @@ class _Table:
     partition_by: str | None
     rows: list[dict[str, Any]] = field(default_factory=list)
     history: list[CommitRecord] = field(default_factory=list)
+    #: Data files per partition (as text): a MERGE adds one to each partition it touches.
+    files: dict[str | None, int] = field(default_factory=dict)
+
+    #: Each version's columns and rows, by version (what a restore returns to).
+    versions: list[tuple[list[Column], list[dict[str, Any]]]] = field(default_factory=list)
 
     def commit(self, operation: str, metadata: Mapping[str, str] | None = None) -> None:
+        self.versions.append((list(self.columns), [dict(row) for row in self.rows]))
         self.history.insert(
             0,
             CommitRecord(
@@ -161,7 +167,12 @@ class InMemoryTableEngine:
         valid: Frame = []
         quarantine: Frame = []
         extra: list[str] = []
+        evolved: dict[str, list[str]] = {}
         for record in (r for frame in frames for r in frame):
+            # Like the engines: a file's evolved columns are those its header added.
+            own = [k for k in record if k not in schema.column_names and not k.startswith("_")]
+            if own:
+                evolved.setdefault(record[SOURCE_FILE], own)
             tally = counts.setdefault(record[SOURCE_FILE], {"read": 0, "q": 0, "d": 0})
             tally["read"] += 1
             text = {
@@ -222,14 +233,20 @@ class InMemoryTableEngine:
                 for k, t in counts.items()
             },
             extra_columns=tuple(extra),
+            evolved={k: tuple(v) for k, v in evolved.items()},
         )
 
     def ensure_table(
-        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+        self,
+        table: TableRef,
+        columns: Sequence[Column],
+        partition_by: str | None,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         if table.uri not in self.tables:
             created = _Table(columns=list(columns), partition_by=partition_by)
-            created.commit("CREATE TABLE")
+            created.commit("CREATE TABLE", metadata)
             self.tables[table.uri] = created
 
     def merge(
@@ -276,14 +293,24 @@ class InMemoryTableEngine:
             stored.commit(
                 "MERGE", {**commit_metadata, MERGE_COUNTS_KEY: encode_merge_counts(per_file)}
             )
+        partitions = tuple(sorted((None if v is None else str(v)) for v in touched))
+        for partition in partitions:
+            stored.files[partition] = stored.files.get(partition, 0) + 1
         return MergeOutcome(
             counts=per_file,
             version=len(stored.history) - 1,
-            touched_partitions=tuple(sorted((None if v is None else str(v)) for v in touched)),
+            touched_partitions=partitions,
             metrics={},
         )
 
-    def append_frame(self, table: TableRef, audit: AuditTable, frame: Frame) -> None:
+    def append_frame(
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        frame: Frame,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         if audit.unique_key and table.uri in self.tables:
             # Like the engines' insert-only MERGE: keys already stored (none null) are skipped.
             key = audit.unique_key
@@ -293,18 +320,23 @@ class InMemoryTableEngine:
                 if all(r.get(k) is not None for k in key)
             }
             frame = [r for r in frame if tuple(r.get(k) for k in key) not in stored]
-        self.append_records(table, audit, frame)
+        self.append_records(table, audit, frame, metadata=metadata)
 
     def append_records(
-        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        records: Sequence[Mapping[str, object]],
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
-        self.ensure_table(table, audit.columns, None)
+        self.ensure_table(table, audit.columns, None, metadata=metadata)
         stored = self.tables[table.uri]
         # Columns the contract appended are added to a table that lacks them.
         known = {c.name for c in stored.columns}
         stored.columns += [c for c in audit.columns if c.name not in known]
         stored.rows.extend({c: r.get(c) for c in audit.column_names} for r in records)
-        stored.commit("WRITE")
+        stored.commit("WRITE", metadata)
 
     def columns(self, table: TableRef) -> tuple[Column, ...]:
         stored = self.tables.get(table.uri)
@@ -319,13 +351,33 @@ class InMemoryTableEngine:
         # The fake keeps no files of old versions: nothing to delete.
         return 0
 
+    def restore(self, table: TableRef, version: int, *, metadata: Mapping[str, str]) -> int:
+        stored = self.tables[table.uri]
+        columns, rows = stored.versions[version]
+        stored.columns, stored.rows = list(columns), [dict(row) for row in rows]
+        stored.commit("RESTORE", metadata)
+        return stored.history[0].version
+
     def compact(
-        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+        self,
+        table: TableRef,
+        *,
+        min_files: int,
+        metadata: Mapping[str, str] | None = None,
+        partitions: Sequence[str | None] | None = None,
     ) -> int:
         # One commit stands for one data file here; compaction keeps the rows.
         stored = self.tables.get(table.uri)
         if stored is None:
             return 0
+        if partitions is not None:
+            crowded = [p for p in dict.fromkeys(partitions) if stored.files.get(p, 0) >= min_files]
+            if not crowded:
+                return 0
+            removed = sum(stored.files[p] for p in crowded)
+            stored.files.update(dict.fromkeys(crowded, 1))
+            stored.commit("OPTIMIZE", metadata)
+            return removed
         writes = 0
         for commit in stored.history:  # newest first, back to the last compaction
             if commit.operation == "OPTIMIZE":
@@ -333,7 +385,7 @@ class InMemoryTableEngine:
             writes += commit.operation == "WRITE"
         if writes < min_files:
             return 0
-        stored.commit("OPTIMIZE")
+        stored.commit("OPTIMIZE", metadata)
         return writes
 
     def rows(self, table: TableRef) -> list[dict[str, Any]]:

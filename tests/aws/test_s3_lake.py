@@ -151,3 +151,30 @@ def test_concurrent_delta_commits_on_s3_are_never_lost(
     assert sorted(table.to_pyarrow_table()["writer"].to_pylist()) == sorted(
         [n for n in range(4) for _ in range(3)]
     )
+
+
+def test_restore_and_reprocess_on_s3_keep_the_ledger_true(moto: MotoServer) -> None:
+    lake = open_lake(moto.new_lake(), engine="polars", options=moto.options())
+    storage = lake.platform.storage
+    header = "order_num,order_id,user_id,order_timestamp,total_amount\n"
+    storage.write_bytes(
+        "raw-data/orders/o1.csv", (header + "1,o1,u1,2024-01-01T10:00:00Z,1.5\n").encode()
+    )
+    assert lake.run().ok
+    first = lake.history("orders", 1)[0].version
+    storage.write_bytes(
+        "raw-data/orders/o2.csv", (header + "2,o2,u1,2024-01-02T10:00:00Z,2.5\n").encode()
+    )
+    assert lake.run().ok
+
+    done = lake.restore("orders", version=first)
+
+    assert done.rolled_back == ("raw-data/orders/o2.csv",)
+    assert lake.sql("SELECT order_id FROM orders").to_pylist() == [{"order_id": "o1"}]
+    assert all(check.passed for check in lake.validate(full=True))
+    # The archived file goes back to raw-data/ (an S3 copy and delete) and loads again.
+    assert lake.reprocess(["raw-data/orders/o2.csv"]).returned == ("raw-data/orders/o2.csv",)
+    result = lake.run()
+    assert result.ok, (result.error, result.failed_checks)
+    assert [f.status for f in result.files] == [FileStatus.LOADED]
+    assert lake.sql("SELECT COUNT(*) AS n FROM orders").to_pylist() == [{"n": 2}]

@@ -163,3 +163,12 @@ def test_demo_runs_on_a_fresh_directory_and_refuses_a_used_one(tmp_path: Path) -
     assert "all error checks passed" in done.stdout
     assert (workdir / "lakehouse-dwh" / "orders" / "_delta_log").is_dir()
     assert_one_line_error(lakehouse("demo", "--workdir", str(workdir)), 2)
+
+
+def test_run_takes_the_compaction_policy_and_refuses_one_file(tmp_path: Path) -> None:
+    done = lakehouse("run", "--lake", str(tmp_path), "--compact-min-files", "1")
+    assert_one_line_error(done, 2)
+    assert "compact_min_files 1: expected 0 (never compact) or at least 2" in done.stderr
+    done = lakehouse("run", "--lake", str(tmp_path), "--compact-min-files", "0", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["options"]["compact_min_files"] == 0

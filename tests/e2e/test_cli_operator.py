@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import assert_one_line_error, lakehouse
+from tests.e2e.test_cli import assert_one_line_error, lakehouse, sql_json
 
 PRODUCTS = "product_id,department_id,department,product_name\n"
 ORDERS = "order_num,order_id,user_id,order_timestamp,total_amount\n"
@@ -315,3 +315,67 @@ def test_schema_drift_is_a_warning_naming_the_columns(tmp_path: Path) -> None:
         "its 1 row(s) keep them in _rescued_data"
     ]
     assert result["files"][0]["rescued_columns"] == ["coupon_code"]
+
+
+def test_the_runbook_rollback_leaves_a_valid_lake_and_the_file_loads_again(tmp_path: Path) -> None:
+    # The trap: restore, then validate failed row_count_matches_ingest_log forever,
+    # the archived file put back was skipped by checksum, and every later run exited 1.
+    first = "".join(f"{i},o{i},u1,2024-01-01T10:00:00Z,{i}.5\n" for i in range(1, 6))
+    _drop(tmp_path, {"orders/o1.csv": ORDERS + first})
+    assert lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0").returncode == 0
+    _drop(tmp_path, {"orders/o2.csv": ORDERS + "1,o1,u1,2024-01-02T10:00:00Z,9.0\n"})
+    assert lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0").returncode == 0
+    loaded = json.loads(
+        lakehouse("history", "orders", "--lake", str(tmp_path), "--format", "json").stdout
+    )
+    version = loaded[1]["version"]  # the first load's commit
+
+    done = lakehouse("restore", "orders", "--lake", str(tmp_path), "--version", str(version))
+
+    assert done.returncode == 0, done.stderr
+    assert f"orders: restored to version {version}" in done.stdout
+    assert "raw-data/orders/o2.csv" in done.stdout
+    checked = lakehouse("validate", "--lake", str(tmp_path), "--format", "json")
+    assert checked.returncode == 0, checked.stdout
+    assert all(check["passed"] for check in json.loads(checked.stdout))
+    ledger = sql_json(
+        tmp_path,
+        "SELECT status, inserted, updated FROM ingest_log WHERE source_path LIKE '%o2.csv' "
+        "ORDER BY started_at",
+    )
+    assert ledger == [
+        {"status": "loaded", "inserted": 0, "updated": 1},
+        {"status": "rolled_back", "inserted": 0, "updated": -1},
+    ]
+
+    back = lakehouse("reprocess", "raw-data/orders/o2.csv", "--lake", str(tmp_path))
+    assert back.returncode == 0, back.stderr
+    assert (tmp_path / "raw-data" / "orders" / "o2.csv").is_file()
+    again = lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0", "--format", "json")
+    assert again.returncode == 0, again.stdout
+    assert [f["status"] for f in json.loads(again.stdout)["files"]] == ["loaded"]
+    assert sql_json(tmp_path, "SELECT total_amount FROM orders WHERE order_id = 'o1'") == [
+        {"total_amount": 9.0}
+    ]
+
+
+def test_restore_forget_and_reprocess_refuse_bad_requests_in_one_line(tmp_path: Path) -> None:
+    _drop(tmp_path, {"orders/o1.csv": ORDERS + "1,o1,u1,2024-01-01T10:00:00Z,1.5\n"})
+    assert lakehouse("run", "--lake", str(tmp_path), "--settle-seconds", "0").returncode == 0
+    lake = ("--lake", str(tmp_path))
+    for args in (
+        ("restore", "orders", *lake),  # neither --version nor --timestamp
+        ("restore", "orders", *lake, "--version", "1", "--timestamp", "2024-01-01"),
+        ("restore", "orders", *lake, "--version", "99"),
+        ("restore", "orders", *lake, "--timestamp", "yesterday"),
+        ("restore", "orders", *lake, "--timestamp", "1999-01-01"),  # before the table
+        ("restore", "ingest_log", *lake, "--version", "0"),
+        ("forget", "raw-data/orders/nope.csv", *lake),
+        ("reprocess", "[bold]x[/bold]", *lake),
+    ):
+        done = lakehouse(*args)
+        assert_one_line_error(done, 2)
+    assert "[bold]x[/bold]" in done.stderr  # shown as written, not as markup
+    for command in ("restore", "forget", "reprocess"):
+        helped = lakehouse(command, "--help")
+        assert helped.returncode == 0 and "Usage" in helped.stdout

@@ -346,7 +346,7 @@ def test_the_state_machine_names_the_fourth_entity_and_stays_valid(
             if "QueryString" in s.get("Parameters", {})
         ]
         assert len(gate) == 1
-        assert "WHERE entity = 'customers' AND status = 'loaded'" in gate[0]
+        assert "WHERE entity = 'customers' AND status IN ('loaded', 'rolled_back')" in gate[0]
         assert "LEFT JOIN customers p ON c.user_id = p.customer_id" in gate[0]
         path = tmp_path / f"{variant}.json"
         path.write_text(done.stdout, encoding="utf-8")

@@ -12,6 +12,7 @@ import pytest
 
 from ecommerce_lakehouse.application.archive import ArchiveFiles
 from ecommerce_lakehouse.application.discover import DiscoverFiles
+from ecommerce_lakehouse.application.ingest import IngestFiles
 from ecommerce_lakehouse.application.pipeline import PIPELINE, RunPipeline
 from ecommerce_lakehouse.application.run import (
     DiscoveredFile,
@@ -340,10 +341,10 @@ def test_archive_leaves_a_file_that_changed_since_it_was_read() -> None:
 def test_a_crash_between_merge_and_ingest_log_is_reconciled(world: World, monkeypatch: Any) -> None:
     original = world.engine.append_records
 
-    def lose_the_log(table: Any, audit: Any, records: Any) -> None:
+    def lose_the_log(table: Any, audit: Any, records: Any, **kwargs: Any) -> None:
         if audit.name == "ingest_log":
             raise OSError("process killed")
-        original(table, audit, records)
+        original(table, audit, records, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(world.engine, "append_records", lose_the_log)
@@ -793,11 +794,14 @@ def test_the_archive_step_moves_nowhere_but_archive_and_rejected(world: World) -
 def test_a_run_that_stops_before_its_archive_step_reports_no_destination(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(*args: Any) -> None:
-        raise RuntimeError("catalogue down")
+    ingest = IngestFiles.__call__
 
-    # The ingest step fails after every entity was loaded and logged (in compaction).
-    monkeypatch.setattr("ecommerce_lakehouse.application.pipeline.CompactAuditTables", refuse)
+    def then_fail(self: IngestFiles[Any], *args: Any) -> Any:
+        ingest(self, *args)
+        raise RuntimeError("injected: after every entity was loaded and logged")
+
+    # The ingest step fails after every entity was loaded and logged.
+    monkeypatch.setattr(IngestFiles, "__call__", then_fail)
     result = world.run(run_id="r1")
 
     assert result.failed_step == "ingest"
@@ -812,6 +816,23 @@ def test_a_run_that_stops_before_its_archive_step_reports_no_destination(
         r["destination"] for r in world.rows("ingest_log") if r["run_id"] == "r1"
     )
     assert world.keys("raw-data") == []
+
+
+def test_a_failed_compaction_is_a_warning_and_the_files_are_archived(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any) -> None:
+        raise OSError("injected: the store refused the rewrite")
+
+    monkeypatch.setattr("ecommerce_lakehouse.application.pipeline.CompactAuditTables", refuse)
+    result = world.run(run_id="r1")
+
+    assert result.ok and result.failed_step is None
+    assert result.compaction_error == "OSError: injected: the store refused the rewrite"
+    assert any(w.startswith("compaction failed, the rows are loaded") for w in result.warnings)
+    assert all(o.destination for o in result.files)
+    assert world.keys("raw-data") == []
+    assert RunResult.from_dict(result.as_dict()).compaction_error == result.compaction_error
 
 
 def test_a_file_that_could_not_move_goes_where_its_first_run_logged_it(
@@ -872,3 +893,83 @@ def test_a_file_changed_while_read_is_waiting_even_when_the_parse_rejected_it(
     assert orders.status is FileStatus.WAITING and orders.destination is None
     assert orders.error is not None and orders.error.startswith("changed_while_read:")
     assert world.keys("rejected") == []
+
+
+def _orders_on(day: str, *ids: str) -> str:
+    # New orders only: each run adds a file to the partition of ``day`` (no MERGE rewrite).
+    rows = "".join(f"1,{i},u1,{day}T10:00:00,10.0,{day}\n" for i in ids)
+    return "order_num,order_id,user_id,order_timestamp,total_amount,date\n" + rows
+
+
+def test_a_run_compacts_the_crowded_partitions_it_touched_and_only_those() -> None:
+    world = World()
+    orders = table_ref(world.storage, "orders")
+    for n in (1, 2, 3):  # the policy off: the files pile up
+        day_2 = f"1,b{n},u1,2024-01-02T10:00:00,1.0,2024-01-02\n"
+        world.drop(f"raw-data/orders_{n}.csv", _orders_on("2024-01-01", f"a{n}") + day_2)
+        assert world.run(run_id=f"r{n}", compact_min_files=0).compacted == {}
+    assert "OPTIMIZE" not in [c.operation for c in world.engine.history(orders)]
+    before = sorted(r["order_id"] for r in world.rows("orders"))
+
+    world.drop("raw-data/orders_4.csv", _orders_on("2024-01-01", "a4"))
+    lines: list[tuple[str, str]] = []
+    pipeline = RunPipeline(
+        engine=world.engine,
+        platform=world.platform,
+        clock=lambda: NOW,
+        progress=lambda step, message: lines.append((step, message)),
+    )
+    result = pipeline(RunOptions(run_id="r4", compact_min_files=3))
+
+    assert result.ok, result.failed_checks
+    # 2024-01-01 (4 files, touched) is compacted; 2024-01-02 (3 files, untouched) is not.
+    assert result.compacted == {"orders": 4}
+    assert result.as_dict()["compacted"] == {"orders": 4}
+    assert RunResult.from_dict(result.as_dict()).compacted == {"orders": 4}
+    assert world.engine.tables[orders.uri].files == {"2024-01-01": 1, "2024-01-02": 3}
+    newest = world.engine.history(orders, 1)[0]
+    assert newest.operation == "OPTIMIZE"
+    assert newest.metadata == {"lakehouse.run_id": "r4", "lakehouse.command": "compact"}
+    assert sorted(r["order_id"] for r in world.rows("orders")) == sorted([*before, "a4"])
+    assert (
+        "ingest",
+        "compacted the touched partitions of orders: 4 small file(s) rewritten",
+    ) in lines
+    # The compaction commit keeps the validation scoped to the run's rows.
+    assert ("validate", "checks scoped to the rows of run(s) r4") in lines
+
+
+def test_reconciliation_skips_a_compaction_commit(world: World, monkeypatch: Any) -> None:
+    for n in (1, 2):
+        world.drop(f"raw-data/orders/day_{n}.csv", _orders_on("2024-01-01", f"a{n}"))
+        world.run(run_id=f"r{n}", compact_min_files=2)
+    orders = table_ref(world.storage, "orders")
+    assert world.engine.history(orders, 1)[0].metadata["lakehouse.command"] == "compact"
+    original = world.engine.append_records
+
+    def lose_the_log(table: Any, audit: Any, records: Any, **kwargs: Any) -> None:
+        if audit.name == "ingest_log":
+            raise OSError("process killed")
+        original(table, audit, records, **kwargs)
+
+    world.drop("raw-data/orders/day_3.csv", _orders_on("2024-01-01", "a3"))
+    with monkeypatch.context() as patch:
+        patch.setattr(world.engine, "append_records", lose_the_log)
+        assert world.run(run_id="r3", compact_min_files=2).failed_step == "ingest"
+
+    recovered = world.run(run_id="r4", compact_min_files=2)
+
+    # The MERGE r3 committed is logged under r3, behind r2's compaction commit; nothing twice.
+    assert recovered.ok, recovered.failed_checks
+    logged = [
+        (r["run_id"], r["status"])
+        for r in world.rows("ingest_log")
+        if r["source_path"].startswith("raw-data/orders/day_")
+    ]
+    assert sorted(logged) == [
+        ("r1", "loaded"),
+        ("r2", "loaded"),
+        ("r3", "loaded"),
+        ("r4", "skipped"),
+    ]
+    assert len(world.rows("orders")) == 5

@@ -18,8 +18,10 @@ from ecommerce_lakehouse.application.ingest_log import (
     META_FILES,
     META_RUN_ID,
     append_ingest_log,
+    run_metadata,
 )
 from ecommerce_lakehouse.application.reconcile import ReconcileInterruptedRuns
+from ecommerce_lakehouse.application.rollback import loaded_contents
 from ecommerce_lakehouse.application.run import (
     Clock,
     DiscoveredFile,
@@ -83,7 +85,7 @@ class IngestFiles(Generic[FrameT]):
         files: Sequence[DiscoveredFile],
         outcomes: list[FileOutcome],
         run: RunContext,
-    ) -> None:
+    ) -> dict[str, tuple[str | None, ...]]:
         """Ingest ``files``, appending each file's outcome to ``outcomes``.
 
         Args:
@@ -92,8 +94,11 @@ class IngestFiles(Generic[FrameT]):
                 ignored), logged here with the run's. Extended in place as outcomes are
                 decided, so a step that fails part-way still reports what it did.
             run: the run this ingestion belongs to.
+
+        Returns:
+            By curated table, the partitions its MERGE touched (tables with none absent).
         """
-        EnsureTables(self._engine, self._storage)()
+        EnsureTables(self._engine, self._storage)(run_metadata(run.run_id))
         now = self._clock()
         untaken = list(outcomes)
         unknown = [
@@ -116,7 +121,7 @@ class IngestFiles(Generic[FrameT]):
         if recovered:
             runs = ", ".join(sorted({e.run_id for e in recovered}))
             self._progress("ingest", f"logged {len(recovered)} file(s) committed by run {runs}")
-        checksums = self._loaded_checksums()
+        checksums = loaded_contents(self._query)
         plan = DestinationPlan(
             ZonePaths(run_id=run.run_id, started_at=run.started_at),
             (f.key for f in files),
@@ -132,15 +137,10 @@ class IngestFiles(Generic[FrameT]):
                 self._progress("ingest", f"{schema.name}: {len(taken)} file(s)")
                 outcomes.extend(ingest(schema, taken, run, checksums, plan))
         # Files the run did not take are logged too: nothing in raw-data/ goes uncounted.
-        append_ingest_log(self._engine, self._storage, [o.log_entry(run.run_id) for o in untaken])
-
-    def _loaded_checksums(self) -> dict[str, str]:
-        """Each checksum earlier runs loaded, with the first run that loaded it."""
-        rows = self._query.sql(
-            "SELECT checksum, MIN(run_id) AS run_id FROM ingest_log "
-            f"WHERE status = '{FileStatus.LOADED.value}' GROUP BY checksum"
-        ).to_pylist()
-        return {str(row["checksum"]): str(row["run_id"]) for row in rows}
+        append_ingest_log(
+            self._engine, self._storage, [o.log_entry(run.run_id) for o in untaken], run.run_id
+        )
+        return dict(ingest.touched)
 
     def _logged_destinations(self) -> list[LoggedDestination]:
         """Every destination earlier runs logged, with the file content and key it was for."""
@@ -201,6 +201,8 @@ class _IngestEntity(Generic[FrameT]):
         self._storage = storage
         self._clock = clock
         self._progress = progress
+        #: By table, the partitions the MERGEs committed so far touched.
+        self.touched: dict[str, tuple[str | None, ...]] = {}
 
     def __call__(
         self,
@@ -283,7 +285,9 @@ class _IngestEntity(Generic[FrameT]):
                     )
         ordered = [plan.planned(outcomes[f.key]) for f in files]
         # After the MERGE commit: a crash in between is what reconciliation repairs.
-        append_ingest_log(self._engine, self._storage, [o.log_entry(run.run_id) for o in ordered])
+        append_ingest_log(
+            self._engine, self._storage, [o.log_entry(run.run_id) for o in ordered], run.run_id
+        )
         return ordered
 
     def _read(
@@ -315,7 +319,10 @@ class _IngestEntity(Generic[FrameT]):
         # The staged batch holds what is still needed: free the read frames before the MERGE.
         frames.clear()
         self._engine.append_frame(
-            audit_ref(self._storage, QUARANTINE), QUARANTINE, staged.quarantine
+            audit_ref(self._storage, QUARANTINE),
+            QUARANTINE,
+            staged.quarantine,
+            metadata=run_metadata(run.run_id),
         )
         metadata = {
             META_RUN_ID: run.run_id,
@@ -337,6 +344,8 @@ class _IngestEntity(Generic[FrameT]):
             ),
         }
         merged = self._engine.merge(curated_ref(self._storage, schema), staged, schema, metadata)
+        if merged.touched_partitions:
+            self.touched[schema.name] = merged.touched_partitions
         result: dict[str, FileOutcome] = {}
         for item in readable:
             key = item.file.key
@@ -351,7 +360,11 @@ class _IngestEntity(Generic[FrameT]):
                 quarantined=before.quarantined,
             ).verify(key)
             outcome = self._outcome(item.file, FileStatus.LOADED, item.started_at, counts)
-            result[key] = replace(outcome, rescued_columns=_rescued_columns(staged.rescued, key))
+            result[key] = replace(
+                outcome,
+                rescued_columns=_rescued_columns(staged.rescued, key),
+                added_columns=tuple(staged.evolved.get(key, ())),
+            )
         return result
 
     def _changed(self, file: DiscoveredFile) -> bool:

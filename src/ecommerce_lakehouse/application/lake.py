@@ -16,15 +16,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ecommerce_lakehouse.application.ingest_log import run_metadata
+from ecommerce_lakehouse.application.lake_report import LakeReport, ReportLake
 from ecommerce_lakehouse.application.maintenance import (
     MIN_RETAIN_HOURS,
     MaintainTables,
     MaintenanceResult,
 )
 from ecommerce_lakehouse.application.pipeline import RunPipeline
+from ecommerce_lakehouse.application.quarantine import QuarantineStatus, quarantine_status
 from ecommerce_lakehouse.application.query_tables import version_at
+from ecommerce_lakehouse.application.rollback import ForgetResult, RestoreResult, Rollback
 from ecommerce_lakehouse.application.run import (
     ProgressCallback,
     RunOptions,
@@ -37,6 +41,7 @@ from ecommerce_lakehouse.application.tables import (
     DescribeTables,
     EnsureTables,
     TableInfo,
+    naming_the_table,
     table_ref,
 )
 from ecommerce_lakehouse.application.validate import ValidateTables
@@ -50,8 +55,12 @@ from ecommerce_lakehouse.ports.platform import (
     PlatformContainer,
     PlatformFactory,
 )
-from ecommerce_lakehouse.ports.query import QueryService, TabularResult
+from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.settings import LakeSettings, read_settings
+
+if TYPE_CHECKING:
+    # For type checkers only, as in ports/query.py: the core never imports pyarrow.
+    import pyarrow as pa
 
 ENGINE_GROUP = "ecommerce_lakehouse.engines"
 PLATFORM_GROUP = "ecommerce_lakehouse.platforms"
@@ -116,11 +125,12 @@ class Lake:
         return pipeline(options or self.run_options())
 
     def run_options(self) -> RunOptions:
-        """The run options the lake's settings give (schema evolution, severities, lock)."""
+        """The run options the lake's settings give (evolution, severities, lock, compaction)."""
         return RunOptions(
             evolution=self.settings.schema_evolution,
             policy=ValidationPolicy(foreign_key_severity=self.settings.fk_severity),
             lock_timeout_seconds=self.settings.lock_timeout,
+            compact_min_files=self.settings.compact_min_files,
         )
 
     def validate(
@@ -143,14 +153,12 @@ class Lake:
             lock_timeout_seconds = defaults.lock_timeout_seconds
         run_id = new_run_id(utc_now())
         with self.platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout_seconds):
-            EnsureTables(self.engine, self.platform.storage)()
+            EnsureTables(self.engine, self.platform.storage)(run_metadata(run_id))
             validate = ValidateTables(self.platform.query, self.engine, self.platform.storage)
             return validate(run_id, policy, full=full)
 
-    def sql(
-        self, query: str, *, as_of: Mapping[str, int | datetime] | None = None
-    ) -> TabularResult:
-        """Run SQL over the lake's tables (an Arrow table with the local adapters).
+    def sql(self, query: str, *, as_of: Mapping[str, int | datetime] | None = None) -> pa.Table:
+        """Run SQL over the lake's tables; the result is a ``pyarrow.Table``.
 
         ``as_of`` pins tables to a Delta version, or to the version they had at an instant
         (an aware ``datetime``; a naive one is UTC), as ``TIMESTAMP AS OF`` does.
@@ -167,7 +175,9 @@ class Lake:
     def history(self, table: str, limit: int | None = None) -> list[CommitRecord]:
         """The Delta history of a table, newest first."""
         self._check_open()
-        return self.engine.history(table_ref(self.platform.storage, table), limit)
+        ref = table_ref(self.platform.storage, table)
+        with naming_the_table(ref):
+            return self.engine.history(ref, limit)
 
     def optimize(self, tables: Sequence[str] | None = None) -> MaintenanceResult:
         """Compact the small files of the named tables (all when None).
@@ -191,10 +201,60 @@ class Lake:
             tables, retain_hours, self.settings.lock_timeout
         )
 
+    def restore(
+        self, table: str, *, version: int | None = None, timestamp: datetime | None = None
+    ) -> RestoreResult:
+        """Return a curated table to an earlier version, keeping ``ingest_log`` in line.
+
+        Give the ``version`` or the ``timestamp`` (an aware ``datetime``; a naive one is UTC)
+        whose version to return to. The loads the table no longer holds are logged
+        ``rolled_back``, so validation keeps passing and their files can be loaded again
+        (docs/contract.md#rollback-and-reprocessing).
+        """
+        self._check_open()
+        if timestamp is not None and timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=UTC)
+        return Rollback(self.engine, self.platform).restore(
+            table, version=version, moment=timestamp, lock_timeout=self.settings.lock_timeout
+        )
+
+    def forget(self, files: Sequence[str]) -> ForgetResult:
+        """Let the next run load these loaded files' contents again (rows stay as they are).
+
+        Each file is its ``raw-data/`` key, the key its run moved it to, or its checksum.
+        """
+        self._check_open()
+        return Rollback(self.engine, self.platform).forget(
+            files, lock_timeout=self.settings.lock_timeout
+        )
+
+    def reprocess(self, files: Sequence[str]) -> ForgetResult:
+        """:meth:`forget` the files and move each back to its ``raw-data/`` key."""
+        self._check_open()
+        return Rollback(self.engine, self.platform).forget(
+            files, lock_timeout=self.settings.lock_timeout, reprocess=True
+        )
+
     def tables(self) -> list[TableInfo]:
         """Every table of the lake, curated first, with its location, version and rows."""
         self._check_open()
         return DescribeTables(self.engine, self.platform.storage, self.platform.query)()
+
+    def quarantine(self) -> list[QuarantineStatus]:
+        """Each source file with quarantined rows, and how many of them a later run loaded.
+
+        Read-only, like :meth:`sql` (docs/contract.md#quarantine-list).
+        """
+        self._check_open()
+        return quarantine_status(self.platform.query)
+
+    def report(self) -> LakeReport:
+        """What ``lakehouse report`` shows: runs, files, quarantine, drift, checks, tables.
+
+        Read-only and lock-free, like :meth:`sql`; bounded (docs/contract.md#lake-report).
+        """
+        self._check_open()
+        return ReportLake(self.engine, self.platform.storage, self.platform.query)()
 
 
 def open_lake(

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from ecommerce_lakehouse.application.ingest_log import META_COMMAND, META_RUN_ID
 from ecommerce_lakehouse.application.run import Clock, new_run_id, utc_now
-from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
+from ecommerce_lakehouse.application.tables import TABLE_NAMES, naming_the_table, table_ref
 from ecommerce_lakehouse.domain.errors import ConfigurationError, describe_error
 from ecommerce_lakehouse.ports.engine import TableEngine, TableRef
 from ecommerce_lakehouse.ports.platform import Platform
+from ecommerce_lakehouse.ports.storage import ObjectStorage
 
 #: The shortest VACUUM retention: Delta's own default check, a week. Readers and writers
 #: still on an older version, and time travel, need the files of the versions they read.
@@ -66,7 +68,7 @@ class MaintainTables:
         """Compact each table's small files (every table with two files or more)."""
 
         def compact(ref: TableRef, run_id: str) -> int:
-            metadata = {"lakehouse.run_id": run_id, "lakehouse.command": "optimize"}
+            metadata = {META_RUN_ID: run_id, META_COMMAND: "optimize"}
             return self._engine.compact(ref, min_files=2, metadata=metadata)
 
         return self._maintain("optimize", tables, lock_timeout, compact)
@@ -109,7 +111,10 @@ class MaintainTables:
         run_id = new_run_id(self._clock())
         with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
             started = self._clock()
-            files = {ref.name: work(ref, run_id) for ref in refs}
+            files: dict[str, int] = {}
+            for ref in refs:
+                with naming_the_table(ref):
+                    files[ref.name] = work(ref, run_id)
             result = MaintenanceResult(
                 run_id=run_id, command=command, files=files, retain_hours=retain_hours
             )
@@ -120,18 +125,49 @@ class MaintainTables:
         return result
 
     def _record(self, result: MaintenanceResult, started: datetime) -> None:
-        record = {
-            "run_id": result.run_id,
-            "command": result.command,
-            "user": _user(),
-            "engine": self._engine.name,
-            "started_at": started.isoformat(),
-            "finished_at": self._clock().isoformat(),
-            "retain_hours": result.retain_hours,
-            "files": result.files,
-        }
-        data = json.dumps(record, sort_keys=True).encode()
-        self._platform.storage.write_bytes(maintenance_record_key(result.run_id), data)
+        record_command(
+            self._platform.storage,
+            command=result.command,
+            run_id=result.run_id,
+            engine=self._engine.name,
+            started=started,
+            finished=self._clock(),
+            facts={"retain_hours": result.retain_hours, "files": result.files},
+        )
+
+
+def record_command(
+    storage: ObjectStorage,
+    *,
+    command: str,
+    run_id: str,
+    engine: str,
+    started: datetime,
+    finished: datetime,
+    facts: Mapping[str, object],
+) -> None:
+    """Write a maintenance command's record, ``_maintenance/<run id>.json``.
+
+    Args:
+        storage: the lake's storage.
+        command: the command (``optimize``, ``vacuum``, ``restore``, ``forget``, ...).
+        run_id: its run id.
+        engine: the engine that did the work.
+        started: when it started.
+        finished: when it finished.
+        facts: what it did, by name (JSON values).
+    """
+    record = {
+        "run_id": run_id,
+        "command": command,
+        "user": _user(),
+        "engine": engine,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        **facts,
+    }
+    data = json.dumps(record, sort_keys=True).encode()
+    storage.write_bytes(maintenance_record_key(run_id), data)
 
 
 def _user() -> str:

@@ -16,6 +16,10 @@ from datetime import datetime
 from typing import Generic
 
 from ecommerce_lakehouse.application.archive import ArchiveFiles
+from ecommerce_lakehouse.application.compaction import (
+    CompactTouchedPartitions,
+    compaction_metadata,
+)
 from ecommerce_lakehouse.application.discover import DiscoverFiles
 from ecommerce_lakehouse.application.ingest import IngestFiles
 from ecommerce_lakehouse.application.register import RegisterTables
@@ -95,6 +99,8 @@ class _RunState:
     failed_step: str | None = None
     error: str | None = None
     archived: bool = False
+    compacted: dict[str, int] = field(default_factory=dict)
+    compaction_error: str | None = None
 
 
 class RunPipeline(Generic[FrameT]):
@@ -158,6 +164,8 @@ class RunPipeline(Generic[FrameT]):
                 error=state.error,
                 options=options.as_dict(),
                 step_seconds=seconds,
+                compacted=state.compacted,
+                compaction_error=state.compaction_error,
             )
             problem = self._write_record(result)
         return result if problem is None else replace(result, record_error=problem)
@@ -215,13 +223,35 @@ class RunPipeline(Generic[FrameT]):
         run = RunContext(
             run_id=state.run_id, started_at=state.started_at, evolution=options.evolution
         )
-        ingest(state.files, state.outcomes, run)
-        # Last: it compacts this run's appends too, and failing here loses no log row.
+        touched = ingest(state.files, state.outcomes, run)
+        # After every entity's MERGE and log rows: compaction keeps every row, and failing
+        # here loses nothing (the files are loaded and logged), so it is a warning.
+        try:
+            self._compact(state, options, touched)
+        except Exception as error:
+            state.compaction_error = describe_error(error)
+            self._progress("ingest", f"compaction failed: {state.compaction_error}")
+
+    def _compact(
+        self, state: _RunState, options: RunOptions, touched: dict[str, tuple[str | None, ...]]
+    ) -> None:
+        curated = CompactTouchedPartitions(self._engine, self._platform.storage)(
+            touched, options.compact_min_files, state.run_id
+        )
+        for name, removed in curated.items():
+            self._progress(
+                "ingest",
+                f"compacted the touched partitions of {name}: {removed} small file(s) rewritten",
+            )
+        state.compacted.update(curated)
+        # Last: it compacts this run's appends too.
         compacted = CompactAuditTables(self._engine, self._platform.storage)(
-            options.compact_audit_min_files
+            options.compact_audit_min_files,
+            compaction_metadata(state.run_id),
         )
         for name, removed in compacted.items():
             self._progress("ingest", f"compacted {name}: {removed} small file(s) rewritten")
+        state.compacted.update(compacted)
 
     def _archive(self, state: _RunState, options: RunOptions) -> None:
         paths = ZonePaths(run_id=state.run_id, started_at=state.started_at)

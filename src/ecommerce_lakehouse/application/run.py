@@ -13,6 +13,7 @@ from ecommerce_lakehouse.domain.errors import ConfigurationError
 from ecommerce_lakehouse.domain.schemas import NO_ENTITY, entity_named, entity_names
 from ecommerce_lakehouse.domain.types import FileStatus, SchemaEvolution, Severity
 from ecommerce_lakehouse.domain.validation import CheckResult, ValidationPolicy
+from ecommerce_lakehouse.settings import DEFAULT_COMPACT_MIN_FILES, check_compact_min_files
 
 Clock = Callable[[], datetime]
 #: ``progress(step, message)``: long work reports what it is doing.
@@ -52,6 +53,8 @@ class RunOptions:
         lock_timeout_seconds: how long to wait for another run to release the lake.
         run_id: a fixed run id (orchestrators pass theirs); generated when None.
         compact_audit_min_files: compact an audit table once it has this many files.
+        compact_min_files: after the MERGEs, compact each partition of a curated table the
+            run touched that holds this many data files or more; 0 never compacts.
         steps: the ``PIPELINE`` steps to run (in pipeline order); every step when None. An
             orchestrator that archives and validates in steps of its own runs only
             ``discover`` and ``ingest`` in its job.
@@ -66,6 +69,7 @@ class RunOptions:
     lock_timeout_seconds: float = 60.0
     run_id: str | None = None
     compact_audit_min_files: int = 32
+    compact_min_files: int = DEFAULT_COMPACT_MIN_FILES
     steps: tuple[str, ...] | None = None
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
@@ -77,6 +81,7 @@ class RunOptions:
             "lock_timeout_seconds": self.lock_timeout_seconds,
             "settle_seconds": self.settle_seconds,
             "compact_audit_min_files": self.compact_audit_min_files,
+            "compact_min_files": self.compact_min_files,
             "steps": None if self.steps is None else list(self.steps),
         }
 
@@ -87,6 +92,7 @@ class RunOptions:
             raise ValueError(f"settle_seconds must be between 0 and {MAX_SETTLE_SECONDS:g}")
         if self.compact_audit_min_files < 2:
             raise ValueError("compact_audit_min_files must be at least 2")
+        check_compact_min_files(self.compact_min_files)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +128,10 @@ class FileOutcome:
     ``destination`` is planned when the outcome is decided (the archive or rejected key the
     archive step moves the file to, logged in ``ingest_log``) and None for files that stay
     in ``raw-data/``. After the archive step it is None for a file that could not be moved.
+
+    A loaded file whose header has columns not in the schema names them: under ``rescue``
+    in ``rescued_columns`` (as written; kept in ``_rescued_data``), under
+    ``add_new_columns`` in ``added_columns`` (the table columns that hold them).
     """
 
     file: DiscoveredFile
@@ -132,6 +142,7 @@ class FileOutcome:
     error: str | None = None
     destination: str | None = None
     rescued_columns: tuple[str, ...] = ()
+    added_columns: tuple[str, ...] = ()
 
     def log_entry(self, run_id: str) -> IngestLogEntry:
         """The ``ingest_log`` row of this outcome."""
@@ -152,7 +163,13 @@ class FileOutcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
-    """The typed result of a run: per-file outcomes, checks and where the tables are."""
+    """The typed result of a run: per-file outcomes, checks and where the tables are.
+
+    ``compacted`` holds, by table, the data files the run's own compaction rewrote (the
+    partitions its MERGEs touched, the audit tables); tables it left alone are absent.
+    ``compaction_error`` says why that compaction failed: a warning, not a failure, as the
+    files are loaded and logged by then and the next run or ``lakehouse optimize`` retries.
+    """
 
     run_id: str
     lake_root: str
@@ -167,6 +184,8 @@ class RunResult:
     options: dict[str, object] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
     record_error: str | None = None
+    compacted: dict[str, int] = field(default_factory=dict)
+    compaction_error: str | None = None
 
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
@@ -201,7 +220,8 @@ class RunResult:
         """What an operator should look at in a run that is ok, one line each.
 
         Every rejected file, and every loaded file whose header has columns not in the
-        schema (schema drift, kept in ``_rescued_data``). A rejected file does not fail
+        schema (schema drift: kept in ``_rescued_data``, or under ``add_new_columns`` in
+        columns added to the table). A rejected file does not fail
         the run (the other files load); ``lakehouse run --fail-on-rejected`` makes it fail
         (docs/contract.md#command-line).
         """
@@ -216,7 +236,19 @@ class RunResult:
             for f in self.files
             if f.rescued_columns
         )
-        return (*rejected, *drifted, *((self.record_error,) if self.record_error else ()))
+        added = (
+            f"{f.file.key} has column(s) not in the schema, loaded into the added column(s) "
+            f"{', '.join(f.added_columns)} of {f.file.entity}"
+            for f in self.files
+            if f.added_columns
+        )
+        compaction = (
+            f"compaction failed, the rows are loaded (the next run or lakehouse optimize "
+            f"retries): {self.compaction_error}"
+            for _ in range(1 if self.compaction_error else 0)
+        )
+        record = (self.record_error,) if self.record_error else ()
+        return (*rejected, *drifted, *added, *compaction, *record)
 
     def as_dict(self) -> dict[str, object]:
         """The run's JSON document: what ``--format json`` prints and the Glue job writes.
@@ -238,6 +270,8 @@ class RunResult:
             "tables": dict(self.tables),
             "options": dict(self.options),
             "step_seconds": dict(self.step_seconds),
+            "compacted": dict(self.compacted),
+            "compaction_error": self.compaction_error,
             "totals": asdict(self.totals()),
             "files": [
                 {
@@ -249,6 +283,7 @@ class RunResult:
                     "destination": f.destination,
                     "error": f.error,
                     "rescued_columns": list(f.rescued_columns),
+                    "added_columns": list(f.added_columns),
                     **asdict(f.counts),
                     "started_at": f.started_at.isoformat(),
                     "finished_at": f.finished_at.isoformat(),
@@ -322,6 +357,12 @@ def _run_result(result: Mapping[str, Any]) -> RunResult:
             for step, seconds in _mapping(result.get("step_seconds", {}), "'step_seconds'").items()
             if isinstance(seconds, int | float) and not isinstance(seconds, bool)
         },
+        compacted={
+            str(table): files
+            for table, files in _mapping(result.get("compacted", {}), "'compacted'").items()
+            if isinstance(files, int) and not isinstance(files, bool)
+        },
+        compaction_error=_text(result, "compaction_error", optional=True),
     )
 
 
@@ -384,7 +425,16 @@ def _file_outcome(
         else _timestamp(file_finished, "finished_at"),
         error=_text(item, "error", optional=True),
         destination=_text(item, "destination", optional=True),
+        rescued_columns=_names(item, "rescued_columns", what),
+        added_columns=_names(item, "added_columns", what),
     )
+
+
+def _names(item: Mapping[str, Any], name: str, what: str) -> tuple[str, ...]:
+    value = item.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what}: '{name}' is not a list of names")
+    return tuple(value)
 
 
 def _check(item: Mapping[str, Any]) -> CheckResult:

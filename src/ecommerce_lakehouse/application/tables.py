@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ecommerce_lakehouse.domain.audit import AUDIT_TABLES, AuditTable
-from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.domain.errors import (
+    ConfigurationError,
+    LakehouseError,
+    LockTimeout,
+    TableUnreadable,
+    describe_error,
+)
 from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
 from ecommerce_lakehouse.domain.types import Column
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
@@ -89,6 +97,27 @@ def table_ref(storage: ObjectStorage, name: str) -> TableRef:
     raise ConfigurationError(f"unknown table '{name}': expected one of {', '.join(TABLE_NAMES)}")
 
 
+@contextmanager
+def naming_the_table(ref: TableRef) -> Iterator[None]:
+    """Errors of an engine's work on one table name the table (one line, for an operator).
+
+    A table whose ``_delta_log`` is corrupt fails every command that opens it; without its
+    name, the operator of a lake of six tables would not know which one to look at.
+
+    Raises:
+        TableUnreadable: the engine could not open the table.
+        LakehouseError: any other error but a configuration error or a lock timeout.
+    """
+    try:
+        yield
+    except (ConfigurationError, LockTimeout):
+        raise
+    except TableUnreadable as error:
+        raise TableUnreadable(f"table '{ref.name}': {error}") from error
+    except Exception as error:
+        raise LakehouseError(f"table '{ref.name}': {describe_error(error)}") from error
+
+
 class EnsureTables:
     """Create every curated and audit table that does not exist yet (empty, partitioned)."""
 
@@ -96,14 +125,19 @@ class EnsureTables:
         self._engine = engine
         self._storage = storage
 
-    def __call__(self) -> None:
-        """Create the missing tables."""
+    def __call__(self, metadata: Mapping[str, str]) -> None:
+        """Create the missing tables; ``metadata`` (the run's id) goes with each commit."""
         for schema in SCHEMAS:
             self._engine.ensure_table(
-                curated_ref(self._storage, schema), schema.stored_columns, schema.partition_column
+                curated_ref(self._storage, schema),
+                schema.stored_columns,
+                schema.partition_column,
+                metadata=metadata,
             )
         for audit in AUDIT_TABLES:
-            self._engine.ensure_table(audit_ref(self._storage, audit), audit.columns, None)
+            self._engine.ensure_table(
+                audit_ref(self._storage, audit), audit.columns, None, metadata=metadata
+            )
 
 
 class CompactAuditTables:
@@ -117,10 +151,15 @@ class CompactAuditTables:
         self._engine = engine
         self._storage = storage
 
-    def __call__(self, min_files: int) -> dict[str, int]:
-        """Compact each audit table with at least ``min_files`` files; files removed by name."""
+    def __call__(self, min_files: int, metadata: Mapping[str, str]) -> dict[str, int]:
+        """Compact each audit table with at least ``min_files`` files; files removed by name.
+
+        ``metadata`` goes with each commit (the run's id and command).
+        """
         removed = {
-            audit.name: self._engine.compact(audit_ref(self._storage, audit), min_files=min_files)
+            audit.name: self._engine.compact(
+                audit_ref(self._storage, audit), min_files=min_files, metadata=metadata
+            )
             for audit in AUDIT_TABLES
         }
         return {name: count for name, count in removed.items() if count}
@@ -160,7 +199,8 @@ class DescribeTables:
         tables = lake_tables(self._storage)
         versions: dict[str, int] = {}
         for table in tables:
-            newest = self._engine.history(table.ref, 1)
+            with naming_the_table(table.ref):
+                newest = self._engine.history(table.ref, 1)
             if newest:
                 versions[table.ref.name] = newest[0].version
         rows: dict[str, Any] = {}

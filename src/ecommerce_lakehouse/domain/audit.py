@@ -144,7 +144,11 @@ COUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RowCounts))
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngestLogEntry:
-    """One row of ``ingest_log``: one raw file in one run."""
+    """One row of ``ingest_log``: one raw file in one run.
+
+    A ``rolled_back`` row is a reversal entry: its ``counts`` are those of the load it undoes
+    and are stored negated, so the ledger's sums stay equal to the table's rows.
+    """
 
     run_id: str
     entity: str
@@ -160,6 +164,7 @@ class IngestLogEntry:
 
     def as_record(self) -> dict[str, object]:
         """The row as a mapping of ``INGEST_LOG`` column names to values."""
+        sign = -1 if self.status is FileStatus.ROLLED_BACK else 1
         return {
             "run_id": self.run_id,
             "entity": self.entity,
@@ -167,7 +172,7 @@ class IngestLogEntry:
             "size_bytes": self.size_bytes,
             "checksum": self.checksum,
             "status": self.status.value,
-            **asdict(self.counts),
+            **{name: sign * count for name, count in asdict(self.counts).items()},
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,

@@ -55,7 +55,10 @@ class FileStatus(_ParsableEnum):
     """Outcome of one raw file in one run (``ingest_log.status``).
 
     ``waiting`` (still being written) and ``ignored`` (a link, a nested or unreadable path)
-    are files a run saw but did not take; they stay where they are.
+    are files a run saw but did not take; they stay where they are. ``rolled_back`` and
+    ``forgotten`` rows are written by ``lakehouse restore`` and ``lakehouse forget``, not by a
+    run: a ``rolled_back`` row reverses a ``loaded`` one (its counts are the load's, negated),
+    a ``forgotten`` one lets the next run load that content again (its counts are 0).
     """
 
     LOADED = "loaded"
@@ -64,6 +67,8 @@ class FileStatus(_ParsableEnum):
     FAILED = "failed"
     WAITING = "waiting"
     IGNORED = "ignored"
+    ROLLED_BACK = "rolled_back"
+    FORGOTTEN = "forgotten"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

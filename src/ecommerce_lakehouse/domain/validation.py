@@ -114,8 +114,9 @@ def _key_expr(schema: TableSchema) -> str:
 
 
 def _loaded(table: str) -> str:
-    """The ledger rows of the files loaded into ``table``."""
-    return f"entity = '{table}' AND status = '{FileStatus.LOADED.value}'"
+    """The ledger rows that count ``table``'s rows: its loads and the reversals of restores."""
+    counted = f"'{FileStatus.LOADED.value}', '{FileStatus.ROLLED_BACK.value}'"
+    return f"entity = '{table}' AND status IN ({counted})"
 
 
 def _ledger_sum(condition: str) -> str:

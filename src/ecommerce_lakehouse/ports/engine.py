@@ -91,6 +91,8 @@ class StagedBatch(Generic[FrameT]):
             ``add_new_columns``.
         rescued: per source key whose header has columns not in the schema (``rescue``),
             one of its rows' ``_rescued_data`` (a JSON object keyed by those columns).
+        evolved: per source key whose header has columns not in the schema
+            (``add_new_columns``), the evolved columns that hold them, in header order.
     """
 
     survivors: FrameT
@@ -98,6 +100,7 @@ class StagedBatch(Generic[FrameT]):
     counts: Mapping[str, RowCounts]
     extra_columns: tuple[str, ...] = ()
     rescued: Mapping[str, str] = field(default_factory=dict)
+    evolved: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,12 +186,18 @@ class TableEngine(Protocol[FrameT]):
         ...
 
     def ensure_table(
-        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+        self,
+        table: TableRef,
+        columns: Sequence[Column],
+        partition_by: str | None,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Create an empty Delta table with this schema when none exists at ``table.uri``.
 
         An existing table gains the ``columns`` it lacks (nullable, appended): how a lake
-        written by an older version gets a column the contract appended since.
+        written by an older version gets a column the contract appended since. ``metadata``
+        is stored with each commit this makes (the ``lakehouse.run_id`` of the run).
         """
         ...
 
@@ -207,21 +216,36 @@ class TableEngine(Protocol[FrameT]):
         """
         ...
 
-    def append_frame(self, table: TableRef, audit: AuditTable, frame: FrameT) -> None:
+    def append_frame(
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        frame: FrameT,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         """Append a frame (in ``audit``'s columns) to an audit table.
 
         Columns of ``audit`` an existing table lacks are added first (nullable). When
         ``audit.unique_key`` is set, rows whose key is already stored are skipped, so
         appending the same rows again (a run replayed after a crash) adds nothing.
+        ``metadata`` is stored with each commit this makes (the ``lakehouse.run_id`` of the
+        run that writes, so ``lakehouse history`` names it).
         """
         ...
 
     def append_records(
-        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        records: Sequence[Mapping[str, object]],
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Append plain records (``audit``'s column names) to an audit table.
 
         Columns of ``audit`` an existing table lacks are added first (nullable).
+        ``metadata`` is stored with each commit this makes, as for :meth:`append_frame`.
         """
         ...
 
@@ -234,7 +258,12 @@ class TableEngine(Protocol[FrameT]):
         ...
 
     def compact(
-        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+        self,
+        table: TableRef,
+        *,
+        min_files: int,
+        metadata: Mapping[str, str] | None = None,
+        partitions: Sequence[str | None] | None = None,
     ) -> int:
         """Rewrite a table's data files into fewer, larger ones (Delta OPTIMIZE compaction).
 
@@ -242,6 +271,11 @@ class TableEngine(Protocol[FrameT]):
         readable (nothing is vacuumed). ``metadata`` is stored with the commit (the
         ``lakehouse.run_id`` of the command that asked). Returns the number of files
         removed, 0 when the table was left alone or does not exist.
+
+        With ``partitions`` (partition values as text, as
+        :attr:`MergeOutcome.touched_partitions` gives them; None for the null partition),
+        only those of them that hold ``min_files`` data files or more each are rewritten,
+        in one commit; every other partition keeps its files.
         """
         ...
 
@@ -250,5 +284,16 @@ class TableEngine(Protocol[FrameT]):
 
         Versions older than that can no longer be read (time travel stops there). Returns
         the number of files deleted, 0 when the table does not exist.
+        """
+        ...
+
+    def restore(self, table: TableRef, version: int, *, metadata: Mapping[str, str]) -> int:
+        """Return a table's rows (and columns) to those of an earlier ``version``.
+
+        Delta RESTORE: one new commit, carrying ``metadata``; the versions in between stay in
+        the history and readable. Returns the version the commit made.
+
+        Raises:
+            LakehouseError: the version cannot be restored (e.g. a vacuum deleted its files).
         """
         ...

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import ecommerce_lakehouse as lh
+from ecommerce_lakehouse.application.ingest_log import META_RUN_ID
 from ecommerce_lakehouse.domain.errors import IntegrityError
 from ecommerce_lakehouse.domain.types import FileStatus
 from tests.contract.conftest_engines import EngineCase
@@ -112,10 +113,10 @@ def test_a_crash_between_merge_and_ingest_log_is_reconciled(
     lake = _open(root, engine)
     original = lake.engine.append_records
 
-    def lose_the_log(table: Any, audit: Any, records: Any) -> None:
+    def lose_the_log(table: Any, audit: Any, records: Any, **kwargs: Any) -> None:
         if audit.name == "ingest_log":
             raise OSError("injected: process killed")
-        original(table, audit, records)
+        original(table, audit, records, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(lake.engine, "append_records", lose_the_log)
@@ -150,3 +151,59 @@ def test_schema_evolution_add_new_columns_registers_the_column(
     ]
     definition = lake.platform.catalogue.get("products")
     assert definition is not None and "aisle_id" in [c.name for c in definition.columns]
+
+
+def test_every_audit_table_commit_names_the_run_that_wrote_it(
+    root: Path, engine: EngineCase
+) -> None:
+    lake = _open(root, engine)
+    assert lake.run(lh.RunOptions(run_id="r1")).ok
+    _drop(root, "products/products_2.csv", "product_id,department_id,department,product_name\n")
+    assert lake.run(lh.RunOptions(run_id="r2")).ok
+
+    # As `lakehouse history` shows them: every commit, the table's creation included.
+    for table, runs in {
+        "ingest_log": {"r1", "r2"},
+        "quarantine": {"r1"},  # r2 quarantined nothing: no commit
+        "validation_results": {"r1", "r2"},
+    }.items():
+        commits = lake.history(table)
+        by_run = [c.metadata.get(META_RUN_ID) for c in commits]
+        assert None not in by_run, (table, [(c.operation, dict(c.metadata)) for c in commits])
+        assert set(by_run) == runs, table
+        assert by_run[0] == max(runs), table  # newest first
+
+
+def test_a_restore_by_timestamp_keeps_the_ledger_true_and_the_file_loads_again(
+    root: Path, engine: EngineCase
+) -> None:
+    lake = _open(root, engine)
+    first_run = lake.run()
+    assert first_run.ok, (first_run.error, first_run.failed_checks)
+    first = lake.history("orders", 1)[0]
+    assert first.timestamp is not None
+    daily = ORDERS.replace("10.0", "11.0") + "4,o4,u1,2024-01-04T10:00:00,1.0,\n"
+    _drop(root, "orders/orders_2.csv", daily)
+    assert lake.run().ok
+    assert _table(lake, "SELECT COUNT(*) AS n FROM orders") == [{"n": 3}]
+
+    done = lake.restore("orders", timestamp=first.timestamp)
+
+    assert done.to_version == first.version
+    assert done.rolled_back == ("raw-data/orders/orders_2.csv",)
+    rows = _table(lake, "SELECT order_id, total_amount FROM orders ORDER BY 1")
+    assert rows == [
+        {"order_id": "o1", "total_amount": 10.0},
+        {"order_id": "o2", "total_amount": 4.5},
+    ]
+    restored = lake.history("orders", 1)[0]
+    assert (restored.operation, restored.metadata[META_RUN_ID]) == ("RESTORE", done.run_id)
+    assert all(check.passed for check in lake.validate(full=True))
+
+    # The undone file, put back by reprocess, loads again; the lake stays valid.
+    back = lake.reprocess(["raw-data/orders/orders_2.csv"])
+    assert back.returned == ("raw-data/orders/orders_2.csv",)
+    result = lake.run()
+    assert result.ok, (result.error, result.failed_checks)
+    assert [o.status for o in result.files] == [FileStatus.LOADED]
+    assert _table(lake, "SELECT COUNT(*) AS n FROM orders") == [{"n": 3}]

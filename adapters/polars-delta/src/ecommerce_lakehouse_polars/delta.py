@@ -16,6 +16,8 @@ from urllib.parse import quote, unquote, urlparse
 
 import polars as pl
 
+from ecommerce_lakehouse.domain.decisions import partition_text
+from ecommerce_lakehouse.domain.errors import LakehouseError, TableUnreadable, describe_error
 from ecommerce_lakehouse.domain.types import Column, ColumnType
 from ecommerce_lakehouse.domain.values import HIVE_DEFAULT_PARTITION
 from ecommerce_lakehouse.ports.engine import CommitRecord
@@ -28,14 +30,29 @@ from ecommerce_lakehouse_polars.dtypes import (
 )
 
 
+def commit_properties(metadata: Mapping[str, str] | None) -> Any | None:
+    """delta-rs ``CommitProperties`` storing ``metadata`` with a commit (None without any)."""
+    from deltalake import CommitProperties
+
+    return CommitProperties(custom_metadata=dict(metadata)) if metadata else None
+
+
 def open_table(uri: str, storage_options: Mapping[str, str]) -> Any | None:
-    """The ``DeltaTable`` at ``uri``, or None when there is none."""
+    """The ``DeltaTable`` at ``uri``, or None when there is none.
+
+    Raises:
+        TableUnreadable: there is a ``_delta_log`` but its commits cannot be read.
+    """
     from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
 
     options = dict(storage_options) or None
     if not DeltaTable.is_deltatable(uri, storage_options=options):
         return None
-    return DeltaTable(uri, storage_options=options)
+    try:
+        return DeltaTable(uri, storage_options=options)
+    except DeltaError as error:
+        raise TableUnreadable.of(uri, describe_error(error)) from error
 
 
 def create_table(
@@ -44,11 +61,13 @@ def create_table(
     partition_by: str | None,
     storage_options: Mapping[str, str],
     name: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Any:
     """Create an empty Delta table unless one exists; return the (new or existing) table.
 
     The table keeps the protocol Delta Lake 3.3 and Athena read (reader 1, writer 2): UTC
-    timestamps only, no deletion vectors, no column mapping.
+    timestamps only, no deletion vectors, no column mapping. ``metadata`` is stored with the
+    CREATE commit.
     """
     from deltalake import DeltaTable
 
@@ -63,6 +82,7 @@ def create_table(
         partition_by=[partition_by] if partition_by else None,
         name=name,
         storage_options=dict(storage_options) or None,
+        commit_properties=commit_properties(metadata),
     )
 
 
@@ -334,11 +354,14 @@ def _partition_value(value: Any, column_type: ColumnType) -> str | None:
             return str(value)
 
 
-def add_missing_columns(table: Any, columns: Sequence[Column]) -> None:
+def add_missing_columns(
+    table: Any, columns: Sequence[Column], metadata: Mapping[str, str] | None = None
+) -> None:
     """Append to ``table``'s schema the ``columns`` it lacks, as nullable columns.
 
     How an audit table written by an older version gains a column the contract appended
-    (``quarantine.source_checksum``); existing rows read it as null.
+    (``quarantine.source_checksum``); existing rows read it as null. ``metadata`` is stored
+    with the commit.
     """
     from deltalake import Field
     from deltalake.schema import PrimitiveType
@@ -347,7 +370,8 @@ def add_missing_columns(table: Any, columns: Sequence[Column]) -> None:
     missing = [c for c in columns if c.name not in present]
     if missing:
         table.alter.add_columns(
-            [Field(c.name, PrimitiveType(delta_type_name(c.type)), nullable=True) for c in missing]
+            [Field(c.name, PrimitiveType(delta_type_name(c.type)), nullable=True) for c in missing],
+            commit_properties=commit_properties(metadata),
         )
 
 
@@ -357,6 +381,7 @@ def append(
     columns: Sequence[Column],
     storage_options: Mapping[str, str],
     unique_key: Sequence[str] = (),
+    metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Append ``frame``, conformed to ``columns``, to the table at ``uri`` (created if missing).
 
@@ -367,23 +392,37 @@ def append(
         storage_options: object-store options.
         unique_key: when given, rows whose key is already stored are skipped (an
             insert-only MERGE), so writing the same rows again adds nothing.
+        metadata: stored with each commit the append makes (the writer's run id).
     """
     from deltalake import write_deltalake
 
-    table = create_table(uri, columns, None, storage_options)
-    add_missing_columns(table, columns)
+    table = create_table(uri, columns, None, storage_options, metadata=metadata)
+    add_missing_columns(table, columns, metadata)
     if frame.height == 0:
         return
     data = to_delta_arrow(frame, columns)
+    properties = commit_properties(metadata)
     if not unique_key:
-        write_deltalake(uri, data, mode="append", storage_options=dict(storage_options) or None)
+        write_deltalake(
+            uri,
+            data,
+            mode="append",
+            storage_options=dict(storage_options) or None,
+            commit_properties=properties,
+        )
         return
     # Opened again: the table object predates the columns just added.
     table = open_table(uri, storage_options)
     assert table is not None  # created above
     predicate = " AND ".join(f"t.{k} = s.{k}" for k in unique_key)
     (
-        table.merge(data, predicate=predicate, source_alias="s", target_alias="t")
+        table.merge(
+            data,
+            predicate=predicate,
+            source_alias="s",
+            target_alias="t",
+            commit_properties=properties,
+        )
         .when_not_matched_insert_all()
         .execute()
     )
@@ -435,20 +474,56 @@ def compact_table(
     storage_options: Mapping[str, str],
     min_files: int,
     metadata: Mapping[str, str] | None = None,
+    partitions: Sequence[str | None] | None = None,
 ) -> int:
     """OPTIMIZE-compact the table at ``uri`` when it has at least ``min_files`` data files.
+
+    With ``partitions`` (partition values as text, None for the null partition), only those
+    of them holding ``min_files`` data files or more each are compacted (the table is
+    partitioned by one column). delta-rs selects the null partition with ``= ''``, which its
+    ``in`` list cannot hold: that partition, when crowded, is compacted in a commit of its own.
 
     Returns:
         The number of files removed (0 when the table was left alone or does not exist).
     """
-    from deltalake import CommitProperties
-
     table = open_table(uri, storage_options)
-    if table is None or len(table.file_uris()) < min_files:
+    if table is None:
         return 0
-    properties = CommitProperties(custom_metadata=dict(metadata)) if metadata else None
-    metrics = table.optimize.compact(commit_properties=properties)
-    return int(metrics.get("numFilesRemoved", 0))
+    properties = commit_properties(metadata)
+    if partitions is None:
+        if len(table.file_uris()) < min_files:
+            return 0
+        return int(table.optimize.compact(commit_properties=properties)["numFilesRemoved"])
+    (column,) = table.metadata().partition_columns
+    crowded = crowded_partitions(table, column, partitions, min_files)
+    values = [v for v in crowded if v is not None]
+    filters: list[list[tuple[str, str, str | list[str]]]] = (
+        [[(column, "in", values)]] if values else []
+    )
+    if None in crowded:
+        filters.append([(column, "=", "")])
+    removed = 0
+    for conjunction in filters:
+        metrics = table.optimize.compact(
+            partition_filters=conjunction, commit_properties=properties
+        )
+        removed += int(metrics["numFilesRemoved"])
+    return removed
+
+
+def crowded_partitions(
+    table: Any, column: str, partitions: Sequence[str | None], min_files: int
+) -> list[str | None]:
+    """Those of ``partitions`` (as text) whose current version has ``min_files`` files or more.
+
+    Counted from the log's ``add`` actions: no data file is read.
+    """
+    actions = pl.DataFrame(table.get_add_actions(flatten=True)).select(f"partition.{column}")
+    files = {
+        partition_text(value): count
+        for value, count in actions.group_by(f"partition.{column}").len().iter_rows()
+    }
+    return [p for p in dict.fromkeys(partitions) if files.get(p, 0) >= min_files]
 
 
 def vacuum_table(uri: str, storage_options: Mapping[str, str], retain_hours: int) -> int:
@@ -481,3 +556,24 @@ def vacuum_table(uri: str, storage_options: Mapping[str, str], retain_hours: int
     if stored:
         table.vacuum(retention_hours=retain_hours, dry_run=False, enforce_retention_duration=False)
     return len(stored)
+
+
+def restore_table(
+    uri: str, storage_options: Mapping[str, str], version: int, metadata: Mapping[str, str]
+) -> int:
+    """Delta RESTORE of the table at ``uri`` to ``version``; returns the version committed.
+
+    Raises:
+        LakehouseError: there is no table, or delta-rs cannot restore that version (its
+            files were vacuumed, say).
+    """
+    from deltalake.exceptions import DeltaError
+
+    table = open_table(uri, storage_options)
+    if table is None:
+        raise LakehouseError(f"no Delta table at {uri}")
+    try:
+        table.restore(version, commit_properties=commit_properties(metadata))
+    except DeltaError as error:
+        raise LakehouseError(f"cannot restore {uri} to version {version}: {error}") from error
+    return int(table.version())

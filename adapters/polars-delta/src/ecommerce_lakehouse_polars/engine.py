@@ -24,6 +24,7 @@ from ecommerce_lakehouse_polars.delta import (
     compact_table,
     create_table,
     records_frame,
+    restore_table,
     table_columns,
     table_history,
     vacuum_table,
@@ -85,11 +86,18 @@ class PolarsDeltaTableEngine:
         return stage_frames(frames, schema, run)
 
     def ensure_table(
-        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+        self,
+        table: TableRef,
+        columns: Sequence[Column],
+        partition_by: str | None,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Create an empty Delta table with this schema, or add the columns one lacks."""
-        existing = create_table(table.uri, columns, partition_by, self._options(table), table.name)
-        add_missing_columns(existing, columns)
+        existing = create_table(
+            table.uri, columns, partition_by, self._options(table), table.name, metadata
+        )
+        add_missing_columns(existing, columns, metadata)
 
     def merge(
         self,
@@ -105,19 +113,35 @@ class PolarsDeltaTableEngine:
         """
         return merge_batch(table.uri, self._options(table), batch, schema, commit_metadata)
 
-    def append_frame(self, table: TableRef, audit: AuditTable, frame: pl.DataFrame) -> None:
+    def append_frame(
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        frame: pl.DataFrame,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing.
 
         Rows whose ``audit.unique_key`` is already stored are skipped.
         """
-        append(table.uri, frame, audit.columns, self._options(table), audit.unique_key)
+        append(table.uri, frame, audit.columns, self._options(table), audit.unique_key, metadata)
 
     def append_records(
-        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        records: Sequence[Mapping[str, object]],
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Append plain records (``audit``'s column names) to an audit table."""
         append(
-            table.uri, records_frame(records, audit.columns), audit.columns, self._options(table)
+            table.uri,
+            records_frame(records, audit.columns),
+            audit.columns,
+            self._options(table),
+            metadata=metadata,
         )
 
     def columns(self, table: TableRef) -> tuple[Column, ...]:
@@ -129,14 +153,23 @@ class PolarsDeltaTableEngine:
         return table_history(table.uri, self._options(table), limit)
 
     def compact(
-        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+        self,
+        table: TableRef,
+        *,
+        min_files: int,
+        metadata: Mapping[str, str] | None = None,
+        partitions: Sequence[str | None] | None = None,
     ) -> int:
-        """OPTIMIZE-compact a table with at least ``min_files`` data files; files removed."""
-        return compact_table(table.uri, self._options(table), min_files, metadata)
+        """OPTIMIZE-compact a table (or those ``partitions``) with ``min_files`` data files."""
+        return compact_table(table.uri, self._options(table), min_files, metadata, partitions)
 
     def vacuum(self, table: TableRef, *, retain_hours: int) -> int:
         """VACUUM a table, keeping ``retain_hours`` hours of versions; files deleted."""
         return vacuum_table(table.uri, self._options(table), retain_hours)
+
+    def restore(self, table: TableRef, version: int, *, metadata: Mapping[str, str]) -> int:
+        """Delta RESTORE of a table to ``version``; returns the version committed."""
+        return restore_table(table.uri, self._options(table), version, metadata)
 
     def _options(self, table: TableRef) -> dict[str, str]:
         return {**self._storage_options, **table.storage_options}

@@ -16,14 +16,26 @@ from datetime import UTC, datetime
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from ecommerce_lakehouse.domain.errors import IntegrityError
+from ecommerce_lakehouse.domain.errors import (
+    IntegrityError,
+    LakehouseError,
+    TableUnreadable,
+    first_line,
+)
+from ecommerce_lakehouse.domain.merge_sql import partition_filter
 from ecommerce_lakehouse.domain.types import Column, ColumnType
 from ecommerce_lakehouse.ports.engine import CommitRecord
 from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
-from ecommerce_lakehouse_spark.dtypes import domain_columns, spark_schema, spark_type
+from ecommerce_lakehouse_spark.dtypes import (
+    column_type_of,
+    domain_columns,
+    spark_schema,
+    spark_type,
+)
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
+    from py4j.protocol import Py4JJavaError
     from pyspark.sql import DataFrame, SparkSession
 
 #: Session setting whose value Delta stores as the next commits' ``userMetadata``.
@@ -62,12 +74,32 @@ def session_conf(session: SparkSession, key: str, value: str | None) -> Iterator
 
 
 def open_table(session: SparkSession, uri: str) -> DeltaTable | None:
-    """The Delta table at ``uri``, or None when there is none."""
-    from delta.tables import DeltaTable
+    """The Delta table at ``uri``, or None when there is none.
 
-    if not DeltaTable.isDeltaTable(session, uri):
-        return None
-    return DeltaTable.forPath(session, uri)
+    Raises:
+        TableUnreadable: there is a ``_delta_log`` but its commits cannot be read.
+    """
+    from delta.tables import DeltaTable
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        if not DeltaTable.isDeltaTable(session, uri):
+            return None
+        return DeltaTable.forPath(session, uri)
+    except Py4JJavaError as error:
+        raise TableUnreadable.of(uri, _root_cause(error)) from error
+
+
+def _root_cause(error: Py4JJavaError) -> str:
+    """``Class: message`` of the innermost Java cause (the JSON parser's, for a bad commit)."""
+    cause = error.java_exception
+    for _ in range(32):  # a guard against a cycle of causes
+        deeper = cause.getCause()
+        if deeper is None:
+            break
+        cause = deeper
+    name = str(cause.getClass().getSimpleName())
+    return f"{name}: {first_line(str(cause.getMessage() or ''), default='no message')}"
 
 
 def create_table(
@@ -401,6 +433,33 @@ def vacuum_table(session: SparkSession, uri: str, retain_hours: int) -> int:
     return int(deleted)
 
 
+def restore_table(session: SparkSession, uri: str, version: int) -> int:
+    """Delta RESTORE of the table at ``uri`` to ``version``; returns the version committed.
+
+    The caller sets the commit's ``userMetadata``.
+
+    Raises:
+        LakehouseError: there is no table, or Delta cannot restore that version (its files
+            were vacuumed, say).
+    """
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    table = open_table(session, uri)
+    if table is None:
+        raise LakehouseError(f"no Delta table at {uri}")
+    try:
+        table.restoreToVersion(version)
+    except (PySparkException, Py4JJavaError) as error:
+        # A Java error's text opens with "An error occurred while calling ...": its cause's
+        # message is the line that says what went wrong.
+        lines = [line.strip(" :") for line in str(error).splitlines() if line.strip(" :")]
+        said = [line for line in lines if not line.startswith("An error occurred")]
+        summary = (said or lines or [type(error).__name__])[0]
+        raise LakehouseError(f"cannot restore {uri} to version {version}: {summary}") from error
+    return current_version(table)
+
+
 @contextmanager
 def _console_muted(session: SparkSession) -> Iterator[None]:
     """Silence Scala's ``println`` on the calling thread (VACUUM prints a summary there).
@@ -418,8 +477,17 @@ def _console_muted(session: SparkSession) -> Iterator[None]:
         console.setOut(previous)
 
 
-def compact_table(session: SparkSession, uri: str, min_files: int) -> int:
+def compact_table(
+    session: SparkSession,
+    uri: str,
+    min_files: int,
+    partitions: Sequence[str | None] | None = None,
+) -> int:
     """OPTIMIZE-compact the table at ``uri`` when it has at least ``min_files`` data files.
+
+    With ``partitions`` (partition values as text, None for the null partition), only those
+    of them holding ``min_files`` data files or more each are compacted, in one commit (the
+    table is partitioned by one column).
 
     Returns:
         The number of files removed (0 when the table was left alone or does not exist).
@@ -427,14 +495,58 @@ def compact_table(session: SparkSession, uri: str, min_files: int) -> int:
     table = open_table(session, uri)
     if table is None:
         return 0
-    files = _checksum_files(session, uri, current_version(table))
-    if files is None:
-        row = table.detail().select("numFiles").first()
-        files = 0 if row is None else int(row[0] or 0)
-    if files < min_files:
-        return 0
-    result = table.optimize().executeCompaction().select("metrics.numFilesRemoved").first()
+    optimize = table.optimize()
+    if partitions is not None:
+        where = crowded_partitions(session, table, partitions, min_files)
+        if where is None:
+            return 0
+        optimize = optimize.where(where)
+    else:
+        files = _checksum_files(session, uri, current_version(table))
+        if files is None:
+            row = table.detail().select("numFiles").first()
+            files = 0 if row is None else int(row[0] or 0)
+        if files < min_files:
+            return 0
+    result = optimize.executeCompaction().select("metrics.numFilesRemoved").first()
     return 0 if result is None else int(result[0] or 0)
+
+
+def crowded_partitions(
+    session: SparkSession, table: DeltaTable, partitions: Sequence[str | None], min_files: int
+) -> str | None:
+    """The predicate selecting those of ``partitions`` that hold ``min_files`` files or more.
+
+    The files are counted by one job over the named partitions only (a file's rows carry its
+    name); the partition values are compared as text, never spliced into SQL. The predicate
+    holds the stored values as typed literals; None when no partition is that crowded.
+    """
+    from pyspark.sql import functions as F
+
+    # The MERGE module builds its predicates with this module's helpers: imported here.
+    from ecommerce_lakehouse_spark.merge import sql_literal
+
+    row = table.detail().select("partitionColumns").first()
+    assert row is not None  # DESCRIBE DETAIL has one row
+    (column,) = row[0]
+    quoted = "`" + column.replace("`", "``") + "`"
+    frame = table.toDF()
+    stored = F.col(quoted)
+    texts = [p for p in partitions if p is not None]
+    wanted = stored.cast("string").isin(texts) if texts else F.lit(False)
+    if None in partitions:
+        wanted = wanted | stored.isNull()
+    # input_file_name() may not be aggregated itself: the (partition, file) pairs are.
+    pairs = frame.where(wanted).select(stored.alias("p"), F.input_file_name().alias("f"))
+    crowded = [
+        value
+        for value, count in pairs.distinct().groupBy("p").count().collect()
+        if count >= min_files
+    ]
+    if not crowded:
+        return None
+    column_type = column_type_of(frame.schema[column].dataType, column)
+    return partition_filter(quoted, crowded, lambda v: sql_literal(v, column_type))
 
 
 def _checksum_files(session: SparkSession, uri: str, version: int) -> int | None:

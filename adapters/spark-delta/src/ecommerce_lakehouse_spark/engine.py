@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from ecommerce_lakehouse.domain.audit import QUARANTINE, AuditTable
@@ -25,6 +26,7 @@ from ecommerce_lakehouse_spark.delta import (
     append_records,
     compact_table,
     create_table,
+    restore_table,
     session_conf,
     table_columns,
     table_history,
@@ -104,10 +106,15 @@ class SparkDeltaTableEngine:
         return staged
 
     def ensure_table(
-        self, table: TableRef, columns: Sequence[Column], partition_by: str | None
+        self,
+        table: TableRef,
+        columns: Sequence[Column],
+        partition_by: str | None,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Create an empty Delta table with this schema, or add the columns one lacks."""
-        with self._jobs.step(table.name, "ensure"):
+        with self._jobs.step(table.name, "ensure"), self._user_metadata(metadata):
             create_table(self._session, table.uri, columns, partition_by, table.name)
             add_missing_columns(self._session, table.uri, columns)
         self._jobs.report(table.name, ("ensure",), quiet=True)
@@ -130,7 +137,14 @@ class SparkDeltaTableEngine:
         finally:
             self._jobs.report(schema.name, ("read", "stage", "quarantine", "merge"))
 
-    def append_frame(self, table: TableRef, audit: AuditTable, frame: DataFrame) -> None:
+    def append_frame(
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        frame: DataFrame,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         """Append a frame (in ``audit``'s columns) to an audit table, creating it if missing.
 
         Rows whose ``audit.unique_key`` is already stored are skipped.
@@ -138,7 +152,10 @@ class SparkDeltaTableEngine:
         if audit.name == QUARANTINE.name:
             known, rows = self._quarantine_rows
             # Counted with the entity whose rows they are, reported with its MERGE.
-            with self._jobs.step(self._staged_entity, "quarantine"):
+            with (
+                self._jobs.step(self._staged_entity, "quarantine"),
+                self._user_metadata(metadata),
+            ):
                 append_frame(
                     self._session,
                     table.uri,
@@ -148,15 +165,20 @@ class SparkDeltaTableEngine:
                     rows=rows if frame is known else None,
                 )
             return
-        with self._jobs.step(audit.name, "append"):
+        with self._jobs.step(audit.name, "append"), self._user_metadata(metadata):
             append_frame(self._session, table.uri, frame, audit.columns, audit.unique_key)
         self._jobs.report(audit.name, ("append",))
 
     def append_records(
-        self, table: TableRef, audit: AuditTable, records: Sequence[Mapping[str, object]]
+        self,
+        table: TableRef,
+        audit: AuditTable,
+        records: Sequence[Mapping[str, object]],
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Append plain records (``audit``'s column names) to an audit table."""
-        with self._jobs.step(audit.name, "append"):
+        with self._jobs.step(audit.name, "append"), self._user_metadata(metadata):
             append_records(self._session, table.uri, records, audit.columns)
         self._jobs.report(audit.name, ("append",))
 
@@ -175,16 +197,16 @@ class SparkDeltaTableEngine:
         return found
 
     def compact(
-        self, table: TableRef, *, min_files: int, metadata: Mapping[str, str] | None = None
+        self,
+        table: TableRef,
+        *,
+        min_files: int,
+        metadata: Mapping[str, str] | None = None,
+        partitions: Sequence[str | None] | None = None,
     ) -> int:
-        """OPTIMIZE-compact a table with at least ``min_files`` data files; files removed."""
-        # Spark stores one userMetadata string: the metadata as a JSON object (commit_info).
-        stored = json.dumps(dict(metadata), sort_keys=True) if metadata else None
-        with (
-            self._jobs.step(table.name, "compact"),
-            session_conf(self._session, USER_METADATA_CONF, stored),
-        ):
-            removed = compact_table(self._session, table.uri, min_files)
+        """OPTIMIZE-compact a table (or those ``partitions``) with ``min_files`` data files."""
+        with self._jobs.step(table.name, "compact"), self._user_metadata(metadata):
+            removed = compact_table(self._session, table.uri, min_files, partitions)
         self._jobs.report(table.name, ("compact",), quiet=True)
         return removed
 
@@ -194,3 +216,25 @@ class SparkDeltaTableEngine:
             deleted = vacuum_table(self._session, table.uri, retain_hours)
         self._jobs.report(table.name, ("vacuum",), quiet=True)
         return deleted
+
+    def restore(self, table: TableRef, version: int, *, metadata: Mapping[str, str]) -> int:
+        """Delta RESTORE of a table to ``version``; returns the version committed."""
+        stored = json.dumps(dict(metadata), sort_keys=True)
+        with (
+            self._jobs.step(table.name, "restore"),
+            session_conf(self._session, USER_METADATA_CONF, stored),
+        ):
+            made = restore_table(self._session, table.uri, version)
+        self._jobs.report(table.name, ("restore",), quiet=True)
+        return made
+
+    def _user_metadata(self, metadata: Mapping[str, str] | None) -> AbstractContextManager[None]:
+        """Store ``metadata`` with the commits made in the block (none: the session's own).
+
+        Spark stores one ``userMetadata`` string: the metadata as a JSON object, which
+        ``commit_info.user_metadata`` reads back.
+        """
+        if not metadata:
+            return nullcontext()
+        stored = json.dumps(dict(metadata), sort_keys=True)
+        return session_conf(self._session, USER_METADATA_CONF, stored)

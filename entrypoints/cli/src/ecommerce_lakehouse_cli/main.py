@@ -31,6 +31,7 @@ from typer.exceptions import TyperException
 from ecommerce_lakehouse.application.lake import Lake, open_lake
 from ecommerce_lakehouse.application.maintenance import MIN_RETAIN_HOURS, MaintenanceResult
 from ecommerce_lakehouse.application.quarantine import quarantined_files
+from ecommerce_lakehouse.application.rollback import ForgetResult
 from ecommerce_lakehouse.application.run import (
     DEFAULT_SETTLE_SECONDS,
     MAX_SETTLE_SECONDS,
@@ -162,6 +163,7 @@ _METAVARS = {
     "schema_evolution": "|".join(e.value for e in SchemaEvolution),
     "fk_severity": "|".join(s.value for s in Severity),
     "lock_timeout": "SECONDS",
+    "compact_min_files": "FILES",
 }
 
 
@@ -275,6 +277,7 @@ def run_command(
     schema_evolution: Annotated[str | None, _setting("schema_evolution")] = None,
     fk_severity: Annotated[str | None, _setting("fk_severity")] = None,
     lock_timeout: Annotated[str | None, _setting("lock_timeout")] = None,
+    compact_min_files: Annotated[str | None, _setting("compact_min_files")] = None,
     settle_seconds: Annotated[
         float,
         typer.Option(
@@ -302,6 +305,7 @@ def run_command(
         schema_evolution=schema_evolution,
         fk_severity=fk_severity,
         lock_timeout=lock_timeout,
+        compact_min_files=compact_min_files,
     )
     options = replace(opened.run_options(), settle_seconds=settle_seconds)
     with _progress() as progress:
@@ -504,6 +508,94 @@ def vacuum(
     _print_maintenance(done, output, "files deleted")
 
 
+@app.command()
+@handle_errors
+def restore(
+    table: Annotated[str, typer.Argument(help="A curated table: products, orders or order_items.")],
+    lake: LakeOption,
+    to_version: Annotated[
+        int | None,
+        typer.Option("--version", metavar="N", help="Return to version N (see `history`)."),
+    ] = None,
+    timestamp: Annotated[
+        str | None,
+        typer.Option(
+            metavar="T",
+            help="Return to the version the table had at T (2026-12-04 or "
+            "2026-12-04T10:00:00Z; UTC unless it names a zone).",
+        ),
+    ] = None,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    lock_timeout: Annotated[str | None, _setting("lock_timeout")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Return a table to an earlier version (Delta RESTORE) and log the loads it undoes."""
+    _check_format(output, ("table", "json"))
+    moment: datetime | None = None
+    if timestamp is not None:
+        pin = _pin(timestamp)
+        if not isinstance(pin, datetime):
+            raise ConfigurationError(
+                f"invalid --timestamp '{timestamp}': expected 2026-12-04 or 2026-12-04T10:00:00Z"
+            )
+        moment = pin
+    if (to_version is None) == (moment is None):
+        raise ConfigurationError("give --version N or --timestamp T (one of them)")
+    opened = _open(lake, engine=engine, lock_timeout=lock_timeout)
+    done = opened.restore(table, version=to_version, timestamp=moment)
+    if output == "json":
+        report.print_json(out, asdict(done))
+    else:
+        report.print_restore(out, done)
+
+
+FilesArgument = Annotated[
+    list[str],
+    typer.Argument(
+        help="Loaded files: each its raw-data/ key, the archive/ key its run moved it to, or "
+        "its checksum (as ingest_log has them).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+@handle_errors
+def forget(
+    files: FilesArgument,
+    lake: LakeOption,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    lock_timeout: Annotated[str | None, _setting("lock_timeout")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Let the next run load these files' contents again; their rows stay as they are."""
+    _check_format(output, ("table", "json"))
+    done = _open(lake, engine=engine, lock_timeout=lock_timeout).forget(files)
+    _print_forget(done, output)
+
+
+@app.command()
+@handle_errors
+def reprocess(
+    files: FilesArgument,
+    lake: LakeOption,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    lock_timeout: Annotated[str | None, _setting("lock_timeout")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Forget these files and move each back to raw-data/: the next run loads them again."""
+    _check_format(output, ("table", "json"))
+    done = _open(lake, engine=engine, lock_timeout=lock_timeout).reprocess(files)
+    _print_forget(done, output)
+
+
+def _print_forget(done: ForgetResult, output: str) -> None:
+    if output == "json":
+        report.print_json(out, asdict(done))
+    else:
+        report.print_forget(out, done)
+
+
 def _print_maintenance(done: MaintenanceResult, output: str, counted: str) -> None:
     if output == "json":
         report.print_json(out, asdict(done))
@@ -517,6 +609,24 @@ quarantine_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+@handle_errors
+def quarantine_list(
+    lake: LakeOption,
+    engine: Annotated[str | None, _setting("engine")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Per source file: where it went, the rules, rows quarantined and rows resolved since."""
+    _check_format(output, ("table", "json"))
+    statuses = _open(lake, engine=engine).quarantine()
+    if output == "json":
+        report.print_json(out, [asdict(s) for s in statuses])
+    elif statuses:
+        report.print_whole(out, report.quarantine_status_table(statuses))
+    else:
+        out.print(Text("no quarantined rows"))
 
 
 @quarantine_app.command("export")
@@ -573,6 +683,27 @@ def tables(
         report.print_json(out, [asdict(t) for t in described])
     else:
         report.print_whole(out, report.tables_table(described))
+
+
+@app.command("report")
+@handle_errors
+def report_page(
+    lake: LakeOption,
+    out_file: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="The HTML file to write (replaced if it exists).", show_default=True
+        ),
+    ] = Path("lakehouse-report.html"),
+    engine: Annotated[str | None, _setting("engine")] = None,
+) -> None:
+    """Write one self-contained HTML page about the lake: runs, files, quarantine, checks."""
+    # Imported here: Matplotlib and Jinja2 are for this command only.
+    from ecommerce_lakehouse_cli import html_report
+
+    gathered = _open(lake, engine=engine).report()
+    html_report.write(gathered, out_file)
+    out.print(report.plain(f"report written to {out_file}"), soft_wrap=True)
 
 
 @app.command()

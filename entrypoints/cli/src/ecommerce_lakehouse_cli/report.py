@@ -26,7 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ecommerce_lakehouse.application.maintenance import MaintenanceResult, maintenance_record_key
-from ecommerce_lakehouse.application.quarantine import QuarantinedFile
+from ecommerce_lakehouse.application.quarantine import QuarantinedFile, QuarantineStatus
+from ecommerce_lakehouse.application.rollback import ForgetResult, RestoreResult
 from ecommerce_lakehouse.application.run import RunResult
 from ecommerce_lakehouse.application.tables import TableInfo
 from ecommerce_lakehouse.domain.audit import COUNT_FIELDS
@@ -52,9 +53,10 @@ _CONTROL = re.compile(f"[\x00-\x1f{_HIDDEN}]")
 #: The same without tab, line feed and carriage return, which CSV quotes and which do no
 #: harm there; a terminal-only escape (ESC, OSC, CSI) still never passes.
 _CSV_CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_HIDDEN}]")
-#: The DEL, C1 and bidirectional characters, which ``json.dumps(ensure_ascii=False)`` leaves
-#: raw and JSON output escapes (the line separators and invisible ones are left as they are).
-_JSON_RAW_CONTROL = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: :data:`_HIDDEN`, which ``json.dumps(ensure_ascii=False)`` leaves raw and JSON output
+#: escapes: a line separator there breaks a JSON-lines reader or a JavaScript ``eval``, and
+#: an invisible character hides what a value holds.
+_JSON_RAW_CONTROL = re.compile(f"[{_HIDDEN}]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -286,18 +288,26 @@ def history_table(table_name: str, commits: Sequence[CommitRecord]) -> Table:
     for header in ("version", "timestamp", "operation", "run_id", "metrics"):
         table.add_column(header)
     for commit in commits:
-        ranked = sorted((_metric_rank(name), name, value) for name, value in commit.metrics.items())
-        shown = [
-            (name, value) for rank, name, value in ranked if value or rank[0] < len(_ROW_COUNTS)
-        ][:_SHOWN_METRICS]
         table.add_row(
             str(commit.version),
             commit.timestamp.isoformat() if commit.timestamp else "",
             plain(commit.operation),
             plain(commit.metadata.get("lakehouse.run_id", "")),
-            plain(", ".join(f"{k}={v}" for k, v in shown)),
+            plain(", ".join(f"{k}={v}" for k, v in shown_metrics(commit))),
         )
     return table
+
+
+def shown_metrics(commit: CommitRecord) -> list[tuple[str, int]]:
+    """The metrics of a commit a person looks at, in the order they look at them.
+
+    Row counts first (even when 0), then the other non-zero ones, files before timings, up
+    to :data:`_SHOWN_METRICS` in all.
+    """
+    ranked = sorted((_metric_rank(name), name, value) for name, value in commit.metrics.items())
+    return [(name, value) for rank, name, value in ranked if value or rank[0] < len(_ROW_COUNTS)][
+        :_SHOWN_METRICS
+    ]
 
 
 #: Words of the metrics a person looks for first, as delta-rs (num_target_rows_inserted)
@@ -356,12 +366,66 @@ def print_maintenance(console: Console, done: MaintenanceResult, counted: str) -
     for name, files in done.files.items():
         table.add_row(plain(name), str(files))
     print_whole(console, table)
-    record = maintenance_record_key(done.run_id)
-    if done.record_error:
-        message = f"warning: could not write the record {record}: {done.record_error}"
+    _print_record(console, done.command, done.run_id, done.record_error)
+
+
+def _print_record(console: Console, command: str, run_id: str, error: str | None) -> None:
+    record = maintenance_record_key(run_id)
+    if error:
+        message = f"warning: could not write the record {record}: {error}"
         console.print(plain(message, style="yellow"), soft_wrap=True)
     else:
-        console.print(plain(f"{done.command} {done.run_id}: recorded in {record}"), soft_wrap=True)
+        console.print(plain(f"{command} {run_id}: recorded in {record}"), soft_wrap=True)
+
+
+def print_restore(console: Console, done: RestoreResult) -> None:
+    """Print what ``restore`` did: the versions, and the loads it undid or brought back."""
+    console.print(
+        plain(
+            f"{done.table}: restored to version {done.to_version} (was {done.from_version}; "
+            f"the restore is version {done.version})"
+        ),
+        soft_wrap=True,
+    )
+    _print_files(console, "rolled back, can be loaded again", done.rolled_back)
+    _print_files(console, "reinstated, loaded again by this version", done.reinstated)
+    _print_record(console, "restore", done.run_id, done.record_error)
+
+
+def print_forget(console: Console, done: ForgetResult) -> None:
+    """Print what ``forget`` or ``reprocess`` did to each file."""
+    _print_files(console, "forgotten, the next run loads them again", done.forgotten)
+    _print_files(console, "moved back to raw-data/", done.returned)
+    if not done.forgotten and not done.returned:
+        console.print(plain("nothing to do: these contents already load again"), soft_wrap=True)
+    command = "reprocess" if done.returned else "forget"
+    _print_record(console, command, done.run_id, done.record_error)
+
+
+def _print_files(console: Console, what: str, files: Sequence[str]) -> None:
+    if files:
+        console.print(plain(f"{len(files)} file(s) {what}:"), soft_wrap=True)
+        for file in files:
+            console.print(plain(f"  {file}"), soft_wrap=True)
+
+
+def quarantine_status_table(statuses: Sequence[QuarantineStatus]) -> Table:
+    """A table of ``quarantine list``: per source file, its rows quarantined and resolved."""
+    table = Table(title="Quarantined rows by source file", title_justify="left")
+    for header in ("entity", "source file", "went to", "rules", "quarantined", "resolved"):
+        table.add_column(
+            header, justify="right" if header in ("quarantined", "resolved") else "left"
+        )
+    for status in statuses:
+        table.add_row(
+            plain(status.entity),
+            plain(status.source_file),
+            plain(status.destination or "raw-data/ (not moved)"),
+            plain(", ".join(f"{rule} ({n})" for rule, n in status.rules.items())),
+            str(status.quarantined),
+            str(status.resolved),
+        )
+    return table
 
 
 def quarantine_table(files: Sequence[QuarantinedFile], out_dir: object) -> Table:
