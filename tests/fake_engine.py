@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ecommerce_lakehouse.domain.audit import AuditTable, RowCounts
@@ -65,6 +66,8 @@ class _Table:
 
     #: Each version's columns and rows, by version (what a restore returns to).
     versions: list[tuple[list[Column], list[dict[str, Any]]]] = field(default_factory=list)
+    #: When set, what stamps each commit's time (else commits carry none).
+    clock: Callable[[], datetime] | None = None
 
     def commit(self, operation: str, metadata: Mapping[str, str] | None = None) -> None:
         self.versions.append((list(self.columns), [dict(row) for row in self.rows]))
@@ -72,7 +75,7 @@ class _Table:
             0,
             CommitRecord(
                 version=len(self.history),
-                timestamp=None,
+                timestamp=self.clock() if self.clock else None,
                 operation=operation,
                 metadata=dict(metadata or {}),
                 metrics={},
@@ -87,6 +90,8 @@ class InMemoryTableEngine:
         self._storage = storage
         self.tables: dict[str, _Table] = {}
         self.fail_merge_of: set[str] = set()
+        #: Stamps commits with a time when set (tests of what depends on commit times).
+        self.clock: Callable[[], datetime] | None = None
 
     @property
     def name(self) -> str:
@@ -245,7 +250,7 @@ class InMemoryTableEngine:
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         if table.uri not in self.tables:
-            created = _Table(columns=list(columns), partition_by=partition_by)
+            created = _Table(columns=list(columns), partition_by=partition_by, clock=self.clock)
             created.commit("CREATE TABLE", metadata)
             self.tables[table.uri] = created
 

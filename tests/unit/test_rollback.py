@@ -16,13 +16,11 @@ from typing import Any
 import pytest
 
 from ecommerce_lakehouse.application.ingest_log import META_ENTITY, META_FILES, META_RUN_ID
+from ecommerce_lakehouse.application.lake_report import ReportLake
+from ecommerce_lakehouse.application.lineage import META_RESTORED_VERSION, lineage
 from ecommerce_lakehouse.application.maintenance import maintenance_record_key
 from ecommerce_lakehouse.application.pipeline import RunPipeline
-from ecommerce_lakehouse.application.rollback import (
-    META_RESTORED_VERSION,
-    Rollback,
-    loads_at,
-)
+from ecommerce_lakehouse.application.rollback import Rollback
 from ecommerce_lakehouse.application.run import RunOptions, RunResult
 from ecommerce_lakehouse.application.tables import table_ref
 from ecommerce_lakehouse.application.validate import ValidateTables
@@ -62,6 +60,7 @@ class World:
         self._ticks = _ticking()
         #: The version of orders after the first run.
         self.first_load = 0
+        self.engine.clock = self.clock
         self.rollback = Rollback(self.engine, self.platform, clock=self.clock)
 
     def clock(self) -> datetime:
@@ -234,7 +233,7 @@ def _load(version: int, run_id: str, *keys: str) -> CommitRecord:
     )
 
 
-def test_loads_at_follows_restores_and_stops_where_the_history_does() -> None:
+def test_lineage_follows_restores_and_stops_where_the_history_does() -> None:
     history = [
         _commit(0, "CREATE TABLE"),
         _load(1, "a", "f1"),
@@ -245,27 +244,74 @@ def test_loads_at_follows_restores_and_stops_where_the_history_does() -> None:
         _commit(6, "RESTORE"),  # made by another tool: nothing said of what it kept
         _load(7, "d", "f5"),
     ]
-    assert loads_at(ORDERS, history, 3) == {("a", "f1"), ("b", "f2"), ("b", "f3")}
-    assert loads_at(ORDERS, history, 5) == {("a", "f1"), ("c", "f4")}
-    assert loads_at(ORDERS, history, 7) == {("d", "f5")}
+    assert lineage(ORDERS, history, 3).loads == {("a", "f1"), ("b", "f2"), ("b", "f3")}
+    assert lineage(ORDERS, history, 5).loads == {("a", "f1"), ("c", "f4")}
+    assert lineage(ORDERS, history, 7).loads == {("d", "f5")}
+    assert not lineage(ORDERS, history, 7).complete
     # A cleaned-up log: the walk ends where the commits do.
-    assert loads_at(ORDERS, history[2:], 3) == {("b", "f2"), ("b", "f3")}
+    assert lineage(ORDERS, history[2:], 3).loads == {("b", "f2"), ("b", "f3")}
 
 
-def test_a_restore_interrupted_before_its_ledger_rows_is_finished_by_running_it_again(
-    world: World, monkeypatch: pytest.MonkeyPatch
+def test_a_load_that_made_no_commit_is_rolled_back_with_the_version_it_was_logged_in(
+    world: World,
 ) -> None:
-    def crash(*args: object, **kwargs: object) -> None:
-        raise OSError("injected: the ledger append did not happen")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(world.engine, "append_records", crash)
-        with pytest.raises(OSError, match="injected"):
-            world.rollback.restore("orders", version=world.first_load, lock_timeout=5)
-    assert world.orders() == {"o1": 10.0, "o2": 4.5}  # restored, but the ledger says otherwise
-    assert world.failed_checks() == ["orders.row_count_matches_ingest_log"]
+    # The same rows again in other bytes: loaded, but the MERGE changes nothing, no commit.
+    world.drop("raw-data/orders/orders_3.csv", DAILY.replace("12.0", "12.00"))
+    assert [f.status for f in world.run().files] == [FileStatus.LOADED]
+    daily = world.version()
 
     done = world.rollback.restore("orders", version=world.first_load, lock_timeout=5)
 
-    assert done.rolled_back == ("raw-data/orders/orders_2.csv",)
+    assert sorted(done.rolled_back) == [
+        "raw-data/orders/orders_2.csv",
+        "raw-data/orders/orders_3.csv",
+    ]
+    world.drop("raw-data/orders/orders_3.csv", DAILY.replace("12.0", "12.00"))
+    assert [f.status for f in world.run().files] == [FileStatus.LOADED]
     assert world.failed_checks() == []
+    # Undoing that restore brings both back, the one without a commit by its time.
+    world.rollback.restore("orders", version=daily, lock_timeout=5)
+    assert world.failed_checks() == []
+
+
+def test_a_restore_logs_a_run_interrupted_before_its_log_and_undoes_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.drop("raw-data/orders/orders_3.csv", HEADER + "4,o4,u3,2024-01-04T10:00:00,1.0\n")
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            "ecommerce_lakehouse.application.ingest.append_ingest_log",
+            lambda *args, **kwargs: (_ for _ in ()).throw(OSError("injected: stopped")),
+        )
+        assert not world.run().ok  # committed, not logged
+
+    done = world.rollback.restore("orders", version=world.first_load, lock_timeout=5)
+
+    assert "raw-data/orders/orders_3.csv" in done.rolled_back
+    assert world.failed_checks() == []
+    assert [f.status for f in world.run().files] == [FileStatus.LOADED]  # loads again
+
+
+def test_reprocess_checks_every_move_before_changing_anything(world: World) -> None:
+    world.drop("raw-data/orders/orders_2.csv", HEADER + "9,o9,u9,2024-01-09T10:00:00,9.0\n")
+    with pytest.raises(ConfigurationError, match="already holds another file"):
+        world.rollback.forget(["raw-data/orders/orders_2.csv"], lock_timeout=5, reprocess=True)
+    assert world.ledger(FileStatus.FORGOTTEN) == []
+
+
+def test_a_key_that_named_two_contents_needs_the_checksum(world: World) -> None:
+    world.drop("raw-data/orders/orders_2.csv", HEADER + "9,o9,u9,2024-01-09T10:00:00,9.0\n")
+    assert world.run().ok
+    with pytest.raises(ConfigurationError, match="names 2 different contents"):
+        world.rollback.forget(["raw-data/orders/orders_2.csv"], lock_timeout=5)
+    assert world.ledger(FileStatus.FORGOTTEN) == []
+
+
+def test_the_lake_report_counts_files_as_runs_saw_them_not_the_rows_a_restore_wrote(
+    world: World,
+) -> None:
+    before = ReportLake(world.engine, world.storage, world.query)().files_by_status
+    world.rollback.restore("orders", version=0, lock_timeout=5)
+    world.rollback.restore("orders", version=world.first_load + 1, lock_timeout=5)
+
+    assert ReportLake(world.engine, world.storage, world.query)().files_by_status == before

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ecommerce_lakehouse.application.rollback import REINSTATED
 from ecommerce_lakehouse.application.run import Clock, RunResult, utc_now
 from ecommerce_lakehouse.application.tables import DescribeTables, TableInfo, table_ref
 from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, VALIDATION_RESULTS, RowCounts
@@ -381,7 +382,13 @@ class ReportLake:
     # ------------------------------------------------------------------ ingest_log
 
     def _files_by_status(self) -> dict[str, int]:
-        rows = self._rows(f"SELECT status, COUNT(*) AS n FROM {INGEST_LOG.name} GROUP BY status")
+        # Files as runs saw them: not the rows a restore or forget wrote about earlier loads.
+        commands = f"'{FileStatus.ROLLED_BACK.value}', '{FileStatus.FORGOTTEN.value}'"
+        rows = self._rows(
+            f"SELECT status, COUNT(*) AS n FROM {INGEST_LOG.name} "
+            f"WHERE status NOT IN ({commands}) "
+            f"AND (error IS NULL OR error NOT LIKE '{REINSTATED}:%') GROUP BY status"
+        )
         counts = {str(row["status"]): _int(row["n"]) for row in rows}
         return _in_status_order(counts)
 

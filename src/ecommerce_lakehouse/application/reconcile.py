@@ -11,6 +11,7 @@ from ecommerce_lakehouse.application.ingest_log import (
     META_RUN_ID,
     append_ingest_log,
 )
+from ecommerce_lakehouse.application.lineage import lineage
 from ecommerce_lakehouse.application.run import Clock, utc_now
 from ecommerce_lakehouse.application.tables import curated_ref
 from ecommerce_lakehouse.domain.audit import IngestLogEntry, RowCounts
@@ -57,6 +58,8 @@ class ReconcileInterruptedRuns:
         entries: list[IngestLogEntry] = []
         for schema in SCHEMAS:
             commits = self._engine.history(curated_ref(self._storage, schema), RECONCILE_DEPTH)
+            # A commit a restore undid is not logged: its rows are not in the table.
+            current = lineage(schema, commits, commits[0].version) if commits else None
             for commit in commits:
                 meta = commit.metadata
                 run_id = meta.get(META_RUN_ID)
@@ -70,6 +73,8 @@ class ReconcileInterruptedRuns:
                     continue
                 merged = decode_merge_counts(meta[MERGE_COUNTS_KEY])
                 for file in json.loads(meta[META_FILES]):
+                    if current and current.complete and (run_id, file["key"]) not in current.loads:
+                        continue
                     after = merged.get(file["key"], RowCounts())
                     counts = RowCounts(
                         rows_read=file["rows_read"],

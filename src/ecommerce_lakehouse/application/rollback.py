@@ -14,7 +14,6 @@ version it returned to (``lakehouse.restored_version``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -22,13 +21,13 @@ from typing import Any
 
 from ecommerce_lakehouse.application.ingest_log import (
     META_COMMAND,
-    META_ENTITY,
-    META_FILES,
     META_RUN_ID,
     append_ingest_log,
 )
+from ecommerce_lakehouse.application.lineage import META_RESTORED_VERSION, Lineage, lineage, utc
 from ecommerce_lakehouse.application.maintenance import record_command
 from ecommerce_lakehouse.application.query_tables import version_at
+from ecommerce_lakehouse.application.reconcile import ReconcileInterruptedRuns
 from ecommerce_lakehouse.application.register import RegisterTables
 from ecommerce_lakehouse.application.run import Clock, new_run_id, utc_now
 from ecommerce_lakehouse.application.tables import curated_ref
@@ -46,8 +45,9 @@ from ecommerce_lakehouse.ports.engine import CommitRecord, TableEngine
 from ecommerce_lakehouse.ports.platform import Platform
 from ecommerce_lakehouse.ports.query import QueryService
 
-#: Commit-metadata key of a restore made here: the version the table returned to.
-META_RESTORED_VERSION = "lakehouse.restored_version"
+#: The reason names (``error`` column) of the rows a restore writes.
+ROLLED_BACK = "rolled_back"
+REINSTATED = "reinstated"
 
 #: The ledger statuses that decide whether a content is loaded, in the order they apply.
 _EVENTS = (FileStatus.LOADED, FileStatus.ROLLED_BACK, FileStatus.FORGOTTEN)
@@ -129,39 +129,11 @@ def _loads(query: QueryService, entity: str) -> dict[tuple[str, str], _Load]:
     for event in _events(query, f"entity = '{entity}'"):
         key = (event.run_id, event.source_path)
         if event.status is FileStatus.LOADED:
-            counted = loads[key].counted + 1 if key in loads else 1
-            loads[key] = _Load(entry=event, counted=counted)
+            # The first row of a load is when it happened (a reinstatement logs it again).
+            first = loads[key].entry if key in loads else event
+            loads[key] = _Load(entry=first, counted=loads[key].counted + 1 if key in loads else 1)
         elif event.status is FileStatus.ROLLED_BACK and key in loads:
             loads[key] = replace(loads[key], counted=loads[key].counted - 1)
-    return loads
-
-
-def loads_at(
-    schema: TableSchema, history: Sequence[CommitRecord], version: int
-) -> set[tuple[str, str]]:
-    """The loads (run id, file key) whose rows the table holds at ``version``.
-
-    Walks back from ``version``: a commit of a run adds its files, a restore made here
-    continues from the version it returned to. The walk stops where the history does (a
-    cleaned-up log) or at a restore made by another tool; loads before that are in no set,
-    so comparing two versions' sets leaves them alone.
-    """
-    commits = {commit.version: commit for commit in history}
-    loads: set[tuple[str, str]] = set()
-    seen: set[int] = set()
-    while version in commits and version not in seen:
-        seen.add(version)
-        commit = commits[version]
-        meta = commit.metadata
-        if META_RESTORED_VERSION in meta:
-            version = int(meta[META_RESTORED_VERSION])
-            continue
-        if commit.operation == "RESTORE":
-            break
-        run_id = meta.get(META_RUN_ID)
-        if run_id and meta.get(META_ENTITY) == schema.name and META_FILES in meta:
-            loads.update((run_id, str(f["key"])) for f in json.loads(meta[META_FILES]))
-        version -= 1
     return loads
 
 
@@ -258,11 +230,22 @@ class Rollback:
         run_id = new_run_id(self._clock())
         with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
             started = self._clock()
+            # A run interrupted between its commit and its log is logged first, as the next
+            # run would: the restore then sees its load like any other.
+            platform = self._platform
+            ReconcileInterruptedRuns(self._engine, platform.storage, platform.query, self._clock)(
+                run_id
+            )
             history = self._engine.history(ref)
             if not history:
                 raise ConfigurationError(f"table '{table}' has no versions yet")
             current = history[0].version
             target = pin if isinstance(pin, int) else version_at(table, history, pin)
+            if target == current and not isinstance(pin, int):
+                raise ConfigurationError(
+                    f"the version of '{table}' at {pin.isoformat()} is its current version "
+                    f"{current}: nothing to restore"
+                )
             if not 0 <= target < current:
                 raise ConfigurationError(
                     f"invalid version {target} of '{table}': expected 0 to {current - 1} "
@@ -277,8 +260,7 @@ class Rollback:
                     META_RESTORED_VERSION: str(target),
                 },
             )
-            after = loads_at(schema, history, target)
-            known = _known_loads(schema, history, current)
+            versions = _Versions.of(schema, history, target, current)
             loads = _loads(self._platform.query, schema.name)
             now = self._clock()
             why = f"restore {run_id} returned {table} to version {target}"
@@ -291,7 +273,7 @@ class Rollback:
                     error=f"{reason}: {why}",
                 )
                 for key, load in sorted(loads.items())
-                for status, reason in _change(key, load, known, after)
+                for status, reason in _change(load, versions.held(key, load))
             ]
             append_ingest_log(self._engine, self._platform.storage, entries, run_id)
             # The catalogue follows the table's columns (a restore may drop an added one).
@@ -344,6 +326,8 @@ class Rollback:
         with self._platform.lock.acquire(owner=run_id, timeout_seconds=lock_timeout):
             started = self._clock()
             matches = self._matches(files)
+            # Every move is checked before anything changes: a refused one changes nothing.
+            moves = {m.entry.checksum: self._move_back(m.entry) for m in matches if reprocess}
             now = self._clock()
             entries = [
                 replace(
@@ -360,14 +344,12 @@ class Rollback:
             ]
             append_ingest_log(self._engine, self._platform.storage, entries, run_id)
             returned: list[str] = []
-            if reprocess:
-                for match in matches:
-                    entry = match.entry
-                    if entry.destination and self._platform.storage.exists(entry.destination):
-                        self._platform.storage.move(
-                            entry.destination, entry.source_path, checksum=entry.checksum
-                        )
-                        returned.append(entry.source_path)
+            for entry in (m.entry for m in matches if m.entry.checksum in moves):
+                if moves[entry.checksum]:
+                    self._platform.storage.move(
+                        str(entry.destination), entry.source_path, checksum=entry.checksum
+                    )
+                returned.append(entry.source_path)
             result = ForgetResult(
                 run_id=run_id,
                 forgotten=tuple(e.source_path for e in entries),
@@ -381,6 +363,28 @@ class Rollback:
                 {"forgotten": list(result.forgotten), "returned": list(result.returned)},
             )
         return replace(result, record_error=error)
+
+    def _move_back(self, entry: IngestLogEntry) -> bool:
+        """Whether ``entry``'s file must move back to ``raw-data/`` (False: it is there).
+
+        Raises:
+            ConfigurationError: another file is at its ``raw-data/`` key, or its copy is not
+                where its run moved it.
+        """
+        storage = self._platform.storage
+        if storage.exists(entry.source_path):
+            if storage.checksum(entry.source_path) == entry.checksum:
+                return False
+            raise ConfigurationError(
+                f"{entry.source_path} already holds another file: move it away, then reprocess"
+            )
+        if entry.destination is None or not storage.exists(entry.destination):
+            raise ConfigurationError(
+                f"no copy of {entry.source_path} to move back: it is not at "
+                f"{entry.destination or 'a logged destination'}; drop the file into raw-data/ "
+                "yourself and use forget"
+            )
+        return True
 
     def _matches(self, files: Sequence[str]) -> list[_Match]:
         """The contents ``files`` name, each with its latest ledger row; all or an error."""
@@ -398,6 +402,13 @@ class Rollback:
             if event.destination is not None or match.entry.destination is None:
                 match.entry = event
             match.loaded = event.checksum in loaded
+        for name in wanted:
+            named = sorted(c for c, m in matches.items() if name in m.names)
+            if len(named) > 1:
+                raise ConfigurationError(
+                    f"{name} names {len(named)} different contents (checksums "
+                    f"{', '.join(named)}): give the checksum of the one to forget"
+                )
         unknown = wanted.difference(*(m.names for m in matches.values()))
         if unknown:
             listed = ", ".join(sorted(unknown))
@@ -437,28 +448,47 @@ def _curated(name: str) -> TableSchema:
     raise ConfigurationError(f"unknown table '{name}': expected one of {curated}")
 
 
-def _known_loads(
-    schema: TableSchema, history: Sequence[CommitRecord], current: int
-) -> set[tuple[str, str]]:
-    """The loads whose presence in a version :func:`loads_at` can tell.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Versions:
+    """The restored version and the current one, as the history tells what they hold."""
 
-    Every load the history names, unless a restore made by another tool hides which loads
-    some versions hold: then only those the current version holds.
-    """
-    if any(c.operation == "RESTORE" and META_RESTORED_VERSION not in c.metadata for c in history):
-        return loads_at(schema, history, current)
-    return set().union(*(loads_at(schema, [c], c.version) for c in history))
+    kept: Lineage
+    current: Lineage
+    named: frozenset[tuple[str, str]]
+    oldest: datetime | None
+
+    @classmethod
+    def of(
+        cls, schema: TableSchema, history: Sequence[CommitRecord], target: int, current: int
+    ) -> _Versions:
+        return cls(
+            kept=lineage(schema, history, target),
+            current=lineage(schema, history, current),
+            named=frozenset().union(*(lineage(schema, [c], c.version).loads for c in history)),
+            oldest=min((t for c in history if (t := utc(c.timestamp))), default=None),
+        )
+
+    def held(self, key: tuple[str, str], load: _Load) -> bool | None:
+        """Whether the restored version holds a load; None when the history cannot tell."""
+        if not (self.kept.complete and self.current.complete):
+            # A restore by another tool hides what some versions hold: only the loads the
+            # current version is known to hold are compared.
+            return (key in self.kept.loads) if key in self.current.loads else None
+        if key in self.named:
+            return key in self.kept.loads
+        logged = utc(load.entry.finished_at)
+        if logged is None or self.oldest is None or logged < self.oldest:
+            return None  # before the history the log still has
+        return self.kept.holds(logged)
 
 
-def _change(
-    key: tuple[str, str], load: _Load, known: set[tuple[str, str]], after: set[tuple[str, str]]
-) -> list[tuple[FileStatus, str]]:
+def _change(load: _Load, held: bool | None) -> list[tuple[FileStatus, str]]:
     # The ledger is brought to what the restored version holds, whatever it said before: a
     # restore run again after an interruption finishes the ledger the first one did not.
-    if key in known and key not in after and load.counted > 0:
-        return [(FileStatus.ROLLED_BACK, "rolled_back")]
-    if key in after and load.counted <= 0:
-        return [(FileStatus.LOADED, "reinstated")]
+    if held is False and load.counted > 0:
+        return [(FileStatus.ROLLED_BACK, ROLLED_BACK)]
+    if held is True and load.counted <= 0:
+        return [(FileStatus.LOADED, REINSTATED)]
     return []
 
 

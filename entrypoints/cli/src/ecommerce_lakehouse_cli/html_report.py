@@ -36,6 +36,8 @@ STATUS_COLOURS = {
     FileStatus.FAILED.value: "#c62828",
     FileStatus.WAITING.value: "#1565c0",
     FileStatus.IGNORED.value: "#6a1b9a",
+    FileStatus.ROLLED_BACK.value: "#795548",
+    FileStatus.FORGOTTEN.value: "#00838f",
 }
 _OTHER_COLOUR = "#455a64"
 #: The runs plot is at least this many runs wide.
