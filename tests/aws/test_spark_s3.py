@@ -20,13 +20,16 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
+from ecommerce_lakehouse.application.lake import open_lake
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
 from ecommerce_lakehouse_datagen import generate
 from tests.aws.test_cli_s3 import lakehouse
+from tests.aws.test_trino_athena import comparable as trino_comparable
 from tests.aws_support import MotoServer
 from tests.e2e.test_cli import LAKEHOUSE
 from tests.e2e.test_spark_engine import comparable
+from tests.trino_support import TrinoServer
 
 pytestmark = [pytest.mark.aws, pytest.mark.spark]
 
@@ -156,3 +159,25 @@ def test_spark_writes_delta_tables_delta_rs_and_sql_read(
     assert counts["stored"] == counts["inserted"] > 0
     commits = [k for k in spark_lake.keys(table_key("orders")) if "/_delta_log/" in k]
     assert any(k.endswith("00000000000000000000.json") for k in commits)
+
+
+@pytest.mark.trino
+def test_trino_reads_the_tables_spark_registered_in_glue_as_duckdb_does(
+    lakes: tuple[S3Lake, S3Lake, dict[str, Any]], trino: TrinoServer
+) -> None:
+    # Athena's engine on the Spark engine's lake: the tables `lakehouse run --engine spark`
+    # registered in Glue, listed and read by Trino with no registration of its own.
+    _, spark_lake, _ = lakes
+    database = spark_lake.environment["LAKEHOUSE_GLUE_DATABASE"]
+    with open_lake(spark_lake.root, engine="polars", options=spark_lake.options) as lake:
+        names = sorted(t.name for t in lake.tables())
+        _, listed = trino.query_with_columns("SHOW TABLES", database)
+        assert sorted(str(row[0]) for row in listed) == names
+        for name in names:
+            sql = f"SELECT * FROM {name}"
+            columns, rows = trino.query_with_columns(sql, database)
+            on_trino = [dict(zip(columns, row, strict=True)) for row in rows]
+            on_duckdb = lake.sql(sql).to_pylist()
+            assert on_duckdb, f"{name} is empty: nothing compared"
+            assert columns == list(on_duckdb[0]), name
+            assert trino_comparable(on_trino) == trino_comparable(on_duckdb), name
