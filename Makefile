@@ -10,12 +10,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PACKAGES := -e . -e adapters/polars-delta -e adapters/local -e adapters/spark-delta \
 	-e adapters/aws -e entrypoints/cli -e entrypoints/glue -e entrypoints/stepfunctions \
-	-e entrypoints/lambdas -e adapters/delta-log -e tools/datagen
+	-e entrypoints/lambdas -e adapters/delta-log -e tools/datagen -e adapters/trino
 MANIFESTS := constraints.txt pyproject.toml $(wildcard adapters/*/pyproject.toml \
 	entrypoints/*/pyproject.toml tools/*/pyproject.toml)
 SRC := src adapters/polars-delta/src adapters/local/src adapters/spark-delta/src \
 	adapters/aws/src entrypoints/cli/src entrypoints/glue/src entrypoints/stepfunctions/src \
-	entrypoints/lambdas/src adapters/delta-log/src tools/datagen/src
+	entrypoints/lambdas/src adapters/delta-log/src tools/datagen/src adapters/trino/src
 
 # Delta Lake jars for local Spark sessions, fetched by Maven (its repository cached in
 # build/m2) and given to Spark as local files: no network when a session starts.

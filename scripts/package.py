@@ -51,6 +51,7 @@ DISTRIBUTIONS: Mapping[str, str] = {
     "ecommerce-lakehouse-sfn": "entrypoints/stepfunctions",
     "ecommerce-lakehouse-lambdas": "entrypoints/lambdas",
     "ecommerce-lakehouse-datagen": "tools/datagen",
+    "ecommerce-lakehouse-trino": "adapters/trino",
 }
 
 #: What both Lambda zips hold (installed without their dependencies).

@@ -6,8 +6,9 @@ The ``trino`` fixture starts the Trino server ``make install`` unpacked
 ``tests/trino/find-java`` finds (or ``LAKEHOUSE_TRINO_JAVA``), once per test process, with one
 catalog, ``delta``: the Delta Lake connector whose metastore is the Glue of this process's
 moto server and whose storage is its S3 (Trino's native S3 file system). It registers nothing
-itself: Trino sees exactly the tables the lake registered in Glue. The server is stopped at
-the end of the session (and when the process exits).
+itself: Trino sees exactly the tables the lake registered in Glue. One server serves the
+whole test process (:func:`shared_trino`; the ``trino`` fixture and the contract suites'
+Trino case share it) and is stopped when the process exits.
 
 Only the Delta Lake plugin is loaded (the server ships some sixty), which keeps its start-up
 to seconds and its heap small.
@@ -145,6 +146,9 @@ def _configure(home: Path, workdir: Path, port: int, moto: MotoServer) -> list[s
         {
             "coordinator": "true",
             "node-scheduler.include-coordinator": "true",
+            # One node on a busy machine: a late heartbeat must not make the node "failed"
+            # ("No nodes available to run query"); Trino's own tests turn it off too.
+            "failure-detector.enabled": "false",
             "http-server.http.port": str(port),
             "discovery.uri": f"http://127.0.0.1:{port}",
             "plugin.dir": str(plugins),
@@ -229,11 +233,23 @@ def running_trino(moto: MotoServer) -> Iterator[TrinoServer]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+_shared: TrinoServer | None = None
+
+
+def shared_trino(moto: MotoServer) -> TrinoServer:
+    """The Trino server of this test process (over its moto server), started on first use."""
+    global _shared
+    if _shared is None:
+        stack = contextlib.ExitStack()
+        _shared = stack.enter_context(running_trino(moto))
+        atexit.register(stack.close)
+    return _shared
+
+
 @pytest.fixture(scope="session")
-def trino(moto: MotoServer) -> Iterator[TrinoServer]:
-    """Trino over this process's moto server, for the session."""
-    with running_trino(moto) as server:
-        yield server
+def trino(moto: MotoServer) -> TrinoServer:
+    """Trino over this process's moto server."""
+    return shared_trino(moto)
 
 
 #: What Trino logs when its start-up fails (an invalid configuration, a plugin that fails).
@@ -247,7 +263,9 @@ def _free_port() -> int:
 
 
 def _ready(server: TrinoServer, process: subprocess.Popen[bytes]) -> bool:
-    """Whether ``/v1/info`` says the server has started (``starting`` false)."""
+    """Whether ``/v1/info`` says the server has started (``starting`` false) and its node is
+    active for the scheduler (it announces itself a moment later: until then a query on a
+    table fails with "No nodes available to run query")."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and process.poll() is None:
         # A server that failed to start may stay up without ever serving: give up at once.
@@ -255,12 +273,25 @@ def _ready(server: TrinoServer, process: subprocess.Popen[bytes]) -> bool:
             return False
         try:
             with urllib.request.urlopen(f"{server.endpoint}/v1/info", timeout=2) as response:
-                if json.load(response).get("starting") is False:
+                if json.load(response).get("starting") is False and _runs_a_query(server):
                     return True
         except (urllib.error.URLError, OSError, ValueError):
             pass
         time.sleep(0.5)
     return False
+
+
+def _runs_a_query(server: TrinoServer) -> bool:
+    import trino
+
+    try:
+        # The scheduler places splits on the nodes its node manager lists as active, which it
+        # refreshes every few seconds: a query on the coordinator alone (SELECT 1) runs
+        # before that, a query on a table may not.
+        active = "SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'"
+        return server.query(active, "information_schema") == [(1,)]
+    except (trino.exceptions.Error, trino.exceptions.HttpError, OSError):
+        return False
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -286,9 +286,12 @@ def check_compact_min_files(value: int) -> None:
         )
 
 
+#: How long one Trino query may run before the cluster stops it, unless configured.
+DEFAULT_TRINO_TIMEOUT_SECONDS = 600.0
+
 #: Query services a lake can use (docs/settings.md): DuckDB on this machine, Amazon Athena,
-#: or the Spark engine's own session.
-QUERY_SERVICES: tuple[str, ...] = ("duckdb", "athena", "spark")
+#: the Spark engine's own session, or a Trino (Starburst) cluster.
+QUERY_SERVICES: tuple[str, ...] = ("duckdb", "athena", "spark", "trino")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,8 +303,8 @@ class LakeSettings:
 
     engine: str = setting("the table engine: polars (embedded) or spark", default="polars")
     query: str | None = setting(
-        "the query service: duckdb, athena or spark (default: spark with the Spark engine, "
-        "else duckdb; `lakehouse sql --athena` is query athena)",
+        "the query service: duckdb, athena, spark or trino (default: spark with the Spark "
+        "engine, else duckdb; `lakehouse sql --athena` is query athena)",
         default=None,
         flag=False,
         choices=QUERY_SERVICES,
@@ -374,6 +377,43 @@ class LakeSettings:
         "how long one Athena query may run before it is cancelled",
         default=DEFAULT_ATHENA_TIMEOUT_SECONDS,
         flag=False,
+    )
+    trino_url: str | None = setting(
+        "http(s)://host[:port] of the Trino or Starburst cluster (query trino)",
+        default=None,
+        flag=False,
+        job=False,
+    )
+    trino_catalog: str = setting(
+        "the Trino catalog that reads the lake's Delta tables (query trino)",
+        default="delta",
+        flag=False,
+        job=False,
+    )
+    trino_schema: str | None = setting(
+        "the schema of that catalog holding the lake's tables (default: glue_database)",
+        default=None,
+        flag=False,
+        job=False,
+    )
+    trino_user: str | None = setting(
+        "the user Trino queries run as (default: the user running lakehouse)",
+        default=None,
+        flag=False,
+        job=False,
+    )
+    trino_password: str | None = setting(
+        "basic-auth password for an https:// trino_url (no flag; never shown)",
+        default=None,
+        flag=False,
+        job=False,
+        secret=True,
+    )
+    trino_timeout_seconds: float = setting(
+        "how long one Trino query may run before the cluster stops it",
+        default=DEFAULT_TRINO_TIMEOUT_SECONDS,
+        flag=False,
+        job=False,
     )
     spark_master: str = setting(
         "master of a local Spark session (not on Glue)", default="local[2]", flag=False, job=False

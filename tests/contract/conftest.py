@@ -10,21 +10,25 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Literal
 
 import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
-from ecommerce_lakehouse.application.lake import open_lake
-from ecommerce_lakehouse.ports.catalogue import Catalogue
+from ecommerce_lakehouse.application.lake import Lake, open_lake
+from ecommerce_lakehouse.application.tables import TABLE_NAMES, table_ref
+from ecommerce_lakehouse.domain.schemas import SCHEMAS
+from ecommerce_lakehouse.ports.catalogue import Catalogue, TableDefinition
 from ecommerce_lakehouse.ports.lock import Lock
 from ecommerce_lakehouse.ports.platform import Platform
 from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 from tests.aws_support import shared_moto
 from tests.fakes import InMemoryCatalogue, InMemoryLock, InMemoryObjectStorage
+from tests.trino_support import shared_trino
 
 Mutation = Callable[[bytes], bytes]
 
@@ -85,21 +89,39 @@ class LockCase:
 
 @dataclass(frozen=True)
 class QueryCase:
-    """A QueryService under test and the storage its tables live in."""
+    """A QueryService under test and the storage its tables live in.
+
+    Attributes:
+        query: the adapter.
+        storage: where the tables are written.
+        registered: called with a table's key after each write, for services that find
+            tables in a catalogue (Trino: the Glue registration a run makes).
+        resolution: the finest timestamp the service returns (Trino reads a Delta
+            ``timestamp`` as ``timestamp(3) with time zone``: milliseconds).
+    """
 
     query: QueryService
     storage: ObjectStorage
+    registered: Callable[[str], None] | None = None
+    resolution: timedelta = timedelta(microseconds=1)
 
     def write(
-        self, key: str, data: pa.Table, mode: Literal["append", "overwrite"] = "append"
+        self,
+        key: str,
+        data: pa.Table,
+        mode: Literal["append", "overwrite"] = "append",
+        partition_by: list[str] | None = None,
     ) -> None:
         """Commit ``data`` to the Delta table at ``key`` (one new version)."""
         write_deltalake(
             self.storage.uri(key),
             data,
             mode=mode,
+            partition_by=partition_by,
             storage_options=dict(self.storage.storage_options) or None,
         )
+        if self.registered is not None:
+            self.registered(key)
 
 
 # ---------------------------------------------------------------- storage
@@ -265,12 +287,58 @@ def _spark_query(tmp_path: Path) -> QueryCase:
     return QueryCase(query=platform.query, storage=platform.storage)
 
 
+def _trino_query(tmp_path: Path) -> QueryCase:
+    # Trino's Delta Lake catalog on moto's Glue and S3 (tests/trino_support.py): each table
+    # is registered in the lake's Glue database once written, as a run registers it.
+    moto_server = shared_moto()
+    options = moto_server.options()
+    lake = open_lake(
+        moto_server.new_lake(),
+        options={**options, "query": "trino", "trino_url": shared_trino(moto_server).endpoint},
+    )
+    # The database exists before any table is in it, as a deployed stack creates it.
+    moto_server.client("glue").create_database(DatabaseInput={"Name": options["glue_database"]})
+
+    def register(key: str) -> None:
+        _register_in_glue(lake, key)
+
+    return QueryCase(
+        query=lake.platform.query,
+        storage=lake.platform.storage,
+        registered=register,
+        resolution=timedelta(milliseconds=1),
+    )
+
+
+def _register_in_glue(lake: Lake, key: str) -> None:
+    """Register the written table at ``key`` in the lake's catalogue, with its stored
+    columns and partitioning."""
+    storage = lake.platform.storage
+    [name] = [n for n in TABLE_NAMES if table_ref(storage, n).uri == storage.uri(key)]
+    ref = table_ref(storage, name)
+    stored = DeltaTable(ref.uri, storage_options=dict(storage.storage_options))
+    lake.platform.catalogue.register(
+        TableDefinition(
+            name=name,
+            location=ref.uri,
+            columns=lake.engine.columns(ref),
+            partition_columns=tuple(stored.metadata().partition_columns),
+            kind="curated" if name in {s.name for s in SCHEMAS} else "audit",
+        )
+    )
+
+
 _QUERIES: dict[str, Callable[[Path], QueryCase]] = {
     "duckdb": _duckdb_query,
     "duckdb-s3": _duckdb_s3_query,
     "spark": _spark_query,
+    "trino": _trino_query,
 }
-_QUERY_MARKS = {"spark": pytest.mark.spark, "duckdb-s3": pytest.mark.aws}
+_QUERY_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
+    "spark": (pytest.mark.spark,),
+    "duckdb-s3": (pytest.mark.aws,),
+    "trino": (pytest.mark.aws, pytest.mark.trino),
+}
 
 
 @pytest.fixture(

@@ -54,6 +54,7 @@ from ecommerce_lakehouse.ports.platform import (
     Platform,
     PlatformContainer,
     PlatformFactory,
+    QueryServiceFactory,
 )
 from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.settings import LakeSettings, read_settings
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
 
 ENGINE_GROUP = "ecommerce_lakehouse.engines"
 PLATFORM_GROUP = "ecommerce_lakehouse.platforms"
+QUERY_SERVICE_GROUP = "ecommerce_lakehouse.query_services"
+_KINDS = {ENGINE_GROUP: "engine", PLATFORM_GROUP: "platform", QUERY_SERVICE_GROUP: "query service"}
 
 
 class Lake:
@@ -305,6 +308,7 @@ def _query_service(
     settings: LakeSettings, platform: PlatformContainer, engines: EngineContainer
 ) -> QueryService:
     # The query setting, else the engine's own SQL (Spark SQL), else DuckDB on this machine.
+    # A service neither the engine nor the platform provides (Trino) is its own package's.
     own = engines.query_services()
     name = settings.query or (own or ("duckdb",))[0]
     owner: Any = engines if name in own else platform
@@ -315,7 +319,9 @@ def _query_service(
                 "query 'spark' runs SQL in the Spark engine's session: choose the engine "
                 "spark (--engine spark), or the query service duckdb or athena"
             )
-        raise ConfigurationError(f"query '{name}' needs an s3:// lake (Amazon Athena)")
+        if name == "athena":
+            raise ConfigurationError(f"query '{name}' needs an s3:// lake (Amazon Athena)")
+        return load_query_service(name)(settings, platform.storage())
     service: QueryService = provider()
     return service
 
@@ -340,12 +346,23 @@ def load_engine(name: str) -> EngineFactory:
     return factory
 
 
+def load_query_service(name: str) -> QueryServiceFactory:
+    """The factory of the query service registered as ``name`` (``trino``), imported now.
+
+    Raises:
+        ConfigurationError: no such query service is installed, or it cannot be imported.
+    """
+    factory: QueryServiceFactory = _load(QUERY_SERVICE_GROUP, name)
+    return factory
+
+
 def _load(group: str, name: str) -> Any:
     found = {ep.name: ep for ep in entry_points(group=group)}
     if name not in found:
         available = ", ".join(sorted(found)) or "none installed"
-        kind = "engine" if group == ENGINE_GROUP else "platform"
-        raise ConfigurationError(f"unknown {kind} {name!r} (available: {available})")
+        kind = _KINDS[group]
+        hint = f"; install ecommerce-lakehouse-{name}" if group == QUERY_SERVICE_GROUP else ""
+        raise ConfigurationError(f"unknown {kind} {name!r} (available: {available}{hint})")
     try:
         return found[name].load()
     except (ImportError, AttributeError) as error:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from ecommerce_lakehouse.application.tables import TABLE_NAMES
-from ecommerce_lakehouse.domain.errors import ConfigurationError
+from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError
 from ecommerce_lakehouse.ports.engine import CommitRecord
 
 #: The reason :func:`version_unreadable` gives for a pinned table that does not exist yet.
@@ -150,3 +150,8 @@ def version_at(name: str, commits: Sequence[CommitRecord], moment: datetime) -> 
     first = min((c.timestamp for c in dated if c.timestamp is not None), default=None)
     since = f" (its first commit is of {first.isoformat()})" if first else ""
     raise ConfigurationError(f"table '{name}' has no version at {moment.isoformat()}{since}")
+
+
+def statement_refused(kind: str) -> LakehouseError:
+    """The error of every query service for a statement that is not a query."""
+    return LakehouseError(f"SQL here is read-only: {kind} statements are refused, queries only")

@@ -4,7 +4,9 @@ Adapter packages export dependency-injector containers; the core sees them only 
 these protocols (a provider is a callable returning its object), so it composes a lake
 without importing the DI framework. A third-party engine or platform registers a factory
 returning such a container under an entry point (``ecommerce_lakehouse.engines``,
-``ecommerce_lakehouse.platforms``).
+``ecommerce_lakehouse.platforms``). A query service that belongs to neither (a Trino
+cluster, which reads a directory lake as well as an S3 one) registers its factory under
+``ecommerce_lakehouse.query_services``.
 """
 
 from __future__ import annotations
@@ -62,3 +64,7 @@ class EngineContainer(Protocol):
 PlatformFactory = Callable[[str, LakeSettings], PlatformContainer]
 #: ``factory(settings, storage)`` of an engine, registered under ``ecommerce_lakehouse.engines``.
 EngineFactory = Callable[[LakeSettings, ObjectStorage], EngineContainer]
+#: ``factory(settings, storage)`` of a query service of its own (neither the platform's nor
+#: the engine's), registered under ``ecommerce_lakehouse.query_services`` by the name the
+#: ``query`` setting gives it (``trino``).
+QueryServiceFactory = Callable[[LakeSettings, ObjectStorage], QueryService]

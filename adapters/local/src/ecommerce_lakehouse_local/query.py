@@ -17,6 +17,7 @@ from ecommerce_lakehouse.application.query_tables import (
     NOT_CREATED_YET,
     check_version,
     is_show_tables,
+    statement_refused,
     tables_to_read,
     version_unreadable,
 )
@@ -265,7 +266,7 @@ def _check_read_only(query: str) -> None:
         return
     if kind not in _READ_STATEMENTS:
         name = kind.name.removesuffix("_STATEMENT") if hasattr(kind, "name") else str(kind)
-        raise LakehouseError(f"SQL here is read-only: {name} statements are refused, queries only")
+        raise statement_refused(name)
 
 
 def _one_line(error: BaseException) -> str:

@@ -11,6 +11,7 @@ import pyarrow as pa
 from ecommerce_lakehouse.application.query_tables import (
     NOT_CREATED_YET,
     check_version,
+    statement_refused,
     tables_to_read,
     version_unreadable,
 )
@@ -205,9 +206,7 @@ def _check_read_only(session: SparkSession, query: str) -> None:
     if command and (name in _READ_COMMANDS or name.startswith(_READ_COMMAND_PREFIXES)):
         return
     if command or statement:
-        raise LakehouseError(
-            f"SQL here is read-only: {name.rstrip('$')} statements are refused, queries only"
-        )
+        raise statement_refused(name.rstrip("$"))
     # A query can still run a program (SELECT TRANSFORM ... USING) or call static Java
     # methods (reflect, java_method); Spark has no setting to turn either off.
     found = _UNSAFE_IN_PLAN.search(str(plan.treeString()))
