@@ -168,7 +168,7 @@ def test_the_manifest_lists_every_artefact_with_its_size(built: Build) -> None:
     }
     assert manifest["sizes"] == on_disk
     wheels = sorted(name for name in on_disk if name.startswith("wheels/"))
-    assert len(wheels) == 11 and all(name.endswith("-py3-none-any.whl") for name in wheels)
+    assert len(wheels) == 12 and all(name.endswith("-py3-none-any.whl") for name in wheels)
     assert (out / manifest["glue_script"]).read_bytes() == (
         ROOT / "entrypoints" / "glue" / "glue_job.py"
     ).read_bytes()
