@@ -22,6 +22,7 @@ from deltalake import DeltaTable
 
 from ecommerce_lakehouse.application.lake import open_lake
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
+from ecommerce_lakehouse.domain.validation import ValidationPolicy, all_checks, scalars_sql
 from ecommerce_lakehouse.domain.zones import audit_key, table_key
 from ecommerce_lakehouse_datagen import generate
 from tests.aws.test_cli_s3 import lakehouse
@@ -181,3 +182,31 @@ def test_trino_reads_the_tables_spark_registered_in_glue_as_duckdb_does(
             assert on_duckdb, f"{name} is empty: nothing compared"
             assert columns == list(on_duckdb[0]), name
             assert trino_comparable(on_trino) == trino_comparable(on_duckdb), name
+
+
+@pytest.mark.trino
+def test_every_check_observes_the_same_on_trino_spark_sql_and_duckdb(
+    lakes: tuple[S3Lake, S3Lake, dict[str, Any]], trino: TrinoServer
+) -> None:
+    # Each check's observed and expected SQL, in one statement, on Athena's engine, on the
+    # Spark engine's SQL and on DuckDB, over the Spark engine's lake.
+    _, spark_lake, _ = lakes
+    checks = all_checks(ValidationPolicy())
+    statement = scalars_sql(
+        [sql for c in checks for sql in (c.observed_sql, c.expected_sql) if sql is not None]
+    )
+    database = spark_lake.environment["LAKEHOUSE_GLUE_DATABASE"]
+    _, [on_trino] = trino.query_with_columns(statement, database)
+    done = lakehouse(
+        spark_lake.environment,
+        *("sql", "--lake", spark_lake.root, "--engine", "spark", "--format", "json", statement),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    [on_spark] = json.loads(done.stdout)
+    with open_lake(spark_lake.root, engine="polars", options=spark_lake.options) as lake:
+        [on_duckdb] = lake.sql(statement).to_pylist()
+
+    assert [int(v) for v in on_trino] == [int(v) for v in on_spark.values()]
+    assert [int(v) for v in on_trino] == [int(v) for v in on_duckdb.values()]
+    assert len(on_trino) > len(checks)  # every check, and the expected sides
