@@ -56,6 +56,15 @@ class Lineage:
         )
 
 
+def commit_loads(schema: TableSchema, commit: CommitRecord) -> set[tuple[str, str]]:
+    """The loads (run id, file key) a commit of a run names; none for any other commit."""
+    meta = commit.metadata
+    run_id = meta.get(META_RUN_ID)
+    if not run_id or meta.get(META_ENTITY) != schema.name or META_FILES not in meta:
+        return set()
+    return {(run_id, str(f["key"])) for f in json.loads(meta[META_FILES])}
+
+
 def lineage(schema: TableSchema, history: Sequence[CommitRecord], version: int) -> Lineage:
     """The loads and time spans that make up ``version`` of ``schema``'s table.
 
@@ -82,8 +91,6 @@ def lineage(schema: TableSchema, history: Sequence[CommitRecord], version: int) 
         if commit.operation == "RESTORE":
             complete = False
             break
-        run_id = meta.get(META_RUN_ID)
-        if run_id and meta.get(META_ENTITY) == schema.name and META_FILES in meta:
-            loads.update((run_id, str(f["key"])) for f in json.loads(meta[META_FILES]))
+        loads.update(commit_loads(schema, commit))
         version -= 1
     return Lineage(loads=frozenset(loads), windows=tuple(windows), complete=complete)

@@ -24,7 +24,13 @@ from ecommerce_lakehouse.application.ingest_log import (
     META_RUN_ID,
     append_ingest_log,
 )
-from ecommerce_lakehouse.application.lineage import META_RESTORED_VERSION, Lineage, lineage, utc
+from ecommerce_lakehouse.application.lineage import (
+    META_RESTORED_VERSION,
+    Lineage,
+    commit_loads,
+    lineage,
+    utc,
+)
 from ecommerce_lakehouse.application.maintenance import record_command
 from ecommerce_lakehouse.application.query_tables import version_at
 from ecommerce_lakehouse.application.reconcile import ReconcileInterruptedRuns
@@ -464,7 +470,7 @@ class _Versions:
         return cls(
             kept=lineage(schema, history, target),
             current=lineage(schema, history, current),
-            named=frozenset().union(*(lineage(schema, [c], c.version).loads for c in history)),
+            named=frozenset().union(*(commit_loads(schema, c) for c in history)),
             oldest=min((t for c in history if (t := utc(c.timestamp))), default=None),
         )
 
