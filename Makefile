@@ -131,9 +131,10 @@ typecheck: install
 		infra/render_definition.py
 
 # Every test on every core (each worker that meets a Spark test starts one session and keeps
-# it for the rest). pyproject's default is the fast tier.
+# it for the rest). pyproject's default is the fast tier. The slowest tests are listed at the
+# end, so a CI log tells where the suite's time goes.
 test: lint typecheck
-	$(BIN)/pytest -m "" -n auto $(PYTEST_ARGS)
+	$(BIN)/pytest -m "" -n auto --durations=30 $(PYTEST_ARGS)
 
 # The fast offline tier: what a plain `pytest` runs.
 test-fast: install

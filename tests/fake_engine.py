@@ -43,6 +43,7 @@ from ecommerce_lakehouse.domain.types import Column, ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import (
     MERGE_COUNTS_KEY,
     CommitRecord,
+    FileStatistics,
     MergeOutcome,
     RunContext,
     SourceFile,
@@ -351,6 +352,10 @@ class InMemoryTableEngine:
         stored = self.tables.get(table.uri)
         records = stored.history if stored else []
         return records[:limit] if limit is not None else list(records)
+
+    def file_statistics(self, table: TableRef) -> tuple[FileStatistics, ...] | None:
+        # The fake keeps no Delta log: its checks always run their SQL.
+        return None
 
     def vacuum(self, table: TableRef, *, retain_hours: int) -> int:
         # The fake keeps no files of old versions: nothing to delete.

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ecommerce_lakehouse.application.ingest_log import META_RUN_ID, run_metadata
+from ecommerce_lakehouse.application.log_statistics import decided, value_range
 from ecommerce_lakehouse.application.run import Clock, utc_now
 from ecommerce_lakehouse.application.tables import audit_ref, curated_ref
 from ecommerce_lakehouse.domain.audit import VALIDATION_RESULTS
@@ -46,7 +47,7 @@ from ecommerce_lakehouse.domain.validation import (
     scalars_sql,
     scoped_check,
 )
-from ecommerce_lakehouse.ports.engine import CommitRecord, TableEngine, TableRef
+from ecommerce_lakehouse.ports.engine import CommitRecord, FileStatistics, TableEngine, TableRef
 from ecommerce_lakehouse.ports.query import QueryService
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 
@@ -138,19 +139,27 @@ class ValidationScope:
             last validation), or None when every check ran over whole tables.
         full_checks: the checks (``table.check``) that still ran over whole tables.
         reason: why the validation ran in full, when ``runs`` is None.
+        from_statistics: the checks (``table.check``) whose count the tables' Delta log
+            statistics decided, without reading rows (log_statistics).
     """
 
     runs: tuple[str, ...] | None
     full_checks: tuple[str, ...] = ()
     reason: str = ""
+    from_statistics: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for progress displays."""
+        counted = (
+            f"; {len(self.from_statistics)} decided by the Delta log's statistics"
+            if self.from_statistics
+            else ""
+        )
         if self.runs is None:
-            return f"full checks ({self.reason})"
+            return f"full checks ({self.reason}){counted}"
         runs = ", ".join(self.runs) or "none"
         full = f"; in full: {', '.join(self.full_checks)}" if self.full_checks else ""
-        return f"checks scoped to the rows of run(s) {runs}{full}"
+        return f"checks scoped to the rows of run(s) {runs}{full}{counted}"
 
 
 def _check_id(check: Check) -> str:
@@ -207,6 +216,8 @@ class ValidateTables:
         self._clock = clock
         self._schemas = {s.name: s for s in schemas}
         self.scope = ValidationScope(runs=None, reason="not run yet")
+        # Each table's Delta log statistics, read at most once per validation.
+        self._statistics: dict[str, tuple[FileStatistics, ...] | None] = {}
 
     def evaluate(self, check: Check) -> CheckResult:
         """Evaluate one check over whole tables."""
@@ -250,6 +261,7 @@ class ValidateTables:
             full: evaluate every check over whole tables, whatever the last validation saw.
         """
         checks = all_checks(policy, tuple(self._schemas.values()))
+        self._statistics = {}
         marks = {name: self._mark(name) for name in self._schemas}
         state = None if full else self._read_state()
         by_table, reason = (None, "--full") if full else self._runs_since(state, marks)
@@ -262,6 +274,15 @@ class ValidateTables:
         # listed afterwards (the state keeps them), and a key check scoped on the assumption
         # that its table's keys are unique runs again if they are not.
         plans = {_check_id(check): self._plan(check, runs, recorded, unchanged) for check in checks}
+        from_statistics = []
+        for check_id, plan in plans.items():
+            if plan is not None and plan.known is None:
+                schema = self._schemas[plan.sql.table_name]
+                files = self._files(schema)
+                known = None if files is None else decided(plan.sql, schema, files)
+                if known is not None:
+                    plans[check_id] = replace(plan, known=known)
+                    from_statistics.append(check_id)
         batched = [check for check in checks if plans[_check_id(check)] is not None]
         evaluated = self._evaluate(
             [
@@ -305,6 +326,7 @@ class ValidateTables:
             runs=None if runs is None else tuple(sorted(runs)),
             full_checks=tuple(full_checks),
             reason=reason,
+            from_statistics=tuple(from_statistics),
         )
         self._record(run_id, results)
         self._write_state(_State(tables=marks, checks=fresh))
@@ -353,6 +375,25 @@ class ValidateTables:
             limit *= 4
 
     # ---- the checks ------------------------------------------------------------------------
+
+    def _bounds(self, schema: TableSchema, column: str, runs: set[str]) -> tuple[str, str] | None:
+        """Bounds of the values of ``column`` in the rows ``runs`` wrote, from the statistics."""
+        files = self._files(schema)
+        return None if files is None else value_range(column, sorted(runs), files)
+
+    def _fk_bounds(
+        self, check: Check, child: TableSchema, runs: set[str]
+    ) -> tuple[str, str] | None:
+        if check.reference is None:
+            raise ValueError(f"{check.check_name} is not a foreign-key check")
+        return self._bounds(child, check.reference[0], runs)
+
+    def _files(self, schema: TableSchema) -> tuple[FileStatistics, ...] | None:
+        """The Delta log statistics of the table's files (None when the log cannot vouch)."""
+        if schema.name not in self._statistics:
+            ref = curated_ref(self._storage, schema)
+            self._statistics[schema.name] = self._engine.file_statistics(ref)
+        return self._statistics[schema.name]
 
     def _sound(
         self, check: Check, runs: set[str] | None, recorded: Mapping[str, _Recorded]
@@ -405,10 +446,13 @@ class ValidateTables:
                 return _Plan(replace(check, sample_sql=None), scoped=False)
             if before.orphans:
                 return None
-            counted = replace(
-                check, observed_sql=orphans_count_sql(check, schema, sorted(runs)), sample_sql=None
-            )
             known = 0 if _key_tables(check) <= unchanged else None
+            bounds = None if known is not None else self._fk_bounds(check, schema, runs)
+            counted = replace(
+                check,
+                observed_sql=orphans_count_sql(check, schema, sorted(runs), bounds),
+                sample_sql=None,
+            )
             return _Plan(counted, scoped=True, known=known)
         if check.kind is CheckKind.UNIQUE:
             not_null = recorded.get(f"{table}.primary_key_not_null")
@@ -418,7 +462,12 @@ class ValidateTables:
             if check.kind is CheckKind.COUNT and table in unchanged:
                 return _Plan(check, scoped=True, known=before.observed)
             if before.observed == 0 and check.kind in (CheckKind.ROW, CheckKind.UNIQUE):
-                scoped = scoped_check(check, schema, sorted(runs))
+                # A key check reads only the stored keys the runs' keys may equal.
+                bounds = None
+                one_key = len(schema.primary_key) == 1
+                if check.kind is CheckKind.UNIQUE and one_key and table not in unchanged:
+                    bounds = self._bounds(schema, schema.primary_key[0], runs)
+                scoped = scoped_check(check, schema, sorted(runs), bounds)
                 return _Plan(scoped, scoped=True, known=0 if table in unchanged else None)
         return _Plan(check, scoped=check.kind is CheckKind.COUNT)
 
@@ -459,18 +508,22 @@ class ValidateTables:
         earlier: Sequence[Sequence[str]],
     ) -> tuple[CheckResult, tuple[tuple[str, ...], ...] | None]:
         ordered = sorted(runs)
+        bounds = self._fk_bounds(check, child, runs)
         kept = (
             self._query.sql(kept_orphans_sql(check, child, ordered, earlier)).to_pylist()
             if earlier
             else []
         )
-        new = self._query.sql(orphans_sql(check, child, ordered, ORPHAN_LIMIT + 1)).to_pylist()
+        new = self._query.sql(
+            orphans_sql(check, child, ordered, ORPHAN_LIMIT + 1, bounds)
+        ).to_pylist()
         if len(new) <= ORPHAN_LIMIT:
             listed = [*kept, *new]
             orphans = _orphan_rows(listed) if len(listed) <= ORPHAN_LIMIT else None
             return self._foreign_key_result(check, listed), orphans
         # Too many new orphans to list: count them, sample the smallest keys.
-        (count,) = _scalars(self._query, [orphans_count_sql(check, child, ordered)], [True])
+        counting = orphans_count_sql(check, child, ordered, bounds)
+        (count,) = _scalars(self._query, [counting], [True])
         return self._foreign_key_result(check, kept, count, new[:SAMPLE_SIZE]), None
 
     def _foreign_key_result(

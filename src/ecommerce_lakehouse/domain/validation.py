@@ -56,6 +56,8 @@ class Check:
         within: for a scoped ``ROW`` check, the predicate of the rows it reads (the runs'
             rows); it counts the rows that meet both.
         reference: for a ``FOREIGN_KEY`` check, ``(column, parent table, parent key)``.
+        null_columns: for a ``ROW`` check of nulls, the columns of which none may be null.
+        derived: for the ``ROW`` check of a derived date, ``(date column, timestamp column)``.
     """
 
     table_name: str
@@ -69,6 +71,8 @@ class Check:
     condition: str | None = None
     within: str | None = None
     reference: tuple[str, str, str] | None = None
+    null_columns: tuple[str, ...] = ()
+    derived: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +165,7 @@ def table_checks(schema: TableSchema) -> list[Check]:
             observed_sql=_count_where(table, key_null),
             kind=CheckKind.ROW,
             condition=key_null,
+            null_columns=schema.primary_key,
         ),
         Check(
             table_name=table,
@@ -170,6 +175,7 @@ def table_checks(schema: TableSchema) -> list[Check]:
             sample_sql=_sample_where(schema, required_null),
             kind=CheckKind.ROW,
             condition=required_null,
+            null_columns=tuple(dict.fromkeys(required)),
         ),
         Check(
             table_name=table,
@@ -191,6 +197,7 @@ def table_checks(schema: TableSchema) -> list[Check]:
                 sample_sql=_sample_where(schema, inconsistent),
                 kind=CheckKind.ROW,
                 condition=inconsistent,
+                derived=schema.derived_date,
             )
         )
     return checks
@@ -263,7 +270,12 @@ def _written_by(run_ids: Sequence[str], alias: str = "") -> str:
     return f"{alias}{RUN_ID} IN ({', '.join(_literal(r) for r in sorted(set(run_ids)))})"
 
 
-def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> Check:
+def scoped_check(
+    check: Check,
+    schema: TableSchema,
+    run_ids: Sequence[str],
+    key_range: tuple[str, str] | None = None,
+) -> Check:
     """The form of a ``ROW`` or ``UNIQUE`` check that reads only the rows ``run_ids`` wrote.
 
     When the lake before those runs held no offending row (the check passed and, for
@@ -271,8 +283,18 @@ def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> C
     every key stored twice is a key they wrote (``UNIQUE``: a key held only by older rows
     was held as often before), so the counts and samples equal the full check's.
 
+    Args:
+        check: the check over whole tables.
+        schema: its table.
+        run_ids: the runs whose rows are read.
+        key_range: for a ``UNIQUE`` check of a one-column key, ``(lowest, highest)`` bounds
+            of every key the runs wrote. Only stored rows whose key lies between them can
+            share one of those keys, so the others are not read: a filter an engine pushes
+            into its scan, skipping every file whose key statistics lie outside.
+
     Raises:
-        ValueError: the check is of another kind, or a run id is not a plain literal.
+        ValueError: the check is of another kind, a run id or a bound is not a plain
+            literal, or ``key_range`` is given for a key of several columns.
     """
     table = schema.name
     written = _written_by(run_ids)
@@ -292,10 +314,16 @@ def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> C
         null_key = " OR ".join(f"t.{k} IS NULL" for k in keys)
         # Two disjoint branches (a key equal to another has no null part), not one OR:
         # the OR kept DuckDB from planning the EXISTS as a semi join (1.4x slower).
+        in_range = ""
+        if key_range is not None:
+            if len(keys) != 1:
+                raise ValueError(f"{table} has a key of {len(keys)} columns: no key range")
+            low, high = key_range
+            in_range = f"t.{keys[0]} BETWEEN {_literal(low)} AND {_literal(high)} AND "
         touched = (
             f"SELECT {key_cols} FROM {table} t "
-            f"WHERE EXISTS (SELECT 1 FROM {table} w WHERE {_written_by(run_ids, 'w.')} "
-            f"AND {same_key}) "
+            f"WHERE {in_range}EXISTS (SELECT 1 FROM {table} w "
+            f"WHERE {_written_by(run_ids, 'w.')} AND {same_key}) "
             f"UNION ALL SELECT {key_cols} FROM {table} t "
             f"WHERE {_written_by(run_ids, 't.')} AND ({null_key})"
         )
@@ -312,36 +340,67 @@ def scoped_check(check: Check, schema: TableSchema, run_ids: Sequence[str]) -> C
     raise ValueError(f"{check.check_name} has no scoped form")
 
 
-def _orphan_join(check: Check, child: TableSchema) -> tuple[str, str]:
+def _orphan_join(
+    check: Check, child: TableSchema, value_range: tuple[str, str] | None = None
+) -> tuple[str, str]:
     if check.reference is None:
         raise ValueError(f"{check.check_name} is not a foreign-key check")
     column, parent, parent_key = check.reference
     selected = ", ".join(f"c.{k} AS k{i}" for i, k in enumerate(child.primary_key))
+    parents = parent
+    if value_range is not None:
+        # Only parents whose key lies between the bounds can match a child value there.
+        low, high = value_range
+        parents = (
+            f"(SELECT {parent_key} FROM {parent} "
+            f"WHERE {parent_key} BETWEEN {_literal(low)} AND {_literal(high)})"
+        )
     orphan = (
-        f"FROM {child.name} c LEFT JOIN {parent} p ON c.{column} = p.{parent_key} "
+        f"FROM {child.name} c LEFT JOIN {parents} p ON c.{column} = p.{parent_key} "
         f"WHERE c.{column} IS NOT NULL AND p.{parent_key} IS NULL"
     )
     return f"{selected}, c.{column} AS v", orphan
 
 
-def orphans_sql(check: Check, child: TableSchema, run_ids: Sequence[str] | None, limit: int) -> str:
+def orphans_sql(
+    check: Check,
+    child: TableSchema,
+    run_ids: Sequence[str] | None,
+    limit: int,
+    value_range: tuple[str, str] | None = None,
+) -> str:
     """Orphans of a ``FOREIGN_KEY`` check as rows ``(k0, .., v)``, at most ``limit``.
 
     ``k0, ..`` are the child's key columns and ``v`` the dangling value; the rows with the
     smallest ``k0`` come first, as in the check's sample.
 
     All of the table's orphans when ``run_ids`` is None, else those among the rows the runs
-    wrote (judged against the parent table as it is now).
+    wrote (judged against the parent table as it is now). ``value_range`` bounds every
+    value of the check's column in the runs' rows: only parents between them are read.
+
+    Raises:
+        ValueError: ``value_range`` is given without ``run_ids``, or a bound or run id is
+            not a plain literal.
     """
-    selected, orphan = _orphan_join(check, child)
+    if value_range is not None and run_ids is None:
+        raise ValueError("a value range bounds the runs' rows: name the runs")
+    selected, orphan = _orphan_join(check, child, value_range)
     if run_ids is not None:
         orphan += f" AND {_written_by(run_ids, 'c.')}"
     return f"SELECT {selected} {orphan} ORDER BY 1 LIMIT {limit}"
 
 
-def orphans_count_sql(check: Check, child: TableSchema, run_ids: Sequence[str]) -> str:
-    """How many of the rows ``run_ids`` wrote are orphans of a ``FOREIGN_KEY`` check."""
-    _, orphan = _orphan_join(check, child)
+def orphans_count_sql(
+    check: Check,
+    child: TableSchema,
+    run_ids: Sequence[str],
+    value_range: tuple[str, str] | None = None,
+) -> str:
+    """How many of the rows ``run_ids`` wrote are orphans of a ``FOREIGN_KEY`` check.
+
+    ``value_range`` as for :func:`orphans_sql`.
+    """
+    _, orphan = _orphan_join(check, child, value_range)
     return f"SELECT COUNT(*) AS n {orphan} AND {_written_by(run_ids, 'c.')}"
 
 

@@ -141,6 +141,33 @@ class CommitRecord:
     metrics: Mapping[str, int]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileStatistics:
+    """What a table version's Delta log records of one of its data files (its ``add`` action).
+
+    Attributes:
+        rows: the file's ``numRecords``; None when the log holds no statistics for it.
+        partition: the file's partition values as the log stores them (text; None for the
+            null partition).
+        null_counts: ``nullCount`` per column the log has statistics for.
+        minimum: ``minValues`` per column (text, numbers, timestamps as aware UTC datetimes).
+            A long string may be cut to a prefix, which is still no greater than the value.
+        maximum: ``maxValues`` per column, as ``minimum``. A long string's maximum may be cut
+            too: only one shorter than :data:`STATISTICS_STRING_PREFIX` is the whole value.
+    """
+
+    rows: int | None
+    partition: Mapping[str, str | None] = field(default_factory=dict)
+    null_counts: Mapping[str, int] = field(default_factory=dict)
+    minimum: Mapping[str, object] = field(default_factory=dict)
+    maximum: Mapping[str, object] = field(default_factory=dict)
+
+
+#: The length to which Delta writers may cut a string's file statistics (Delta Lake keeps a
+#: prefix of 32 characters; a cut maximum is one character longer).
+STATISTICS_STRING_PREFIX = 32
+
+
 class TableEngine(Protocol[FrameT]):
     """Compiles the domain to one engine and owns every Delta read and write."""
 
@@ -255,6 +282,15 @@ class TableEngine(Protocol[FrameT]):
 
     def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
         """Commits of a table, newest first (empty when it does not exist)."""
+        ...
+
+    def file_statistics(self, table: TableRef) -> tuple[FileStatistics, ...] | None:
+        """The Delta log's statistics of every data file of the table's latest version.
+
+        Read from the log alone (no data file is opened). None when the table does not
+        exist, or when its log cannot vouch for its rows: a file with deletion vectors
+        holds fewer rows than its ``numRecords``.
+        """
         ...
 
     def compact(

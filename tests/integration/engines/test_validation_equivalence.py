@@ -145,7 +145,7 @@ def test_scoped_checks_equal_the_full_checks_batch_after_batch(
         _drop(tmp_path, batch)
         evolution = SchemaEvolution.ADD_NEW_COLUMNS if "orders/orders_5.csv" in batch else None
         scopes.append(run_and_compare(lake, f"r{number}", evolution or SchemaEvolution.RESCUE))
-    assert scopes[0] == "full checks (no earlier validation)"
+    assert scopes[0].startswith("full checks (no earlier validation)")
     assert all(s.startswith("checks scoped") for s in scopes[1:]), scopes
     assert scopes[5].startswith("checks scoped to the rows of run(s) none")
     # lakehouse validate: scoped to nothing new, then in full; both as the full checks.
@@ -202,6 +202,51 @@ def test_a_table_written_behind_the_pipelines_back_is_checked_in_full(
     validate_and_compare(lake)
 
 
+def test_rows_the_log_statistics_cannot_clear_are_counted_by_the_checks_sql(
+    tmp_path: Path, engine: EngineCase
+) -> None:
+    import deltalake
+    import polars as pl
+
+    lake = _open(tmp_path, engine)
+    _drop(tmp_path, BATCHES[0])
+    run_and_compare(lake, "r1")
+    # Appended behind the pipeline's back: a null key, two rows without a user (one of
+    # them also without a key), and a row filed under the day before its timestamp's.
+    uri = str(tmp_path / "lakehouse-dwh" / "orders")
+    table = deltalake.DeltaTable(uri)
+    stored = table.to_pyarrow_table()
+    one = pl.from_arrow(stored.slice(0, 1))
+    assert isinstance(one, pl.DataFrame)
+    rows = pl.concat(
+        [
+            one.with_columns(order_id=pl.lit(None, pl.String)),
+            one.with_columns(order_id=pl.lit(None, pl.String), user_id=pl.lit(None, pl.String)),
+            one.with_columns(order_id=pl.lit("o-x"), user_id=pl.lit(None, pl.String)),
+            one.with_columns(order_id=pl.lit("o-y"), date=pl.col("date") - pl.duration(days=1)),
+        ]
+    )
+    deltalake.write_deltalake(table, rows.to_arrow().cast(stored.schema), mode="append")
+    expected = full_results(lake)
+    failed = {(r[1], r[4]) for r in expected if r[0] == "orders" and not r[3]}
+    assert failed == {
+        ("primary_key_unique", 1),  # the two null keys, grouped
+        ("primary_key_not_null", 2),
+        ("required_columns_not_null", 3),
+        ("partition_column_consistent", 1),
+        ("row_count_matches_ingest_log", 4 + 2),
+    }, expected
+    validate = ValidateTables(lake.platform.query, lake.engine, lake.platform.storage)
+    assert [_row(r) for r in validate("v1", full=True)] == expected
+    # One key column: its nulls are the log's null count. Two of three columns null in
+    # some rows, or a file whose timestamps straddle two days: the check's SQL counts.
+    decided = set(validate.scope.from_statistics)
+    assert "orders.primary_key_not_null" in decided
+    assert "orders.row_count_matches_ingest_log" in decided
+    assert "orders.required_columns_not_null" not in decided
+    assert "orders.partition_column_consistent" not in decided
+
+
 def test_without_a_validation_state_the_checks_run_in_full(
     tmp_path: Path, engine: EngineCase
 ) -> None:
@@ -210,7 +255,7 @@ def test_without_a_validation_state_the_checks_run_in_full(
     run_and_compare(lake, "r1")
     (tmp_path / VALIDATION_STATE_KEY).unlink()
     _drop(tmp_path, BATCHES[1])
-    assert run_and_compare(lake, "r2") == "full checks (no earlier validation)"
+    assert run_and_compare(lake, "r2").startswith("full checks (no earlier validation)")
 
 
 class _Recording:
@@ -225,11 +270,32 @@ class _Recording:
         return self.inner.sql(query, as_of=as_of)
 
 
-def _validate_recording(lake: lh.Lake, *, full: bool = False) -> tuple[list[Any], list[str]]:
+class _NoStatistics:
+    """The lake's engine, as one whose Delta log cannot vouch for its files' statistics."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def file_statistics(self, table: Any) -> None:
+        return None
+
+
+def _validate_recording(
+    lake: lh.Lake, *, full: bool = False, statistics: bool = True
+) -> tuple[list[Any], list[str]]:
     query = _Recording(lake.platform.query)
-    validate = ValidateTables(query, lake.engine, lake.platform.storage)
+    engine = lake.engine if statistics else _NoStatistics(lake.engine)
+    validate = ValidateTables(query, engine, lake.platform.storage)
     results = [_row(r) for r in validate(f"v{len(query.statements)}", full=full)]
     return results, query.statements
+
+
+def _read(statement: str) -> set[str]:
+    """The tables a statement reads."""
+    return set(re.findall(r"(?:FROM|JOIN)\s+(\w+)", statement))
 
 
 def test_validation_statements_scan_each_table_once_and_nothing_new_reads_the_ledger(
@@ -240,10 +306,10 @@ def test_validation_statements_scan_each_table_once_and_nothing_new_reads_the_le
     run_and_compare(lake, "r1")
     expected = full_results(lake)
 
-    # In full: the row checks and counts in one statement, each table scanned once; each
-    # key check alone (3 unique keys, 2 foreign keys); then the orphans of each foreign key
-    # listed.
-    results, statements = _validate_recording(lake, full=True)
+    # In full, without the Delta log's statistics: the row checks and counts in one
+    # statement, each table scanned once; each key check alone (3 unique keys, 2 foreign
+    # keys); then the orphans of each foreign key listed.
+    results, statements = _validate_recording(lake, full=True, statistics=False)
     assert results == expected
     assert len(statements) == 1 + 5 + 2, statements
     scanned = re.findall(r"FROM (\w+)\) counts_", statements[0])
@@ -252,23 +318,43 @@ def test_validation_statements_scan_each_table_once_and_nothing_new_reads_the_le
     assert all(" JOIN " in s and "LIMIT" not in s for s in statements[4:6]), statements
     assert all(" JOIN " in s and "LIMIT" in s for s in statements[6:]), statements
 
+    # With them, the tables' row counts, nulls and dates are decided from the log: the
+    # statement of counts reads only the ledger; the key checks are the same.
+    results, with_statistics = _validate_recording(lake, full=True)
+    assert results == expected
+    assert _read(with_statistics[0]) == {"ingest_log"}, with_statistics[0]
+    assert with_statistics[1:] == statements[1:]
+
     # Nothing written since: the tables are the versions just validated, so only the
     # ledger's side of the row counts is read, in one statement.
     results, statements = _validate_recording(lake)
     assert results == expected
     (statement,) = statements
-    assert set(re.findall(r"(?:FROM|JOIN)\s+(\w+)", statement)) == {"ingest_log"}, statement
+    assert _read(statement) == {"ingest_log"}, statement
 
-    # A batch loaded without validation: its row checks read the batch's rows only, behind
-    # a filter the scan can skip whole files by (DuckDB prunes by the _run_id statistics).
+    # A batch loaded without validation: without statistics, its row checks read the
+    # batch's rows only, behind a filter the scan can skip whole files by (DuckDB prunes by
+    # the _run_id statistics).
     _drop(tmp_path, BATCHES[1])
     loaded = lake.run(
         lh.RunOptions(run_id="r2", settle_seconds=0, steps=("discover", "ingest", "archive"))
     )
     assert loaded.failed_step is None, loaded.error
-    results, statements = _validate_recording(lake)
+    state = (tmp_path / VALIDATION_STATE_KEY).read_bytes()
+    results, statements = _validate_recording(lake, statistics=False)
     assert results == full_results(lake)
     assert "FROM order_items WHERE _run_id IN ('r2'))" in statements[0], statements[0]
+    # With them, the key checks read only the stored keys between the least and greatest
+    # key of the files holding the batch's rows, and only the parents between the least
+    # and greatest value of its foreign keys there (from the same validation state).
+    (tmp_path / VALIDATION_STATE_KEY).write_bytes(state)
+    results, statements = _validate_recording(lake)
+    assert results == full_results(lake)
+    assert _read(statements[0]) == {"ingest_log"}, statements[0]
+    unique = next(s for s in statements if "FROM order_items t" in s)
+    assert re.search(r"t\.id BETWEEN 'i\d' AND 'i\d' AND EXISTS", unique), unique
+    orphans = next(s for s in statements if "LEFT JOIN (SELECT order_id FROM orders" in s)
+    assert re.search(r"WHERE order_id BETWEEN 'o\d' AND 'o\d'\) p", orphans), orphans
 
 
 # ---------------------------------------------------------------- a fourth entity
@@ -316,5 +402,5 @@ def test_a_fourth_entity_is_validated_alike_scoped_and_in_full(
     assert done.returncode == 0, done.stdout + done.stderr
     (line,) = [x for x in done.stdout.splitlines() if x.startswith("SCOPES ")]
     scopes = json.loads(line.removeprefix("SCOPES "))
-    assert scopes[0] == "full checks (no earlier validation)"
+    assert scopes[0].startswith("full checks (no earlier validation)")
     assert scopes[1].startswith("checks scoped"), scopes

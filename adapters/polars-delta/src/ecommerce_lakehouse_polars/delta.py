@@ -20,7 +20,7 @@ from ecommerce_lakehouse.domain.decisions import partition_text
 from ecommerce_lakehouse.domain.errors import LakehouseError, TableUnreadable, describe_error
 from ecommerce_lakehouse.domain.types import Column, ColumnType
 from ecommerce_lakehouse.domain.values import HIVE_DEFAULT_PARTITION
-from ecommerce_lakehouse.ports.engine import CommitRecord
+from ecommerce_lakehouse.ports.engine import CommitRecord, FileStatistics
 from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
 from ecommerce_lakehouse_polars.dtypes import (
     arrow_schema,
@@ -524,6 +524,48 @@ def crowded_partitions(
         for value, count in actions.group_by(f"partition.{column}").len().iter_rows()
     }
     return [p for p in dict.fromkeys(partitions) if files.get(p, 0) >= min_files]
+
+
+def file_statistics(
+    uri: str, storage_options: Mapping[str, str]
+) -> tuple[FileStatistics, ...] | None:
+    """The log's statistics of every data file of the table's latest version.
+
+    From the ``add`` actions (no data file is read). None when there is no table, or when
+    its protocol allows deletion vectors (a file's ``numRecords`` would count rows the
+    vector deletes).
+    """
+    table = open_table(uri, storage_options)
+    if table is None:
+        return None
+    protocol = table.protocol()
+    features = {*(protocol.reader_features or ()), *(protocol.writer_features or ())}
+    if "deletionVectors" in features:
+        return None
+    actions = pl.DataFrame(table.get_add_actions(flatten=True))
+    files = []
+    for action in actions.iter_rows(named=True):
+        fields: dict[str, dict[str, Any]] = {
+            "partition": {},
+            "null_count": {},
+            "min": {},
+            "max": {},
+        }
+        for name, value in action.items():
+            kind, dot, column = name.partition(".")
+            if dot and kind in fields and (value is not None or kind == "partition"):
+                fields[kind][column] = value
+        rows = action.get("num_records")
+        files.append(
+            FileStatistics(
+                rows=None if rows is None else int(rows),
+                partition={k: partition_text(v) for k, v in fields["partition"].items()},
+                null_counts={k: int(v) for k, v in fields["null_count"].items()},
+                minimum=fields["min"],
+                maximum=fields["max"],
+            )
+        )
+    return tuple(files)
 
 
 def vacuum_table(uri: str, storage_options: Mapping[str, str], retain_hours: int) -> int:

@@ -12,6 +12,7 @@ from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import (
     CommitRecord,
+    FileStatistics,
     MergeOutcome,
     RunContext,
     SourceFile,
@@ -23,6 +24,7 @@ from ecommerce_lakehouse_polars.delta import (
     append,
     compact_table,
     create_table,
+    file_statistics,
     records_frame,
     restore_table,
     table_columns,
@@ -151,6 +153,10 @@ class PolarsDeltaTableEngine:
     def history(self, table: TableRef, limit: int | None = None) -> list[CommitRecord]:
         """Commits of a table, newest first (empty when it does not exist)."""
         return table_history(table.uri, self._options(table), limit)
+
+    def file_statistics(self, table: TableRef) -> tuple[FileStatistics, ...] | None:
+        """The Delta log's statistics of the table's data files (delta-rs ``add`` actions)."""
+        return file_statistics(table.uri, self._options(table))
 
     def compact(
         self,

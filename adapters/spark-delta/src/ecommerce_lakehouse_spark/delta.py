@@ -24,7 +24,7 @@ from ecommerce_lakehouse.domain.errors import (
 )
 from ecommerce_lakehouse.domain.merge_sql import partition_filter
 from ecommerce_lakehouse.domain.types import Column, ColumnType
-from ecommerce_lakehouse.ports.engine import CommitRecord
+from ecommerce_lakehouse.ports.engine import CommitRecord, FileStatistics
 from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metadata
 from ecommerce_lakehouse_spark.dtypes import (
     column_type_of,
@@ -311,6 +311,77 @@ def table_history(session: SparkSession, uri: str, limit: int | None) -> list[Co
         for row in listed
     ]
     return sorted(records, key=lambda r: r.version, reverse=True)
+
+
+def file_statistics(session: SparkSession, uri: str) -> tuple[FileStatistics, ...] | None:
+    """The log's statistics of every data file of the table's latest version.
+
+    Delta Lake's snapshot of the table (its ``add`` actions, a small job over the log; no
+    data file is read). None when there is no table, or when a file has a deletion vector
+    (its ``numRecords`` would count the rows the vector deletes).
+    """
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    if open_table(session, uri) is None:
+        return None
+    jvm: Any = session._jvm  # PySpark has no public API for a table's add actions
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog
+    snapshot = delta_log.forTableWithSnapshot(session._jsparkSession, uri)._2()
+    actions = DataFrame(snapshot.allFiles().toDF(), session).select(
+        "partitionValues", "stats", F.col("deletionVector").isNotNull().alias("deleted")
+    )
+    rows = actions.collect()
+    if any(row["deleted"] for row in rows):
+        return None
+    timestamps = {c.name for c in table_columns(session, uri) if c.type is ColumnType.TIMESTAMP}
+    return tuple(_file_statistics(row["partitionValues"], row["stats"], timestamps) for row in rows)
+
+
+def _file_statistics(
+    partition: Mapping[str, str | None] | None, stats: str | None, timestamps: set[str]
+) -> FileStatistics:
+    """One ``add`` action's statistics; its JSON's timestamps as aware datetimes."""
+    try:
+        parsed = json.loads(stats) if stats else {}
+    except ValueError:
+        parsed = {}
+    parsed = parsed if isinstance(parsed, dict) else {}
+
+    def bounds(key: str) -> dict[str, object]:
+        values = parsed.get(key)
+        if not isinstance(values, dict):
+            return {}
+        return {
+            name: _timestamp(value) if name in timestamps else value
+            for name, value in values.items()
+            if value is not None and not isinstance(value, dict)
+        }
+
+    rows = parsed.get("numRecords")
+    nulls = parsed.get("nullCount")
+    return FileStatistics(
+        rows=rows if isinstance(rows, int) else None,
+        partition=dict(partition or {}),
+        null_counts={
+            name: count
+            for name, count in (nulls.items() if isinstance(nulls, dict) else ())
+            if isinstance(count, int)
+        },
+        minimum=bounds("minValues"),
+        maximum=bounds("maxValues"),
+    )
+
+
+def _timestamp(value: object) -> object:
+    """A timestamp statistic (ISO-8601 text) as an aware datetime; None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def commit_infos(session: SparkSession, uri: str, versions: Sequence[int]) -> dict[int, Any]:

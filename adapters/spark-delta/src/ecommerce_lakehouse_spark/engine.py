@@ -13,6 +13,7 @@ from ecommerce_lakehouse.domain.schemas import TableSchema
 from ecommerce_lakehouse.domain.types import Column, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import (
     CommitRecord,
+    FileStatistics,
     MergeOutcome,
     RunContext,
     SourceFile,
@@ -26,6 +27,7 @@ from ecommerce_lakehouse_spark.delta import (
     append_records,
     compact_table,
     create_table,
+    file_statistics,
     restore_table,
     session_conf,
     table_columns,
@@ -194,6 +196,13 @@ class SparkDeltaTableEngine:
         with self._jobs.step(table.name, "history"):
             found = table_history(self._session, table.uri, limit)
         self._jobs.report(table.name, ("history",), quiet=True)
+        return found
+
+    def file_statistics(self, table: TableRef) -> tuple[FileStatistics, ...] | None:
+        """The Delta log's statistics of the table's data files (Delta Lake's snapshot)."""
+        with self._jobs.step(table.name, "statistics"):
+            found = file_statistics(self._session, table.uri)
+        self._jobs.report(table.name, ("statistics",), quiet=True)
         return found
 
     def compact(
