@@ -179,18 +179,24 @@ def test_runs_that_compact_what_they_touched_keep_the_checks_scoped_and_equal(
     validate_and_compare(lake)
 
 
+def _first_batch_loaded(tmp_path: Path, engine: EngineCase) -> tuple[lh.Lake, Any]:
+    """A lake holding the first batch, and its ``orders`` table to write behind its back."""
+    import deltalake
+
+    lake = _open(tmp_path, engine)
+    _drop(tmp_path, BATCHES[0])
+    run_and_compare(lake, "r1")
+    return lake, deltalake.DeltaTable(str(tmp_path / "lakehouse-dwh" / "orders"))
+
+
 def test_a_table_written_behind_the_pipelines_back_is_checked_in_full(
     tmp_path: Path, engine: EngineCase
 ) -> None:
     import deltalake
     import pyarrow as pa
 
-    lake = _open(tmp_path, engine)
-    _drop(tmp_path, BATCHES[0])
-    run_and_compare(lake, "r1")
+    lake, table = _first_batch_loaded(tmp_path, engine)
     # A key stored twice, appended without a run id (as a restore or a hand edit would).
-    uri = str(tmp_path / "lakehouse-dwh" / "orders")
-    table = deltalake.DeltaTable(uri)
     one = table.to_pyarrow_table().slice(0, 1)
     deltalake.write_deltalake(table, pa.Table.from_batches(one.to_batches()), mode="append")
     _drop(tmp_path, BATCHES[1])
@@ -208,13 +214,9 @@ def test_rows_the_log_statistics_cannot_clear_are_counted_by_the_checks_sql(
     import deltalake
     import polars as pl
 
-    lake = _open(tmp_path, engine)
-    _drop(tmp_path, BATCHES[0])
-    run_and_compare(lake, "r1")
+    lake, table = _first_batch_loaded(tmp_path, engine)
     # Appended behind the pipeline's back: a null key, two rows without a user (one of
     # them also without a key), and a row filed under the day before its timestamp's.
-    uri = str(tmp_path / "lakehouse-dwh" / "orders")
-    table = deltalake.DeltaTable(uri)
     stored = table.to_pyarrow_table()
     one = pl.from_arrow(stored.slice(0, 1))
     assert isinstance(one, pl.DataFrame)
