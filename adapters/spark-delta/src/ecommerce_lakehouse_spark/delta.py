@@ -320,15 +320,11 @@ def file_statistics(session: SparkSession, uri: str) -> tuple[FileStatistics, ..
     data file is read). None when there is no table, or when a file has a deletion vector
     (its ``numRecords`` would count the rows the vector deletes).
     """
-    from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
     if open_table(session, uri) is None:
         return None
-    jvm: Any = session._jvm  # PySpark has no public API for a table's add actions
-    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog
-    snapshot = delta_log.forTableWithSnapshot(session._jsparkSession, uri)._2()
-    actions = DataFrame(snapshot.allFiles().toDF(), session).select(
+    actions = add_actions(session, uri).select(
         "partitionValues", "stats", F.col("deletionVector").isNotNull().alias("deleted")
     )
     rows = actions.collect()
@@ -336,6 +332,20 @@ def file_statistics(session: SparkSession, uri: str) -> tuple[FileStatistics, ..
         return None
     timestamps = {c.name for c in table_columns(session, uri) if c.type is ColumnType.TIMESTAMP}
     return tuple(_file_statistics(row["partitionValues"], row["stats"], timestamps) for row in rows)
+
+
+def add_actions(session: SparkSession, uri: str) -> DataFrame:
+    """The ``add`` actions of the latest version of the table at ``uri``, as a frame.
+
+    Delta Lake's snapshot of the log (``Snapshot.allFiles``): its jobs read the log and its
+    checkpoint, never a data file.
+    """
+    from pyspark.sql import DataFrame
+
+    jvm: Any = session._jvm  # PySpark has no public API for a table's add actions
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog
+    snapshot = delta_log.forTableWithSnapshot(session._jsparkSession, uri)._2()
+    return DataFrame(snapshot.allFiles().toDF(), session)
 
 
 def _file_statistics(
@@ -568,7 +578,7 @@ def compact_table(
         return 0
     optimize = table.optimize()
     if partitions is not None:
-        where = crowded_partitions(session, table, partitions, min_files)
+        where = crowded_partitions(session, table, uri, partitions, min_files)
         if where is None:
             return 0
         optimize = optimize.where(where)
@@ -584,13 +594,18 @@ def compact_table(
 
 
 def crowded_partitions(
-    session: SparkSession, table: DeltaTable, partitions: Sequence[str | None], min_files: int
+    session: SparkSession,
+    table: DeltaTable,
+    uri: str,
+    partitions: Sequence[str | None],
+    min_files: int,
 ) -> str | None:
     """The predicate selecting those of ``partitions`` that hold ``min_files`` files or more.
 
-    The files are counted by one job over the named partitions only (a file's rows carry its
-    name); the partition values are compared as text, never spliced into SQL. The predicate
-    holds the stored values as typed literals; None when no partition is that crowded.
+    The files are counted from the log's ``add`` actions (:func:`add_actions`; no data file
+    is read), whose partition values are text as ``partitions`` are (a date as
+    ``YYYY-MM-DD``); they are compared as text, never spliced into SQL unquoted. The
+    predicate holds typed literals; None when no partition is that crowded.
     """
     from pyspark.sql import functions as F
 
@@ -601,23 +616,26 @@ def crowded_partitions(
     assert row is not None  # DESCRIBE DETAIL has one row
     (column,) = row[0]
     quoted = "`" + column.replace("`", "``") + "`"
-    frame = table.toDF()
-    stored = F.col(quoted)
-    texts = [p for p in partitions if p is not None]
-    wanted = stored.cast("string").isin(texts) if texts else F.lit(False)
-    if None in partitions:
-        wanted = wanted | stored.isNull()
-    # input_file_name() may not be aggregated itself: the (partition, file) pairs are.
-    pairs = frame.where(wanted).select(stored.alias("p"), F.input_file_name().alias("f"))
-    crowded = [
-        value
-        for value, count in pairs.distinct().groupBy("p").count().collect()
-        if count >= min_files
-    ]
+    files = (
+        add_actions(session, uri)
+        .select(F.col("partitionValues").getItem(column).alias("p"))
+        .groupBy("p")
+        .count()
+        .collect()
+    )
+    wanted = set(partitions)
+    crowded = [value for value, count in files if value in wanted and count >= min_files]
     if not crowded:
         return None
-    column_type = column_type_of(frame.schema[column].dataType, column)
-    return partition_filter(quoted, crowded, lambda v: sql_literal(v, column_type))
+    column_type = column_type_of(table.toDF().schema[column].dataType, column)
+
+    def literal(text: str) -> str:
+        # The log's text of a boolean is "true" or "false"; every other type's literal is
+        # built from its text as it is.
+        value = text == "true" if column_type is ColumnType.BOOLEAN else text
+        return sql_literal(value, column_type)
+
+    return partition_filter(quoted, crowded, literal)
 
 
 def _checksum_files(session: SparkSession, uri: str, version: int) -> int | None:
