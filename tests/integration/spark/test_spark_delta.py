@@ -233,3 +233,31 @@ def test_compaction(session: Any, tmp_path: Path) -> None:
     table.load_as_version(version)
     assert table.to_pyarrow_table().num_rows == 4  # time travel still works
     assert compact_table(session, str(tmp_path / "none"), min_files=1) == 0
+
+
+def test_file_statistics_come_from_the_log_and_step_aside_when_it_cannot_be_read(
+    session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from py4j.protocol import Py4JError
+
+    import ecommerce_lakehouse_spark.delta as spark_delta
+
+    uri = str(tmp_path / "ingest_log")
+    for run in range(2):
+        spark_delta.append_records(
+            session, uri, [{"run_id": f"r{run}", "rows_read": run}], INGEST_LOG.columns
+        )
+    files = spark_delta.file_statistics(session, uri)
+    assert files is not None
+    assert sorted(f.rows for f in files) == [1, 1]
+    assert sorted(f.minimum["run_id"] for f in files) == ["r0", "r1"]  # type: ignore[type-var]
+    assert all(f.null_counts["rows_read"] == 0 for f in files)
+    assert spark_delta.file_statistics(session, str(tmp_path / "none")) is None
+
+    # A Delta Lake without the snapshot API this reads: no statistics, so validation
+    # counts by SQL alone, instead of failing.
+    def unreadable(*_: Any) -> Any:
+        raise Py4JError("no such method")
+
+    monkeypatch.setattr(spark_delta, "add_actions", unreadable)
+    assert spark_delta.file_statistics(session, uri) is None

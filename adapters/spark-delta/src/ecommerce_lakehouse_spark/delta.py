@@ -317,17 +317,25 @@ def file_statistics(session: SparkSession, uri: str) -> tuple[FileStatistics, ..
     """The log's statistics of every data file of the table's latest version.
 
     Delta Lake's snapshot of the table (its ``add`` actions, a small job over the log; no
-    data file is read). None when there is no table, or when a file has a deletion vector
-    (its ``numRecords`` would count the rows the vector deletes).
+    data file is read). None when there is no table, when a file has a deletion vector
+    (its ``numRecords`` would count the rows the vector deletes), or when this Delta Lake
+    has no such snapshot to read.
     """
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
     if open_table(session, uri) is None:
         return None
-    actions = add_actions(session, uri).select(
-        "partitionValues", "stats", F.col("deletionVector").isNotNull().alias("deleted")
-    )
-    rows = actions.collect()
+    try:
+        actions = add_actions(session, uri).select(
+            "partitionValues", "stats", F.col("deletionVector").isNotNull().alias("deleted")
+        )
+        rows = actions.collect()
+    except (Py4JError, PySparkException):
+        # Delta Lake's snapshot is an internal API: a runtime whose Delta Lake lacks it
+        # (another Glue version) validates by SQL alone.
+        return None
     if any(row["deleted"] for row in rows):
         return None
     timestamps = {c.name for c in table_columns(session, uri) if c.type is ColumnType.TIMESTAMP}
