@@ -129,6 +129,9 @@ def test_add_new_columns_says_which_columns_it_added(tmp_path: Path, engine: str
         "raw-data/orders/o1.csv has column(s) not in the schema, loaded into the added "
         "column(s) coupon_code of orders"
     ]
+    if engine != "polars":
+        # The terminal report renders the run's result whatever the engine: shown once.
+        return
     # The terminal report says it too.
     _drop(tmp_path, {"orders/o3.csv": ORDERS.strip() + ",coupon_code\n3,o3,u1,2024-01-02,1,Y\n"})
     done = lakehouse("run", *lake, *evolve)
