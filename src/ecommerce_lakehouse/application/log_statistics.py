@@ -94,7 +94,7 @@ def _dates_consistent(
         day = file.partition.get(date_column)
         if day is None:
             return False  # rows with a null date
-        if file.null_counts.get(ts_column) == file.rows:
+        if _only_nulls(file, ts_column):
             continue  # no timestamp: no row whose date differs from it
         low, high = file.minimum.get(ts_column), file.maximum.get(ts_column)
         if not isinstance(low, datetime) or not isinstance(high, datetime):
@@ -102,6 +102,11 @@ def _dates_consistent(
         if not _utc_day(low) == _utc_day(high) == day:
             return False
     return True
+
+
+def _only_nulls(file: FileStatistics, column: str) -> bool:
+    """Whether every row of the file is null in ``column`` (as its statistics count)."""
+    return file.rows is not None and file.null_counts.get(column) == file.rows
 
 
 def _utc_day(instant: datetime) -> str | None:
@@ -123,15 +128,15 @@ def value_range(
     lows: list[str] = []
     highs: list[str] = []
     for file in files:
-        if file.rows is not None and file.null_counts.get(RUN_ID) == file.rows:
+        if _only_nulls(file, RUN_ID):
             continue  # rows no run stamped
         first, last = file.minimum.get(RUN_ID), file.maximum.get(RUN_ID)
         if not isinstance(first, str) or not isinstance(last, str):
             return None
         if not any(first <= run <= last for run in run_ids):
             continue
-        if file.rows is not None and file.null_counts.get(column) == file.rows:
-            continue  # only nulls: no value to bound
+        if _only_nulls(file, column):
+            continue  # no value to bound
         low, high = file.minimum.get(column), file.maximum.get(column)
         if not isinstance(low, str) or not isinstance(high, str):
             return None

@@ -325,7 +325,8 @@ def file_statistics(session: SparkSession, uri: str) -> tuple[FileStatistics, ..
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
-    if open_table(session, uri) is None:
+    table = open_table(session, uri)
+    if table is None:
         return None
     try:
         actions = add_actions(session, uri).select(
@@ -338,7 +339,8 @@ def file_statistics(session: SparkSession, uri: str) -> tuple[FileStatistics, ..
         return None
     if any(row["deleted"] for row in rows):
         return None
-    timestamps = {c.name for c in table_columns(session, uri) if c.type is ColumnType.TIMESTAMP}
+    columns = domain_columns(table.toDF().schema)
+    timestamps = {c.name for c in columns if c.type is ColumnType.TIMESTAMP}
     return tuple(_file_statistics(row["partitionValues"], row["stats"], timestamps) for row in rows)
 
 
