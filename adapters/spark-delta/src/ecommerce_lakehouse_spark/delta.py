@@ -10,6 +10,7 @@ top-level keys, from each commit's own JSON through
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -344,17 +345,25 @@ def file_statistics(session: SparkSession, uri: str) -> tuple[FileStatistics, ..
     return tuple(_file_statistics(row["partitionValues"], row["stats"], timestamps) for row in rows)
 
 
-def add_actions(session: SparkSession, uri: str) -> DataFrame:
+def snapshot_of(session: SparkSession, uri: str) -> Any:
+    """Delta Lake's snapshot (a JVM object) of the latest version of the table at ``uri``.
+
+    Its version is -1, and it has no files, when there is no table.
+    """
+    jvm: Any = session._jvm  # PySpark has no public API for a table's snapshot
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog
+    return delta_log.forTableWithSnapshot(session._jsparkSession, uri)._2()
+
+
+def add_actions(session: SparkSession, uri: str, snapshot: Any = None) -> DataFrame:
     """The ``add`` actions of the latest version of the table at ``uri``, as a frame.
 
-    Delta Lake's snapshot of the log (``Snapshot.allFiles``): its jobs read the log and its
-    checkpoint, never a data file.
+    Delta Lake's snapshot of the log (``Snapshot.allFiles``; ``snapshot`` when the caller
+    has it): its jobs read the log and its checkpoint, never a data file.
     """
     from pyspark.sql import DataFrame
 
-    jvm: Any = session._jvm  # PySpark has no public API for a table's add actions
-    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog
-    snapshot = delta_log.forTableWithSnapshot(session._jsparkSession, uri)._2()
+    snapshot = snapshot_of(session, uri) if snapshot is None else snapshot
     return DataFrame(snapshot.allFiles().toDF(), session)
 
 
@@ -583,15 +592,19 @@ def compact_table(
     Returns:
         The number of files removed (0 when the table was left alone or does not exist).
     """
+    crowded: tuple[str, list[str | None]] | None = None
+    if partitions is not None:
+        # Counted before the table is opened: a run that crowded no partition (every first
+        # load) costs one job over the log, not the opening's.
+        crowded = crowded_partitions(session, uri, partitions, min_files)
+        if crowded is None:
+            return 0
     table = open_table(session, uri)
     if table is None:
         return 0
     optimize = table.optimize()
-    if partitions is not None:
-        where = crowded_partitions(session, table, uri, partitions, min_files)
-        if where is None:
-            return 0
-        optimize = optimize.where(where)
+    if crowded is not None:
+        optimize = optimize.where(_partitions_predicate(table, *crowded))
     else:
         files = _checksum_files(session, uri, current_version(table))
         if files is None:
@@ -604,39 +617,37 @@ def compact_table(
 
 
 def crowded_partitions(
-    session: SparkSession,
-    table: DeltaTable,
-    uri: str,
-    partitions: Sequence[str | None],
-    min_files: int,
-) -> str | None:
-    """The predicate selecting those of ``partitions`` that hold ``min_files`` files or more.
+    session: SparkSession, uri: str, partitions: Sequence[str | None], min_files: int
+) -> tuple[str, list[str | None]] | None:
+    """Those of ``partitions`` that hold ``min_files`` files or more, and their column.
 
-    The files are counted from the log's ``add`` actions (:func:`add_actions`; no data file
-    is read), whose partition values are text as ``partitions`` are (a date as
-    ``YYYY-MM-DD``); they are compared as text, never spliced into SQL unquoted. The
-    predicate holds typed literals; None when no partition is that crowded.
+    The files are counted from the log's ``add`` actions (:func:`add_actions`, one job; no
+    data file is read), whose partition values are text as ``partitions`` are (a date as
+    ``YYYY-MM-DD``). The column is the table's one partition column, from the snapshot's
+    metadata. None when no partition is that crowded, or there is no table.
     """
     from pyspark.sql import functions as F
 
+    snapshot = snapshot_of(session, uri)
+    if snapshot.version() < 0:
+        return None
+    names = snapshot.metadata().partitionColumns()  # a Scala sequence
+    (column,) = [str(names.apply(i)) for i in range(names.size())]
+    values = add_actions(session, uri, snapshot).select(F.col("partitionValues").getItem(column))
+    counts = Counter(row[0] for row in values.collect())
+    wanted = set(partitions)
+    crowded = [value for value, count in counts.items() if value in wanted and count >= min_files]
+    return (column, crowded) if crowded else None
+
+
+def _partitions_predicate(table: DeltaTable, column: str, values: Sequence[str | None]) -> str:
+    """The predicate selecting the partitions of ``column`` whose text is ``values``.
+
+    The values are compared as typed literals, never spliced into SQL unquoted.
+    """
     # The MERGE module builds its predicates with this module's helpers: imported here.
     from ecommerce_lakehouse_spark.merge import sql_literal
 
-    row = table.detail().select("partitionColumns").first()
-    assert row is not None  # DESCRIBE DETAIL has one row
-    (column,) = row[0]
-    quoted = "`" + column.replace("`", "``") + "`"
-    files = (
-        add_actions(session, uri)
-        .select(F.col("partitionValues").getItem(column).alias("p"))
-        .groupBy("p")
-        .count()
-        .collect()
-    )
-    wanted = set(partitions)
-    crowded = [value for value, count in files if value in wanted and count >= min_files]
-    if not crowded:
-        return None
     column_type = column_type_of(table.toDF().schema[column].dataType, column)
 
     def literal(text: str) -> str:
@@ -645,7 +656,8 @@ def crowded_partitions(
         value = text == "true" if column_type is ColumnType.BOOLEAN else text
         return sql_literal(value, column_type)
 
-    return partition_filter(quoted, crowded, literal)
+    quoted = "`" + column.replace("`", "``") + "`"
+    return partition_filter(quoted, values, literal)
 
 
 def _checksum_files(session: SparkSession, uri: str, version: int) -> int | None:
