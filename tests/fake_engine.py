@@ -249,11 +249,13 @@ class InMemoryTableEngine:
         partition_by: str | None,
         *,
         metadata: Mapping[str, str] | None = None,
-    ) -> None:
-        if table.uri not in self.tables:
-            created = _Table(columns=list(columns), partition_by=partition_by, clock=self.clock)
-            created.commit("CREATE TABLE", metadata)
-            self.tables[table.uri] = created
+    ) -> bool:
+        if table.uri in self.tables:
+            return False
+        created = _Table(columns=list(columns), partition_by=partition_by, clock=self.clock)
+        created.commit("CREATE TABLE", metadata)
+        self.tables[table.uri] = created
+        return True
 
     def merge(
         self,

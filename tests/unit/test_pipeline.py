@@ -366,6 +366,45 @@ def test_a_crash_between_merge_and_ingest_log_is_reconciled(world: World, monkey
     assert world.keys("raw-data") == []
 
 
+def test_a_first_run_reads_no_table_it_created(world: World, monkeypatch: Any) -> None:
+    # The ledger and the curated tables it created hold no rows: no SQL reads the ledger
+    # and no history is read before the MERGEs (on Spark, seconds of every first run).
+    statements: list[str] = []
+    histories: list[str] = []
+    sql, history = world.platform.query.sql, world.engine.history
+    monkeypatch.setattr(
+        world.platform.query, "sql", lambda q, **kw: statements.append(q) or sql(q, **kw)
+    )
+    monkeypatch.setattr(
+        world.engine, "history", lambda t, *a, **kw: histories.append(t.name) or history(t, *a)
+    )
+
+    result = world.run(run_id="r1", steps=("discover", "ingest"))
+
+    assert {o.status for o in result.files} == {FileStatus.LOADED}
+    assert statements == [] and histories == []
+    # The next run reads the ledger: the files (left in raw-data/) are skipped, not
+    # loaded twice.
+    again = world.run(run_id="r2", steps=("discover", "ingest")).files
+    assert {o.status for o in again} == {FileStatus.SKIPPED}
+    assert statements and histories
+
+
+def test_a_lost_ledger_is_rebuilt_from_the_tables_commits(world: World) -> None:
+    world.run(run_id="r1")
+    # The ledger is deleted; the curated tables keep their MERGE commits.
+    del world.engine.tables[table_ref(world.storage, "ingest_log").uri]
+
+    result = world.run(run_id="r2")
+
+    assert result.ok, result.failed_checks
+    log = world.rows("ingest_log")
+    assert {(r["run_id"], r["status"]) for r in log if r["entity"] == "orders"} == {
+        ("r1", "loaded")
+    }
+    assert all(r["error"].startswith("recovered by run r2") for r in log if r["run_id"] == "r1")
+
+
 def test_audit_tables_are_compacted_once_they_hold_many_files(world: World) -> None:
     world.run(compact_audit_min_files=3)
     world.drop("raw-data/orders_2.csv", ORDERS.replace("o1,", "o9,"))

@@ -31,7 +31,7 @@ from ecommerce_lakehouse.application.run import (
     utc_now,
 )
 from ecommerce_lakehouse.application.tables import EnsureTables, audit_ref, curated_ref
-from ecommerce_lakehouse.domain.audit import QUARANTINE, RowCounts
+from ecommerce_lakehouse.domain.audit import INGEST_LOG, QUARANTINE, RowCounts
 from ecommerce_lakehouse.domain.errors import FileRejected, describe_error
 from ecommerce_lakehouse.domain.schemas import SCHEMAS, TableSchema
 from ecommerce_lakehouse.domain.types import FileStatus
@@ -98,7 +98,10 @@ class IngestFiles(Generic[FrameT]):
         Returns:
             By curated table, the partitions its MERGE touched (tables with none absent).
         """
-        EnsureTables(self._engine, self._storage)(run_metadata(run.run_id))
+        created = EnsureTables(self._engine, self._storage)(run_metadata(run.run_id))
+        # A ledger this run created holds no rows: nothing was loaded or archived before
+        # (on Spark, the three reads cost seconds of a first run).
+        new_ledger = INGEST_LOG.name in created
         now = self._clock()
         untaken = list(outcomes)
         unknown = [
@@ -116,16 +119,16 @@ class IngestFiles(Generic[FrameT]):
         # Before the loaded checksums are read, so files an interrupted run committed are
         # skipped, not loaded twice.
         recovered = ReconcileInterruptedRuns(self._engine, self._storage, self._query, self._clock)(
-            run.run_id
+            run.run_id, created
         )
         if recovered:
             runs = ", ".join(sorted({e.run_id for e in recovered}))
             self._progress("ingest", f"logged {len(recovered)} file(s) committed by run {runs}")
-        checksums = loaded_contents(self._query)
+        checksums = {} if new_ledger else loaded_contents(self._query)
         plan = DestinationPlan(
             ZonePaths(run_id=run.run_id, started_at=run.started_at),
             (f.key for f in files),
-            self._logged_destinations(),
+            [] if new_ledger else self._logged_destinations(),
         )
         rejected = [plan.planned(o) for o in unknown]
         untaken.extend(rejected)

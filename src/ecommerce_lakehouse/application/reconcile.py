@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from ecommerce_lakehouse.application.ingest_log import (
@@ -14,7 +15,7 @@ from ecommerce_lakehouse.application.ingest_log import (
 from ecommerce_lakehouse.application.lineage import lineage
 from ecommerce_lakehouse.application.run import Clock, utc_now
 from ecommerce_lakehouse.application.tables import curated_ref
-from ecommerce_lakehouse.domain.audit import IngestLogEntry, RowCounts
+from ecommerce_lakehouse.domain.audit import INGEST_LOG, IngestLogEntry, RowCounts
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import is_destination
@@ -48,15 +49,28 @@ class ReconcileInterruptedRuns:
         self._query = query
         self._clock = clock
 
-    def __call__(self, current_run_id: str) -> list[IngestLogEntry]:
-        """Reconcile; returns the ``ingest_log`` rows written."""
-        logged = {
-            (str(row["run_id"]), str(row["entity"]))
-            for row in self._query.sql("SELECT DISTINCT run_id, entity FROM ingest_log").to_pylist()
-        }
+    def __call__(self, current_run_id: str, created: Collection[str] = ()) -> list[IngestLogEntry]:
+        """Reconcile; returns the ``ingest_log`` rows written.
+
+        Args:
+            current_run_id: the run reconciling.
+            created: names of the tables the run created (empty, so not read).
+        """
+        logged = (
+            set()
+            if INGEST_LOG.name in created
+            else {
+                (str(row["run_id"]), str(row["entity"]))
+                for row in self._query.sql(
+                    "SELECT DISTINCT run_id, entity FROM ingest_log"
+                ).to_pylist()
+            }
+        )
         now = self._clock()
         entries: list[IngestLogEntry] = []
         for schema in SCHEMAS:
+            if schema.name in created:
+                continue  # only its CREATE commit: no MERGE to log
             commits = self._engine.history(curated_ref(self._storage, schema), RECONCILE_DEPTH)
             # A commit a restore undid is not logged: its rows are not in the table.
             current = lineage(schema, commits, commits[0].version) if commits else None

@@ -125,19 +125,31 @@ class EnsureTables:
         self._engine = engine
         self._storage = storage
 
-    def __call__(self, metadata: Mapping[str, str]) -> None:
-        """Create the missing tables; ``metadata`` (the run's id) goes with each commit."""
-        for schema in SCHEMAS:
-            self._engine.ensure_table(
+    def __call__(self, metadata: Mapping[str, str]) -> frozenset[str]:
+        """Create the missing tables; ``metadata`` (the run's id) goes with each commit.
+
+        Returns:
+            The names of the tables this call created: they hold no rows yet, so a caller
+            need not read them.
+        """
+        created = {
+            schema.name
+            for schema in SCHEMAS
+            if self._engine.ensure_table(
                 curated_ref(self._storage, schema),
                 schema.stored_columns,
                 schema.partition_column,
                 metadata=metadata,
             )
-        for audit in AUDIT_TABLES:
-            self._engine.ensure_table(
+        }
+        created.update(
+            audit.name
+            for audit in AUDIT_TABLES
+            if self._engine.ensure_table(
                 audit_ref(self._storage, audit), audit.columns, None, metadata=metadata
             )
+        )
+        return frozenset(created)
 
 
 class CompactAuditTables:

@@ -219,12 +219,16 @@ class TableEngine(Protocol[FrameT]):
         partition_by: str | None,
         *,
         metadata: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> bool:
         """Create an empty Delta table with this schema when none exists at ``table.uri``.
 
         An existing table gains the ``columns`` it lacks (nullable, appended): how a lake
         written by an older version gets a column the contract appended since. ``metadata``
         is stored with each commit this makes (the ``lakehouse.run_id`` of the run).
+
+        Returns:
+            True when this call created the table, which then holds no rows (the lake's
+            lock keeps other writers out); False when one existed.
         """
         ...
 

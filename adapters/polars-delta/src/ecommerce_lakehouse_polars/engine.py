@@ -25,6 +25,7 @@ from ecommerce_lakehouse_polars.delta import (
     compact_table,
     create_table,
     file_statistics,
+    open_table,
     records_frame,
     restore_table,
     table_columns,
@@ -94,12 +95,14 @@ class PolarsDeltaTableEngine:
         partition_by: str | None,
         *,
         metadata: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> bool:
         """Create an empty Delta table with this schema, or add the columns one lacks."""
-        existing = create_table(
-            table.uri, columns, partition_by, self._options(table), table.name, metadata
-        )
-        add_missing_columns(existing, columns, metadata)
+        existing = open_table(table.uri, self._options(table))
+        if existing is not None:
+            add_missing_columns(existing, columns, metadata)
+            return False
+        create_table(table.uri, columns, partition_by, self._options(table), table.name, metadata)
+        return True
 
     def merge(
         self,

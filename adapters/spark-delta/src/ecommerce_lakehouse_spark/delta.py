@@ -109,8 +109,8 @@ def create_table(
     columns: Sequence[Column],
     partition_by: str | None,
     name: str | None = None,
-) -> None:
-    """Create an empty Delta table unless one exists at ``uri``.
+) -> bool:
+    """Create an empty Delta table unless one exists at ``uri``; whether this call did.
 
     The table has the protocol Delta Lake 3.3, delta-rs and Athena read and write (reader 1,
     writer 2, no table features) and, like the Polars engine's, no table properties.
@@ -126,7 +126,7 @@ def create_table(
     from delta.tables import DeltaTable
 
     if DeltaTable.isDeltaTable(session, uri):
-        return
+        return False
     builder = DeltaTable.createIfNotExists(session).location(uri).addColumns(spark_schema(columns))
     if partition_by:
         builder = builder.partitionedBy(partition_by)
@@ -139,6 +139,8 @@ def create_table(
             # A concurrent creator won the race: keep its table, as delta-rs's "ignore" does.
             if not DeltaTable.isDeltaTable(session, uri):
                 raise
+            return False
+    return True
 
 
 def conform(frame: DataFrame, columns: Sequence[Column]) -> DataFrame:

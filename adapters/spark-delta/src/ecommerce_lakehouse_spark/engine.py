@@ -114,12 +114,14 @@ class SparkDeltaTableEngine:
         partition_by: str | None,
         *,
         metadata: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> bool:
         """Create an empty Delta table with this schema, or add the columns one lacks."""
         with self._jobs.step(table.name, "ensure"), self._user_metadata(metadata):
-            create_table(self._session, table.uri, columns, partition_by, table.name)
-            add_missing_columns(self._session, table.uri, columns)
+            created = create_table(self._session, table.uri, columns, partition_by, table.name)
+            if not created:
+                add_missing_columns(self._session, table.uri, columns)
         self._jobs.report(table.name, ("ensure",), quiet=True)
+        return created
 
     def merge(
         self,
