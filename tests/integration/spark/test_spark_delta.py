@@ -261,3 +261,42 @@ def test_file_statistics_come_from_the_log_and_step_aside_when_it_cannot_be_read
 
     monkeypatch.setattr(spark_delta, "add_actions", unreadable)
     assert spark_delta.file_statistics(session, uri) is None
+
+
+def test_a_failed_spark_job_is_one_line_naming_its_cause(
+    session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from py4j.protocol import Py4JJavaError
+
+    import ecommerce_lakehouse_spark.delta as spark_delta
+
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not a parquet file")
+    with pytest.raises(Py4JJavaError) as raised:
+        session.read.schema("a int").parquet(str(bad)).collect()
+    # Py4J's first line names the JVM call only; the run's ledger gets the cause.
+    assert str(raised.value).startswith("An error occurred while calling")
+    text = str(spark_delta.spark_failure(raised.value, "give it more (X)"))
+    assert text.startswith("Spark failed: ") and "\n" not in text
+    assert "parquet" in text.lower() and "An error occurred" not in text
+    assert "out of memory" not in text
+
+    # A task out of memory (as a 4 GiB driver sorting a quarter of a large batch was)
+    # says what gives the session more.
+    monkeypatch.setattr(
+        spark_delta,
+        "_root_cause",
+        lambda _: "SparkOutOfMemoryError: [UNABLE_TO_ACQUIRE_MEMORY] Unable to acquire",
+    )
+    text = str(spark_delta.spark_failure(raised.value, "give it more (X)"))
+    assert text.endswith("the Spark session ran out of memory: give it more (X)")
+
+
+def test_a_large_batch_is_ranked_in_more_shuffle_partitions(session: Any) -> None:
+    from ecommerce_lakehouse_spark.staging import BYTES_PER_SHUFFLE_PARTITION, shuffle_partitions
+
+    configured = int(session.conf.get("spark.sql.shuffle.partitions"))
+    assert shuffle_partitions(session, 0) == configured
+    assert shuffle_partitions(session, BYTES_PER_SHUFFLE_PARTITION) == configured
+    # 1.9 GiB of order_items (scale 1): a 64 MiB share each.
+    assert shuffle_partitions(session, 1900 * 2**20) == 30

@@ -47,6 +47,8 @@ DRIVER_READ_VERSIONS = 32
 ADAPTIVE_CONF = "spark.sql.adaptive.enabled"
 #: Whole-stage code generation: staging turns it off (see ``staging.stage_frames``).
 WHOLE_STAGE_CONF = "spark.sql.codegen.wholeStage"
+#: Shuffle partitions: staging raises them for a large batch (see ``staging.stage_frames``).
+SHUFFLE_PARTITIONS_CONF = "spark.sql.shuffle.partitions"
 #: Session default that Delta would copy into a new table's configuration.
 _DELETION_VECTORS_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
 
@@ -89,6 +91,20 @@ def open_table(session: SparkSession, uri: str) -> DeltaTable | None:
         return DeltaTable.forPath(session, uri)
     except Py4JJavaError as error:
         raise TableUnreadable.of(uri, _root_cause(error)) from error
+
+
+def spark_failure(error: Py4JJavaError, memory_hint: str) -> LakehouseError:
+    """A failed Spark job as one line naming its cause.
+
+    Py4J's own first line names only the JVM call (``An error occurred while calling
+    o123.collectToPython.``); the cause is the innermost Java exception. A task that ran out
+    of memory also says what gives it more (``memory_hint``).
+    """
+    cause = _root_cause(error)
+    text = f"Spark failed: {cause}"
+    if "OutOfMemory" in cause or "UNABLE_TO_ACQUIRE_MEMORY" in cause:
+        text += f"; the Spark session ran out of memory: {memory_hint}"
+    return LakehouseError(text)
 
 
 def _root_cause(error: Py4JJavaError) -> str:

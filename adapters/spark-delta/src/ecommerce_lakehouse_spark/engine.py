@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from ecommerce_lakehouse.domain.audit import QUARANTINE, AuditTable
@@ -20,6 +21,7 @@ from ecommerce_lakehouse.ports.engine import (
     StagedBatch,
     TableRef,
 )
+from ecommerce_lakehouse.settings import env_name
 from ecommerce_lakehouse_spark.delta import (
     USER_METADATA_CONF,
     add_missing_columns,
@@ -30,6 +32,7 @@ from ecommerce_lakehouse_spark.delta import (
     file_statistics,
     restore_table,
     session_conf,
+    spark_failure,
     table_columns,
     table_history,
     vacuum_table,
@@ -37,6 +40,7 @@ from ecommerce_lakehouse_spark.delta import (
 from ecommerce_lakehouse_spark.jobs import SparkJobCounter
 from ecommerce_lakehouse_spark.merge import merge_batch
 from ecommerce_lakehouse_spark.reader import read_source_frame
+from ecommerce_lakehouse_spark.session import BUILT_HERE_CONF
 from ecommerce_lakehouse_spark.staging import stage_frames
 
 if TYPE_CHECKING:
@@ -60,6 +64,10 @@ class SparkDeltaTableEngine:
         # The entity whose batch was staged last: its quarantine rows are appended next.
         self._staged_entity = "quarantine"
         self._quarantine_rows: tuple[DataFrame | None, int] = (None, 0)
+        # Bytes of each entity's files read since its last stage (files are read from
+        # several threads): they size the staging's shuffle.
+        self._read_bytes: dict[str, int] = {}
+        self._read_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -89,6 +97,8 @@ class SparkDeltaTableEngine:
         Raises:
             FileRejected: the file cannot be read at all (docs/contract.md#reading-files).
         """
+        with self._read_lock:
+            self._read_bytes[schema.name] = self._read_bytes.get(schema.name, 0) + source.size_bytes
         with self._jobs.step(schema.name, "read"):
             return read_source_frame(self._session, source, schema, evolution, self._read_limits)
 
@@ -97,8 +107,10 @@ class SparkDeltaTableEngine:
     ) -> StagedBatch[DataFrame]:
         """Apply the schema's rules (quarantine), cast, derive dates and dedup the batch."""
         self._staged_entity = schema.name
-        with self._jobs.step(schema.name, "stage"):
-            staged = stage_frames(self._session, frames, schema, run)
+        with self._read_lock:
+            input_bytes = self._read_bytes.pop(schema.name, 0)
+        with self._jobs.step(schema.name, "stage"), self._described_failures():
+            staged = stage_frames(self._session, frames, schema, run, input_bytes)
         # The counts tell how many rows the quarantine frame holds: appending it then needs
         # no job to find out whether it is empty.
         self._quarantine_rows = (
@@ -136,7 +148,7 @@ class SparkDeltaTableEngine:
             IntegrityError: Delta's metrics disagree with the rows classified.
         """
         try:
-            with self._jobs.step(schema.name, "merge"):
+            with self._jobs.step(schema.name, "merge"), self._described_failures():
                 return merge_batch(self._session, table.uri, batch, schema, commit_metadata)
         finally:
             self._jobs.report(schema.name, ("read", "stage", "quarantine", "merge"))
@@ -238,6 +250,23 @@ class SparkDeltaTableEngine:
             made = restore_table(self._session, table.uri, version)
         self._jobs.report(table.name, ("restore",), quiet=True)
         return made
+
+    @contextmanager
+    def _described_failures(self) -> Iterator[None]:
+        """A failed Spark job leaves this block as one line naming its cause."""
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            yield
+        except Py4JJavaError as error:
+            built_here = self._session.conf.get(BUILT_HERE_CONF, "false") == "true"
+            hint = (
+                f"give it more ({env_name('spark_driver_memory')}, now "
+                f"{self._session.conf.get('spark.driver.memory', 'unset')})"
+                if built_here
+                else "give the job larger or more workers"
+            )
+            raise spark_failure(error, hint) from error
 
     def _user_metadata(self, metadata: Mapping[str, str] | None) -> AbstractContextManager[None]:
         """Store ``metadata`` with the commits made in the block (none: the session's own).

@@ -12,6 +12,7 @@ classification) neither re-read the source files nor re-evaluate the rules or th
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -33,7 +34,12 @@ from ecommerce_lakehouse.domain.schemas import (
     TableSchema,
 )
 from ecommerce_lakehouse.ports.engine import RunContext, StagedBatch
-from ecommerce_lakehouse_spark.delta import ADAPTIVE_CONF, WHOLE_STAGE_CONF, session_conf
+from ecommerce_lakehouse_spark.delta import (
+    ADAPTIVE_CONF,
+    SHUFFLE_PARTITIONS_CONF,
+    WHOLE_STAGE_CONF,
+    session_conf,
+)
 from ecommerce_lakehouse_spark.expressions import violation_label
 from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
 
@@ -55,8 +61,25 @@ def utc_literal(moment: datetime) -> Column:
     return F.timestamp_micros(F.lit(micros).cast(LongType()))
 
 
+#: CSV bytes of a batch per partition of its ranking's shuffle: the session's few partitions
+#: (4) sort a batch of up to 256 MiB; a larger one gets more, so that no task sorts more
+#: than its share of the memory holds (one task sorting a quarter of 1.9 GiB of order_items
+#: ran out of a 4 GiB driver's memory).
+BYTES_PER_SHUFFLE_PARTITION = 64 * 2**20
+
+
+def shuffle_partitions(session: SparkSession, input_bytes: int) -> int:
+    """The ranking's shuffle partitions for a batch of ``input_bytes`` bytes of CSV."""
+    configured = int(session.conf.get(SHUFFLE_PARTITIONS_CONF) or 1)
+    return max(configured, math.ceil(input_bytes / BYTES_PER_SHUFFLE_PARTITION))
+
+
 def stage_frames(
-    session: SparkSession, frames: Sequence[DataFrame], schema: TableSchema, run: RunContext
+    session: SparkSession,
+    frames: Sequence[DataFrame],
+    schema: TableSchema,
+    run: RunContext,
+    input_bytes: int = 0,
 ) -> StagedBatch[DataFrame]:
     """Quarantine the rows that break a rule and deduplicate the batch.
 
@@ -67,6 +90,8 @@ def stage_frames(
         frames: source frames as :func:`reader.read_source_frame` returns them, in any order.
         schema: the table the batch feeds.
         run: the run the batch belongs to.
+        input_bytes: the size of the batch's files, which sizes the ranking's shuffle
+            (:func:`shuffle_partitions`).
 
     Returns:
         The survivors (typed, one row per key, in no particular order), the quarantined rows
@@ -108,6 +133,9 @@ def stage_frames(
     with (
         session_conf(session, ADAPTIVE_CONF, "false"),
         session_conf(session, WHOLE_STAGE_CONF, "false"),
+        session_conf(
+            session, SHUFFLE_PARTITIONS_CONF, str(shuffle_partitions(session, input_bytes))
+        ),
     ):
         ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
         dropped = valid & (F.col(_RANK) > 1)
