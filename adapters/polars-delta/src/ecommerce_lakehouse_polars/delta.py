@@ -86,6 +86,26 @@ def create_table(
     )
 
 
+def ensure_table(
+    uri: str,
+    columns: Sequence[Column],
+    partition_by: str | None,
+    storage_options: Mapping[str, str],
+    name: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> tuple[Any, bool]:
+    """The table at ``uri``, created or given the columns it lacks; whether this call created it.
+
+    A missing table is created (:func:`create_table`); an existing one gains the ``columns``
+    it lacks (:func:`add_missing_columns`).
+    """
+    existing = open_table(uri, storage_options)
+    if existing is not None:
+        add_missing_columns(existing, columns, metadata)
+        return existing, False
+    return create_table(uri, columns, partition_by, storage_options, name, metadata), True
+
+
 def conform(frame: pl.DataFrame, columns: Sequence[Column]) -> pl.DataFrame:
     """``frame`` with exactly ``columns``, in order and type (absent columns are null)."""
     return frame.select(
@@ -396,8 +416,7 @@ def append(
     """
     from deltalake import write_deltalake
 
-    table = create_table(uri, columns, None, storage_options, metadata=metadata)
-    add_missing_columns(table, columns, metadata)
+    table, _ = ensure_table(uri, columns, None, storage_options, metadata=metadata)
     if frame.height == 0:
         return
     data = to_delta_arrow(frame, columns)

@@ -20,12 +20,10 @@ from ecommerce_lakehouse.ports.engine import (
     TableRef,
 )
 from ecommerce_lakehouse_polars.delta import (
-    add_missing_columns,
     append,
     compact_table,
-    create_table,
+    ensure_table,
     file_statistics,
-    open_table,
     records_frame,
     restore_table,
     table_columns,
@@ -97,12 +95,10 @@ class PolarsDeltaTableEngine:
         metadata: Mapping[str, str] | None = None,
     ) -> bool:
         """Create an empty Delta table with this schema, or add the columns one lacks."""
-        existing = open_table(table.uri, self._options(table))
-        if existing is not None:
-            add_missing_columns(existing, columns, metadata)
-            return False
-        create_table(table.uri, columns, partition_by, self._options(table), table.name, metadata)
-        return True
+        _, created = ensure_table(
+            table.uri, columns, partition_by, self._options(table), table.name, metadata
+        )
+        return created
 
     def merge(
         self,

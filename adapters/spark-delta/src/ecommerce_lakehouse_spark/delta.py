@@ -159,6 +159,24 @@ def create_table(
     return True
 
 
+def ensure_table(
+    session: SparkSession,
+    uri: str,
+    columns: Sequence[Column],
+    partition_by: str | None,
+    name: str | None = None,
+) -> bool:
+    """Create the table at ``uri``, or add the columns it lacks; whether this call created it.
+
+    A missing table is created (:func:`create_table`); an existing one gains the ``columns``
+    it lacks (:func:`add_missing_columns`).
+    """
+    if create_table(session, uri, columns, partition_by, name):
+        return True
+    add_missing_columns(session, uri, columns)
+    return False
+
+
 def conform(frame: DataFrame, columns: Sequence[Column]) -> DataFrame:
     """``frame`` with exactly ``columns``, in order and type (absent columns are null)."""
     from pyspark.sql import functions as F
@@ -213,8 +231,7 @@ def append_frame(
         rows: the number of rows of ``frame`` when known (no job then asks whether it has
             any).
     """
-    create_table(session, uri, columns, None)
-    add_missing_columns(session, uri, columns)
+    ensure_table(session, uri, columns, None)
     if rows == 0 or (rows is None and frame.isEmpty()):
         return
     conformed = conform(frame, columns)
@@ -251,8 +268,7 @@ def append_records(
     columns: Sequence[Column],
 ) -> None:
     """Append plain records to the table at ``uri`` (created if missing, even with none)."""
-    create_table(session, uri, columns, None)
-    add_missing_columns(session, uri, columns)
+    ensure_table(session, uri, columns, None)
     if not records:
         return
     records_frame(session, records, columns).write.format("delta").mode("append").save(uri)

@@ -24,11 +24,10 @@ from ecommerce_lakehouse.ports.engine import (
 from ecommerce_lakehouse.settings import env_name
 from ecommerce_lakehouse_spark.delta import (
     USER_METADATA_CONF,
-    add_missing_columns,
     append_frame,
     append_records,
     compact_table,
-    create_table,
+    ensure_table,
     file_statistics,
     restore_table,
     session_conf,
@@ -129,9 +128,7 @@ class SparkDeltaTableEngine:
     ) -> bool:
         """Create an empty Delta table with this schema, or add the columns one lacks."""
         with self._jobs.step(table.name, "ensure"), self._user_metadata(metadata):
-            created = create_table(self._session, table.uri, columns, partition_by, table.name)
-            if not created:
-                add_missing_columns(self._session, table.uri, columns)
+            created = ensure_table(self._session, table.uri, columns, partition_by, table.name)
         self._jobs.report(table.name, ("ensure",), quiet=True)
         return created
 
