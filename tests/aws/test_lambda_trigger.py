@@ -570,8 +570,9 @@ def test_the_start_record_defers_a_run_that_listexecutions_does_not_show_yet(
 
 
 class RaceOnRecord:
-    """An S3 client that holds each reader of the start record until the other has read it
-    too, so that two invocations reach their claims having seen the same record."""
+    """An S3 client that holds each writer of the start record until the other is about to
+    write it too, so that both invocations have read the record and listed the executions
+    before either claims: the conditional write alone decides which one starts."""
 
     def __init__(self, client: Any, key: str, barrier: threading.Barrier) -> None:
         self._client, self._key, self._barrier = client, key, barrier
@@ -579,12 +580,10 @@ class RaceOnRecord:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def get_object(self, **kwargs: Any) -> Any:
-        try:
-            return self._client.get_object(**kwargs)
-        finally:
-            if kwargs["Key"] == self._key:
-                self._barrier.wait(timeout=30)
+    def put_object(self, **kwargs: Any) -> Any:
+        if kwargs["Key"] == self._key:
+            self._barrier.wait(timeout=30)
+        return self._client.put_object(**kwargs)
 
 
 def test_two_invocations_racing_to_start_start_one_execution(
