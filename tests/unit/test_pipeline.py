@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ecommerce_lakehouse.application.archive import ArchiveFiles
-from ecommerce_lakehouse.application.discover import DiscoverFiles
+from ecommerce_lakehouse.application.discover import CHECKSUM_THREADS, DiscoverFiles
 from ecommerce_lakehouse.application.ingest import IngestFiles
 from ecommerce_lakehouse.application.pipeline import PIPELINE, RunPipeline
 from ecommerce_lakehouse.application.run import (
@@ -1012,3 +1012,32 @@ def test_reconciliation_skips_a_compaction_commit(world: World, monkeypatch: Any
         ("r4", "skipped"),
     ]
     assert len(world.rows("orders")) == 5
+
+
+def test_discovery_hashes_files_at_once_and_sets_aside_only_those_it_cannot_read() -> None:
+    """Checksums are taken on several threads; a file that cannot be read is ``ignored``
+    with the reason, one removed since the listing is left out, and neither stops the
+    others."""
+    storage = InMemoryObjectStorage()
+    for name in ("a", "b", "c", "d"):
+        storage.write_bytes(f"raw-data/orders/{name}.csv", ORDERS.encode())
+    hashed_on: set[str] = set()
+    checksum = storage.checksum
+
+    def flaky(key: str) -> str:
+        hashed_on.add(threading.current_thread().name)
+        if key.endswith("b.csv"):
+            raise PermissionError(13, "Permission denied")
+        if key.endswith("c.csv"):
+            raise FileNotFoundError(key)
+        time.sleep(0.05)  # long enough for the other threads to take files
+        return checksum(key)
+
+    storage.checksum = flaky  # type: ignore[method-assign]
+    found = DiscoverFiles(storage, settle_seconds=0)()
+    assert [f.key for f in found.files] == ["raw-data/orders/a.csv", "raw-data/orders/d.csv"]
+    assert all(f.checksum == checksum("raw-data/orders/a.csv") for f in found.files)
+    (aside,) = found.set_aside
+    assert (aside.file.key, aside.status) == ("raw-data/orders/b.csv", FileStatus.IGNORED)
+    assert aside.error == "unreadable: Permission denied"
+    assert len(hashed_on) > 1 or CHECKSUM_THREADS == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +21,10 @@ from ecommerce_lakehouse.domain.audit import RowCounts
 from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import RAW, entity_of, raw_key_problem
 from ecommerce_lakehouse.ports.storage import ObjectInfo, ObjectStorage
+
+#: Files hashed at once: a digest releases the GIL while it reads and hashes, so every core
+#: (and, on S3, several downloads) works; a scale-1 drop's 2.4 GB took 3 s on one thread.
+CHECKSUM_THREADS = min(8, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,13 +87,14 @@ class DiscoverFiles:
                 )
             else:
                 candidates.append(info)
-        for info in self._settled(candidates, found):
-            try:
-                checksum = self._storage.checksum(info.key)
-            except FileNotFoundError:
+        settled = self._settled(candidates, found)
+        with ThreadPoolExecutor(CHECKSUM_THREADS, thread_name_prefix="checksum") as pool:
+            checksums = list(pool.map(self._checksum, settled))
+        for info, checksum in zip(settled, checksums, strict=True):
+            if checksum is None:
                 continue  # removed since the listing: nothing left to account for
-            except OSError as error:
-                reason = f"unreadable: {error.strerror or type(error).__name__}"
+            if isinstance(checksum, OSError):
+                reason = f"unreadable: {checksum.strerror or type(checksum).__name__}"
                 found.set_aside.append(
                     self._aside(info.key, info.size_bytes, FileStatus.IGNORED, reason)
                 )
@@ -104,6 +111,15 @@ class DiscoverFiles:
         found.files.sort(key=lambda f: (posixpath.basename(f.key), f.key))
         found.set_aside.sort(key=lambda o: o.file.key)
         return found
+
+    def _checksum(self, info: ObjectInfo) -> str | OSError | None:
+        """The file's checksum; the error when it cannot be read; None once it is gone."""
+        try:
+            return self._storage.checksum(info.key)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            return error
 
     def _settled(self, candidates: Sequence[ObjectInfo], found: Discovery) -> list[ObjectInfo]:
         """The candidates that are quiet; the others become ``waiting`` in ``found``."""
