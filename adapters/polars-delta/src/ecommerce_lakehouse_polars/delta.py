@@ -208,10 +208,13 @@ def write_data_files(
     from deltalake.transaction import AddAction
 
     types = {c.name: c.type for c in columns}
-    conformed = conform(frame, columns)
-    data_columns = [c.name for c in columns if c.name != partition_column]
-    data = conformed.select(data_columns)
-    groups = _partition_rows(conformed, partition_column)
+    data_columns = [c for c in columns if c.name != partition_column]
+    # Each file's rows are conformed when it is written, not the whole frame first: a cast
+    # there copies whole columns (the categorical ``_source_file`` becomes one file name
+    # per row: 1.9 GB at scale 1).
+    data = frame.select(c.name for c in data_columns if c.name in frame.columns)
+    partitions = [c for c in columns if c.name == partition_column]
+    groups = _partition_rows(conform(frame, partitions) if partitions else frame, partition_column)
     if partition_column is not None:
         groups.sort(
             key=lambda g: (g[0] is not None, _partition_value(g[0], types[partition_column]) or "")
@@ -228,10 +231,11 @@ def write_data_files(
             os.makedirs(os.path.join(root, directory), exist_ok=True)
         height = rows[1] if isinstance(rows, tuple) else rows.len()
         for number, offset in enumerate(range(0, height, rows_per_file)):
-            part = (
+            part = conform(
                 data.slice(rows[0] + offset, min(rows_per_file, height - offset))
                 if isinstance(rows, tuple)
-                else data.gather(rows.slice(offset, rows_per_file))
+                else data.gather(rows.slice(offset, rows_per_file)),
+                data_columns,
             )
             relative = f"{directory}part-{number:05d}-{uuid.uuid4()}-c000.snappy.parquet"
             path = os.path.join(root, relative)
