@@ -235,6 +235,7 @@ def test_frames_given_out_of_file_order_stage_as_in_order(
         csv_text(ORDERS_HEADER, "1,A,u1,2024-01-01T10:00:00Z,1,", "2,B,u1,x,1,"),
         csv_text(ORDERS_HEADER, "3,A,u1,2024-01-01T10:00:00Z,2,", "4,C,u1,y,1,"),
         csv_text(ORDERS_HEADER, "5,D,u1,2024-01-01T10:00:00Z,2,"),
+        csv_text(ORDERS_HEADER),  # a file of no rows among them
     ]
     frames = [
         engine.engine.read_source(
@@ -243,7 +244,7 @@ def test_frames_given_out_of_file_order_stage_as_in_order(
         for i, content in enumerate(files)
     ]
     in_order = engine.engine.stage(frames, ORDERS, make_run())
-    shuffled = engine.engine.stage([frames[2], frames[0], frames[1]], ORDERS, make_run())
+    shuffled = engine.engine.stage([frames[2], frames[3], frames[0], frames[1]], ORDERS, make_run())
     # Ties go to the later file whatever the order the frames come in.
     assert engine.rows(shuffled.survivors, "order_num", "order_id") == engine.arranged(
         [("3", "A"), ("5", "D")]

@@ -6,6 +6,7 @@ splits the checked rows into quarantine and valid rows and keeps one valid row p
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -55,11 +56,17 @@ def stage_frames(
         the per-file counts of rows read, quarantined and dropped as in-batch duplicates.
     """
     base = source_frame_schema(schema)
-    # Without rechunking, the batch shares the source frames' memory.
-    batch = pl.concat(list(frames), how="diagonal") if frames else pl.DataFrame(schema=base)
-    # Each frame is one file in line order: given in file order, so is the batch.
-    ordinals = [int(f.item(0, FILE_ORDINAL)) for f in frames if f.height]
-    in_order = ordinals == sorted(ordinals)
+    # Each frame is one file in line order: in file order, so is the batch.
+    ordered = sorted(frames, key=_ordinal)
+    # A file's own constants (checksum, ordinal) stay out of the batch: concatenating them
+    # would write each file's value on every row of it (400 MB at scale 1). Without
+    # rechunking, the batch shares the source frames' memory.
+    constants = (SOURCE_CHECKSUM, FILE_ORDINAL)
+    batch = (
+        pl.concat([f.drop(constants) for f in ordered], how="diagonal")
+        if ordered
+        else pl.DataFrame(schema=base).drop(constants)
+    )
     extras = tuple(c for c in batch.columns if c not in base)
     position = [FILE_ORDINAL, LINE_NUMBER]
     violation = pl.col(VIOLATION)
@@ -67,22 +74,31 @@ def stage_frames(
     # would rechunk (copy) every column first.
     broken = batch.get_column(VIOLATION).is_not_null()
 
+    # The few broken rows are taken from each file, with its checksum and ordinal.
     quarantine = (
-        batch.select(SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD)
-        .filter(broken)
-        .sort(position)
-        .select(
-            pl.lit(run.run_id, pl.String).alias("run_id"),
-            pl.lit(schema.name, pl.String).alias("entity"),
-            pl.col(SOURCE_FILE).cast(pl.String).alias("source_file"),
-            pl.col(LINE_NUMBER).alias("line_number"),
-            violation_label(violation, schema.rules, "rule").alias("rule"),
-            violation_label(violation, schema.rules, "column").alias("column_name"),
-            violation_label(violation, schema.rules, "reason").alias("reason"),
-            pl.col(RAW_RECORD).alias("raw_record"),
-            utc_literal(run.started_at).alias("quarantined_at"),
-            pl.col(SOURCE_CHECKSUM).cast(pl.String).alias("source_checksum"),
+        pl.concat(
+            [
+                f.select(SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD).filter(
+                    f.get_column(VIOLATION).is_not_null()
+                )
+                for f in ordered
+            ]
         )
+        if ordered
+        else pl.DataFrame(schema=base).select(
+            SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD
+        )
+    ).select(
+        pl.lit(run.run_id, pl.String).alias("run_id"),
+        pl.lit(schema.name, pl.String).alias("entity"),
+        pl.col(SOURCE_FILE).cast(pl.String).alias("source_file"),
+        pl.col(LINE_NUMBER).alias("line_number"),
+        violation_label(violation, schema.rules, "rule").alias("rule"),
+        violation_label(violation, schema.rules, "column").alias("column_name"),
+        violation_label(violation, schema.rules, "reason").alias("reason"),
+        pl.col(RAW_RECORD).alias("raw_record"),
+        utc_literal(run.started_at).alias("quarantined_at"),
+        pl.col(SOURCE_CHECKSUM).cast(pl.String).alias("source_checksum"),
     )
 
     # The survivor of a key is the last valid row once sorted by (ordering, file, line).
@@ -93,9 +109,11 @@ def stage_frames(
     key = schema.dedup.key
     key_expr = pl.col(key[0]) if len(key) == 1 else pl.struct(list(key))
     repeated = _maybe_repeated(batch.select(key_expr.hash()).to_series())
+    candidates = batch.select(_ROW_INDEX, SOURCE_FILE, *key, *ordering, LINE_NUMBER).filter(
+        repeated & ~broken
+    )
     dropped = (
-        batch.select(_ROW_INDEX, SOURCE_FILE, *key, *ordering, *position)
-        .filter(repeated & ~broken)
+        candidates.with_columns(_file_ordinals(ordered, candidates.get_column(_ROW)))
         .sort([*ordering, *position], maintain_order=True)
         .filter(~key_expr.is_last_distinct())
         .select(_ROW, SOURCE_FILE)
@@ -104,7 +122,7 @@ def stage_frames(
     # A clean batch (nothing quarantined or dropped) is taken as is: a filter would copy
     # every column of it.
     valid = batch if keep.all() else batch.filter(keep)
-    survivors = (valid if in_order else valid.sort(position)).select(
+    survivors = valid.select(
         *schema.column_names,
         RESCUED_DATA,
         *extras,
@@ -146,6 +164,18 @@ def stage_frames(
         rescued=rescued,
         evolved=evolved,
     )
+
+
+def _ordinal(frame: pl.DataFrame) -> int:
+    """A source frame's file ordinal (an empty frame's does not matter)."""
+    return int(frame.item(0, FILE_ORDINAL)) if frame.height else -1
+
+
+def _file_ordinals(frames: Sequence[pl.DataFrame], rows: pl.Series) -> pl.Series:
+    """The file ordinal of each of the ``rows`` of the frames' concatenation."""
+    starts = pl.Series(list(itertools.accumulate((f.height for f in frames[:-1]), initial=0)))
+    owner = starts.search_sorted(rows.cast(starts.dtype), side="right") - 1
+    return pl.Series(FILE_ORDINAL, [_ordinal(f) for f in frames], pl.Int64).gather(owner)
 
 
 def _maybe_repeated(hashes: pl.Series) -> pl.Series:
