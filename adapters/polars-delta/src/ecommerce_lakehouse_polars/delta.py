@@ -69,11 +69,23 @@ def create_table(
     timestamps only, no deletion vectors, no column mapping. ``metadata`` is stored with the
     CREATE commit.
     """
-    from deltalake import DeltaTable
-
     existing = open_table(uri, storage_options)
     if existing is not None:
         return existing
+    return _create(uri, columns, partition_by, storage_options, name, metadata)
+
+
+def _create(
+    uri: str,
+    columns: Sequence[Column],
+    partition_by: str | None,
+    storage_options: Mapping[str, str],
+    name: str | None,
+    metadata: Mapping[str, str] | None,
+) -> Any:
+    """:func:`create_table` once no table was found at ``uri``."""
+    from deltalake import DeltaTable
+
     return DeltaTable.create(
         uri,
         arrow_schema(columns),
@@ -103,7 +115,7 @@ def ensure_table(
     if existing is not None:
         add_missing_columns(existing, columns, metadata)
         return existing, False
-    return create_table(uri, columns, partition_by, storage_options, name, metadata), True
+    return _create(uri, columns, partition_by, storage_options, name, metadata), True
 
 
 def conform(frame: pl.DataFrame, columns: Sequence[Column]) -> pl.DataFrame:

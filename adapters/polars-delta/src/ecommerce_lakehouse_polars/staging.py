@@ -62,11 +62,9 @@ def stage_frames(
     # would write each file's value on every row of it (400 MB at scale 1). Without
     # rechunking, the batch shares the source frames' memory.
     constants = (SOURCE_CHECKSUM, FILE_ORDINAL)
-    batch = (
-        pl.concat([f.drop(constants) for f in ordered], how="diagonal")
-        if ordered
-        else pl.DataFrame(schema=base).drop(constants)
-    )
+    # An empty batch is one frame of no rows, so that it has the columns.
+    files = ordered or [pl.DataFrame(schema=base)]
+    batch = pl.concat([f.drop(constants) for f in files], how="diagonal")
     extras = tuple(c for c in batch.columns if c not in base)
     position = [FILE_ORDINAL, LINE_NUMBER]
     violation = pl.col(VIOLATION)
@@ -75,19 +73,13 @@ def stage_frames(
     broken = batch.get_column(VIOLATION).is_not_null()
 
     # The few broken rows are taken from each file, with its checksum and ordinal.
-    quarantine = (
-        pl.concat(
-            [
-                f.select(SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD).filter(
-                    f.get_column(VIOLATION).is_not_null()
-                )
-                for f in ordered
-            ]
-        )
-        if ordered
-        else pl.DataFrame(schema=base).select(
-            SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD
-        )
+    quarantine = pl.concat(
+        [
+            f.select(SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD).filter(
+                f.get_column(VIOLATION).is_not_null()
+            )
+            for f in files
+        ]
     ).select(
         pl.lit(run.run_id, pl.String).alias("run_id"),
         pl.lit(schema.name, pl.String).alias("entity"),
@@ -113,7 +105,7 @@ def stage_frames(
         repeated & ~broken
     )
     dropped = (
-        candidates.with_columns(_file_ordinals(ordered, candidates.get_column(_ROW)))
+        candidates.with_columns(_file_ordinals(files, candidates.get_column(_ROW)))
         .sort([*ordering, *position], maintain_order=True)
         .filter(~key_expr.is_last_distinct())
         .select(_ROW, SOURCE_FILE)
