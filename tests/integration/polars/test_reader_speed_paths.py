@@ -220,3 +220,22 @@ def test_a_value_the_fast_cast_decides_is_the_reference_value(
         # Undecided values may be anything (even out of Python's range): not compared.
         for text, got in frame.filter("decided").select("raw", "value").iter_rows():
             assert got == cast_value(normalize_text(text), column_type), (text, unpadded)
+
+
+@pytest.mark.parametrize("broken", [0, 1, 3], ids=["clean", "one-broken", "all-broken"])
+def test_the_rule_index_is_right_whether_none_some_or_all_rows_break_a_rule(
+    tmp_path: Path, broken: int
+) -> None:
+    # A file whose rows all pass keeps one null rule index for the whole file, not one per
+    # row: it must still read as null on every row, and a file of broken rows keeps each.
+    rows = [f"i{n},o1,u1,,p{n},1,1,{PLAIN_TIMESTAMP}," for n in range(3)]
+    rows = [row.replace(",o1,", ",,") if n < broken else row for n, row in enumerate(rows)]
+    source = source_writer(tmp_path)(
+        "order_items_1.csv", "\n".join([ITEMS_HEADER, *rows]) + "\n", ORDER_ITEMS
+    )
+    frame = PolarsDeltaTableEngine({}).read_source(source, ORDER_ITEMS, SchemaEvolution.RESCUE)
+    flags = [n < broken for n in range(3)]
+    assert frame.get_column(VIOLATION).is_not_null().to_list() == flags
+    assert frame.get_column(RAW_RECORD).is_not_null().to_list() == flags
+    # Each broken row names the same rule: order_id is missing.
+    assert len(set(frame.get_column(VIOLATION).drop_nulls().to_list())) == min(broken, 1)

@@ -214,16 +214,22 @@ def read_source_frame(
         # (a broadcast literal would write each row's view once the frame is rechunked).
         nulls = pl.repeat(None, checked.height, dtype=pl.String, eager=True)
         checked = checked.with_columns(nulls.alias(RESCUED_DATA))
-    checked = _cast_the_rest(checked, records, fast, raw)
-    frame = _with_violation(checked, schema).select(
+    checked = _with_violation(_cast_the_rest(checked, records, fast, raw), schema)
+    violation = checked.get_column(VIOLATION)
+    frame = checked.select(
         *schema.column_names,
         RESCUED_DATA,
         *evolved,
+        # A file's constants are literals: Polars keeps one value, not one per row.
         pl.lit(source.key, pl.Categorical).alias(SOURCE_FILE),
         pl.lit(source.checksum, pl.Categorical).alias(SOURCE_CHECKSUM),
         pl.lit(source.ordinal, pl.Int64).alias(FILE_ORDINAL),
         LINE_NUMBER,
-        VIOLATION,
+        # So is the rule index of a file whose rows all pass (most files): 130 MB less at
+        # scale 1, where every source frame is held until the batch is written.
+        violation
+        if violation.null_count() < violation.len()
+        else pl.lit(None, pl.Int32).alias(VIOLATION),
     )
     raw_records = _raw_records(
         frame.get_column(VIOLATION), checked.get_column(RAGGED_RECORD), records, columns, width
