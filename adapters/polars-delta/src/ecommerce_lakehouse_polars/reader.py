@@ -215,7 +215,7 @@ def read_source_frame(
         nulls = pl.repeat(None, checked.height, dtype=pl.String, eager=True)
         checked = checked.with_columns(nulls.alias(RESCUED_DATA))
     checked = _with_violation(_cast_the_rest(checked, records, fast, raw), schema)
-    violation = checked.get_column(VIOLATION)
+    rules_broken = checked.get_column(VIOLATION)
     frame = checked.select(
         *schema.column_names,
         RESCUED_DATA,
@@ -227,8 +227,8 @@ def read_source_frame(
         LINE_NUMBER,
         # So is the rule index of a file whose rows all pass (most files): 130 MB less at
         # scale 1, where every source frame is held until the batch is written.
-        violation
-        if violation.null_count() < violation.len()
+        rules_broken
+        if rules_broken.null_count() < rules_broken.len()
         else pl.lit(None, pl.Int32).alias(VIOLATION),
     )
     raw_records = _raw_records(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -166,7 +167,7 @@ def _ordinal(frame: pl.DataFrame) -> int:
     return int(_first(frame, FILE_ORDINAL)) if frame.height else -1
 
 
-def _first(frame: pl.DataFrame, column: str) -> object:
+def _first(frame: pl.DataFrame, column: str) -> Any:
     """The value of ``column`` in the first row of a non-empty frame.
 
     Read through an expression: the reader's per-file constants are scalar columns, and
