@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -188,6 +189,14 @@ def local_root(table_uri: str) -> str | None:
     return table_uri if parsed.scheme == "" else None
 
 
+#: Data files written at once. Polars' writer keeps about one core busy per file: two
+#: files at a time write a scale-1 first load ~15-20% faster on 2 cores.
+WRITE_THREADS = min(4, os.cpu_count() or 1)
+#: One data file to write: its directory, partition values, number in the directory and
+#: rows (a slice of the frame, or the row indices to gather).
+_FileTask = tuple[str, dict[str, str | None], int, pl.DataFrame | pl.Series]
+
+
 def write_data_files(
     root: str,
     frame: pl.DataFrame,
@@ -201,10 +210,10 @@ def write_data_files(
     partition holds more than ``rows_per_file`` rows), each in ``frame``'s row order, where
     delta-rs would put it: ``<column>=<escaped value>/part-…snappy.parquet``, the null
     partition under ``__HIVE_DEFAULT_PARTITION__``. The partition column is not stored in
-    the files. Only one file's rows are copied at a time. Each file's ``add`` action carries
-    the statistics delta-rs would record (``numRecords``, ``minValues``, ``maxValues``,
-    ``nullCount``), with ``numRecords`` read back from the file's footer. Nothing is
-    committed: a file no commit adds is never read.
+    the files. Up to :data:`WRITE_THREADS` files are written at once, each copying only its
+    own rows. Each file's ``add`` action carries the statistics delta-rs would record
+    (``numRecords``, ``minValues``, ``maxValues``, ``nullCount``), with ``numRecords`` read
+    back from the file's footer. Nothing is committed: a file no commit adds is never read.
 
     Args:
         root: the table's local directory.
@@ -231,7 +240,7 @@ def write_data_files(
         groups.sort(
             key=lambda g: (g[0] is not None, _partition_value(g[0], types[partition_column]) or "")
         )
-    files: list[DataFile] = []
+    tasks: list[_FileTask] = []
     for value, rows in groups:
         directory = ""
         partition_values: dict[str, str | None] = {}
@@ -243,26 +252,36 @@ def write_data_files(
             os.makedirs(os.path.join(root, directory), exist_ok=True)
         height = rows[1] if isinstance(rows, tuple) else rows.len()
         for number, offset in enumerate(range(0, height, rows_per_file)):
-            part = conform(
+            # A slice copies nothing; a gather is only listed here and made by its writer.
+            part = (
                 data.slice(rows[0] + offset, min(rows_per_file, height - offset))
                 if isinstance(rows, tuple)
-                else data.gather(rows.slice(offset, rows_per_file)),
-                data_columns,
+                else rows.slice(offset, rows_per_file)
             )
-            relative = f"{directory}part-{number:05d}-{uuid.uuid4()}-c000.snappy.parquet"
-            path = os.path.join(root, relative)
-            part.write_parquet(path, compression="snappy", statistics=True)
-            written = int(pq.read_metadata(path).num_rows)
-            action = AddAction(
-                path=relative,
-                size=os.path.getsize(path),
-                partition_values=partition_values,
-                modification_time=int(time.time() * 1000),
-                data_change=True,
-                stats=file_stats(part, types, written),
-            )
-            files.append(DataFile(action=action, rows=written))
-    return files
+            tasks.append((directory, partition_values, number, part))
+
+    def write(task: _FileTask) -> DataFile:
+        directory, partition_values, number, rows = task
+        part = conform(data.gather(rows) if isinstance(rows, pl.Series) else rows, data_columns)
+        relative = f"{directory}part-{number:05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        path = os.path.join(root, relative)
+        part.write_parquet(path, compression="snappy", statistics=True)
+        written = int(pq.read_metadata(path).num_rows)
+        action = AddAction(
+            path=relative,
+            size=os.path.getsize(path),
+            partition_values=partition_values,
+            modification_time=int(time.time() * 1000),
+            data_change=True,
+            stats=file_stats(part, types, written),
+        )
+        return DataFile(action=action, rows=written)
+
+    if len(tasks) <= 1 or WRITE_THREADS == 1:
+        return [write(task) for task in tasks]
+    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="lakehouse-write") as pool:
+        # In task order; a failed write raises here once the files in flight are done.
+        return list(pool.map(write, tasks))
 
 
 def _partition_rows(
