@@ -6,7 +6,6 @@ splits the checked rows into quarantine and valid rows and keeps one valid row p
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +31,6 @@ from ecommerce_lakehouse_polars.reader import VIOLATION, source_frame_schema
 
 # Capitalised like the reader's internal names, so no evolved column can clash.
 _ROW = "_Row"
-_ROW_INDEX = pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)
 
 
 def utc_literal(moment: datetime) -> pl.Expr:
@@ -67,16 +65,15 @@ def stage_frames(
     files = ordered or [pl.DataFrame(schema=base)]
     batch = pl.concat([f.drop(constants) for f in files], how="diagonal")
     extras = tuple(c for c in batch.columns if c not in base)
-    position = [FILE_ORDINAL, LINE_NUMBER]
     violation = pl.col(VIOLATION)
     # Masks are Series taken from the batch, so they share its chunks: an expression filter
     # would rechunk (copy) every column first.
     broken = batch.get_column(VIOLATION).is_not_null()
 
-    # The few broken rows are taken from each file, with its checksum and ordinal.
+    # The few broken rows are taken from each file, with its checksum.
     quarantine = pl.concat(
         [
-            f.select(SOURCE_FILE, SOURCE_CHECKSUM, *position, VIOLATION, RAW_RECORD).filter(
+            f.select(SOURCE_FILE, SOURCE_CHECKSUM, LINE_NUMBER, VIOLATION, RAW_RECORD).filter(
                 f.get_column(VIOLATION).is_not_null()
             )
             for f in files
@@ -94,8 +91,9 @@ def stage_frames(
         pl.col(SOURCE_CHECKSUM).cast(pl.String).alias("source_checksum"),
     )
 
-    # The survivor of a key is the last valid row once sorted by (ordering, file, line).
-    # Only rows whose key may occur more than once in the batch can lose: a superset (key
+    # The survivor of a key is the last valid row once sorted by (ordering, file, line):
+    # the batch is in file and line order, so by (ordering, position in the batch). Only
+    # rows whose key may occur more than once in the batch can lose: a superset (key
     # hashes repeated among valid and invalid rows alike) is enough, since just those few
     # rows are then ranked exactly, sorting only their key and sort columns.
     ordering = [schema.ordering_column] if schema.ordering_column else []
@@ -105,12 +103,13 @@ def stage_frames(
     hashes = [f.select(_short_hash(key_expr)).to_series() for f in files]
     repeated = _maybe_repeated(pl.concat(hashes, rechunk=False))
     del hashes
-    candidates = batch.select(_ROW_INDEX, SOURCE_FILE, *key, *ordering, LINE_NUMBER).filter(
-        repeated & ~broken
-    )
+    # Their positions, not a row index of the whole batch (4 bytes a row) filtered.
+    rows = (repeated & ~broken).arg_true().alias(_ROW)
+    del repeated
     dropped = (
-        candidates.with_columns(_file_ordinals(files, candidates.get_column(_ROW)))
-        .sort([*ordering, *position], maintain_order=True)
+        batch.select(SOURCE_FILE, *key, *ordering)[rows]
+        .with_columns(rows)
+        .sort([*ordering, _ROW])
         .filter(~key_expr.is_last_distinct())
         .select(_ROW, SOURCE_FILE)
     )
@@ -175,13 +174,6 @@ def _first(frame: pl.DataFrame, column: str) -> Any:
     ordinals of scale 1's order_items).
     """
     return frame.select(pl.col(column).first()).item()
-
-
-def _file_ordinals(frames: Sequence[pl.DataFrame], rows: pl.Series) -> pl.Series:
-    """The file ordinal of each of the ``rows`` of the frames' concatenation."""
-    starts = pl.Series(list(itertools.accumulate((f.height for f in frames[:-1]), initial=0)))
-    owner = starts.search_sorted(rows.cast(starts.dtype), side="right") - 1
-    return pl.Series(FILE_ORDINAL, [_ordinal(f) for f in frames], pl.Int64).gather(owner)
 
 
 def _short_hash(key: pl.Expr) -> pl.Expr:
