@@ -62,8 +62,6 @@ TRINO_STAMP := $(CURDIR)/build/trino/.fetched-$(TRINO_VERSION)
 export LAKEHOUSE_TRINO_HOME := $(CURDIR)/build/trino/trino-server-$(TRINO_VERSION)
 
 PYTEST_ARGS ?=
-# Options of every JVM `make test` starts (see the test target).
-TEST_JAVA_OPTIONS ?= -XX:TieredStopAtLevel=1
 
 .PHONY: install demo test test-fast lint format typecheck bench bench-compare package \
 	infra-definition clean trino-java
@@ -137,12 +135,9 @@ typecheck: install
 
 # Every test on every core (each worker that meets a Spark test starts one session and keeps
 # it for the rest). pyproject's default is the fast tier. The slowest tests are listed at the
-# end, so a CI log tells where the suite's time goes. The JVMs the tests start (Spark, the
-# Glue job's spark-submit, Trino) run briefly on little data: compiled by the JIT's first tier
-# only, they spend 25-40% less CPU for the same wall time (a Spark pipeline test: 66-88 s of
-# CPU -> 50-53 s), and the suite keeps both cores busy.
+# end, so a CI log tells where the suite's time goes.
 test: lint typecheck
-	JAVA_TOOL_OPTIONS="$(TEST_JAVA_OPTIONS)" $(BIN)/pytest -m "" -n auto --durations=30 $(PYTEST_ARGS)
+	$(BIN)/pytest -m "" -n auto --durations=30 $(PYTEST_ARGS)
 
 # The fast offline tier: what a plain `pytest` runs.
 test-fast: install
