@@ -232,7 +232,7 @@ def read_source_frame(
         else pl.lit(None, pl.Int32).alias(VIOLATION),
     )
     raw_records = _raw_records(
-        frame.get_column(VIOLATION), checked.get_column(RAGGED_RECORD), records, columns, width
+        rules_broken, checked.get_column(RAGGED_RECORD), records, columns, width
     )
     # One chunk per column: the batch then has one per file in every column, and filters
     # on it need not realign (copy) columns of different chunkings.
