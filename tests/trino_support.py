@@ -234,16 +234,23 @@ def running_trino(moto: MotoServer) -> Iterator[TrinoServer]:
 
 
 _shared: TrinoServer | None = None
+_shared_stack = contextlib.ExitStack()
+atexit.register(_shared_stack.close)
 
 
 def shared_trino(moto: MotoServer) -> TrinoServer:
     """The Trino server of this test process (over its moto server), started on first use."""
     global _shared
     if _shared is None:
-        stack = contextlib.ExitStack()
-        _shared = stack.enter_context(running_trino(moto))
-        atexit.register(stack.close)
+        _shared = _shared_stack.enter_context(running_trino(moto))
     return _shared
+
+
+def stop_shared_trino() -> None:
+    """Stop the server :func:`shared_trino` started, if any (the next use starts another)."""
+    global _shared
+    _shared = None
+    _shared_stack.close()
 
 
 @pytest.fixture(scope="session")
