@@ -253,9 +253,13 @@ def stop_shared_trino() -> None:
     _shared_stack.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def trino(moto: MotoServer) -> TrinoServer:
-    """Trino over this process's moto server."""
+    """Trino over this process's moto server.
+
+    Asked again by each module: the server may have been stopped after another module
+    (``tests/conftest.py``), and :func:`shared_trino` then starts a new one.
+    """
     return shared_trino(moto)
 
 
