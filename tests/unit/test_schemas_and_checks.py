@@ -131,6 +131,13 @@ def test_foreign_key_checks_follow_the_references_declared_on_the_schemas() -> N
         replace(ORDER_ITEMS, references=(("id", "orders"),))
 
 
+@pytest.mark.parametrize("column", ["id", "add_to_cart_order", "no_such_column"])
+def test_a_low_cardinality_column_is_a_text_column_outside_the_key(column: str) -> None:
+    with pytest.raises(ValueError, match=f"low-cardinality column {column} is not a text column"):
+        replace(ORDER_ITEMS, low_cardinality=(column,))
+    assert replace(ORDER_ITEMS, low_cardinality=("order_id",)).low_cardinality == ("order_id",)
+
+
 def test_every_table_of_the_catalogue_has_its_own_name() -> None:
     # A table name is a folder, a catalogue entry and a SQL name: two schemas (or a schema
     # and an audit table) sharing one would write into each other.

@@ -110,6 +110,12 @@ class TableSchema:
         references: ``(column, parent table)`` for the foreign keys whose parent is a curated
             table of the lake (matched against its one-column primary key): each becomes a
             ``<column>_in_<parent>`` validation check.
+        low_cardinality: text columns whose values repeat across many rows (a dimension's
+            key in a fact table, such as a product id among order lines). A hint for the
+            engines' memory, not a rule: the local engine holds them dictionary-encoded
+            while it stages a batch (4 bytes a row instead of 16). Tables and results are
+            the same with or without it. Not for a column with as many distinct values as
+            rows (a key of its own table): its dictionary would cost more than it saves.
         rules: row rules in evaluation order (the first broken one is reported).
     """
 
@@ -122,6 +128,7 @@ class TableSchema:
     value_rules: tuple[RowRule, ...] = ()
     foreign_keys: tuple[str, ...] = ()
     references: tuple[tuple[str, str], ...] = ()
+    low_cardinality: tuple[str, ...] = ()
     rules: tuple[RowRule, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +150,12 @@ class TableSchema:
                 raise ValueError(f"{self.entity}: reference {name} is not a foreign key")
         if self.ordering_column is not None and self.ordering_column not in names:
             raise ValueError(f"{self.entity}: unknown ordering column")
+        for name in self.low_cardinality:
+            if self.types.get(name) is not ColumnType.STRING or name in self.primary_key:
+                raise ValueError(
+                    f"{self.entity}: low-cardinality column {name} is not a text column "
+                    "outside the primary key"
+                )
         object.__setattr__(self, "rules", self._build_rules())
 
     def _build_rules(self) -> tuple[RowRule, ...]:
@@ -239,6 +252,7 @@ ORDERS = TableSchema(
     derived_date=("date", "order_timestamp"),
     foreign_keys=("user_id",),
     value_rules=(InRange(column="total_amount", minimum=0),),
+    low_cardinality=("user_id",),
 )
 
 ORDER_ITEMS = TableSchema(
@@ -264,6 +278,8 @@ ORDER_ITEMS = TableSchema(
         InRange(column="days_since_prior_order", minimum=0, maximum=365),
         InRange(column="add_to_cart_order", minimum=1),
     ),
+    # Not order_id: an order's lines are few, so its values are nearly as many as orders.
+    low_cardinality=("user_id", "product_id"),
 )
 
 #: Schemas in ingestion order (products, then orders, then order_items).

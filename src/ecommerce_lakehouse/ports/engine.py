@@ -192,10 +192,11 @@ class TableEngine(Protocol[FrameT]):
 
         Called from worker threads, up to :attr:`files_read_at_once` at a time.
 
-        The frame carries line numbers, the source key, rescued/evolved columns and, for
-        every row that breaks a rule, its raw record. An engine may already cast the values
-        and evaluate the schema's rules here (file by file, to bound memory), as long as
-        :meth:`stage` then yields the same batch.
+        The frame carries the source key, rescued/evolved columns and, for every row that
+        breaks a rule, its raw record and line number (an engine may leave the line number
+        of a valid row null: only the quarantine keeps line numbers). An engine may already
+        cast the values and evaluate the schema's rules here (file by file, to bound
+        memory), as long as :meth:`stage` then yields the same batch.
 
         Raises:
             FileRejected: the file cannot be read at all (docs/contract.md#reading-files).

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from ecommerce_lakehouse.domain.errors import IntegrityError
-from ecommerce_lakehouse.domain.schemas import ORDERS, PRODUCTS, SOURCE_FILE
+from ecommerce_lakehouse.domain.schemas import ORDER_ITEMS, ORDERS, PRODUCTS, SOURCE_FILE
 from ecommerce_lakehouse.domain.types import SchemaEvolution
 from ecommerce_lakehouse_polars import merge as merge_module
 from ecommerce_lakehouse_polars.engine import PolarsDeltaTableEngine
@@ -24,6 +25,10 @@ from tests.integration.engines.harness import Lake, csv_text, make_run, source_w
 
 ORDERS_HEADER = "order_num,order_id,user_id,order_timestamp,total_amount,date"
 PRODUCTS_HEADER = "product_id,department_id,department,product_name"
+ITEMS_HEADER = (
+    "id,order_id,user_id,days_since_prior_order,product_id,add_to_cart_order,reordered,"
+    "order_timestamp,date"
+)
 
 
 @pytest.fixture
@@ -76,6 +81,44 @@ def test_frames_hold_the_source_file_as_a_categorical(tmp_path: Path) -> None:
     staged = engine.stage([frame], PRODUCTS, make_run())
     assert staged.survivors.schema[SOURCE_FILE] == pl.Categorical
     assert staged.quarantine.schema["source_file"] == pl.String
+
+
+def test_low_cardinality_columns_are_codes_in_the_batch_and_text_in_the_table(
+    lake: Lake,
+) -> None:
+    assert ORDER_ITEMS.low_cardinality == ("user_id", "product_id")
+    empty = ("a.csv", "")  # an empty file's frame meets the others' in one batch
+    first = (
+        "b.csv",
+        csv_text(
+            ITEMS_HEADER,
+            "i1,o1,u1,3,p1,1,1,2024-01-01T10:00:00Z,2024-01-01",
+            'i2,o1,u1,3,"p 2",2,0,2024-01-02T10:00:00Z,',
+            "i3,o2,,3,p1,1,0,2024-01-01T11:00:00Z,",  # no user: quarantined
+        ),
+    )
+    second = ("c.csv", csv_text(ITEMS_HEADER, "i1,o1,u9,3,p3,1,1,2024-01-01T12:00:00Z,"))
+    sources = [lake.write_source(name, text, ORDER_ITEMS) for name, text in (empty, first)]
+    frame = lake.engine.read_source(sources[1], ORDER_ITEMS, SchemaEvolution.RESCUE)
+    assert frame.schema["user_id"] == frame.schema["product_id"] == pl.Categorical
+    assert frame.schema["order_id"] == pl.String
+
+    ingested = lake.ingest(ORDER_ITEMS, [empty, first, second])
+    assert [r["rule"] for r in ingested.staged.quarantine.to_dicts()] == ["not_null"]
+    assert lake.table(ORDER_ITEMS).schema().to_arrow().field("product_id").type in (
+        pa.string(),
+        pa.large_string(),
+        pa.string_view(),
+    )
+    rows = lake.rows(ORDER_ITEMS)
+    # i1 of c.csv is the later one; the values are the text as read.
+    assert [(r["id"], r["user_id"], r["product_id"]) for r in rows] == [
+        ("i1", "u9", "p3"),
+        ("i2", "u1", "p 2"),
+    ]
+    # The same rows again are matched on their key and left as they are.
+    lake.ingest(ORDER_ITEMS, [second])
+    assert len(lake.rows(ORDER_ITEMS)) == 2
 
 
 def test_metrics_disagreeing_with_the_classification_raise(
