@@ -116,9 +116,15 @@ def test_low_cardinality_columns_are_codes_in_the_batch_and_text_in_the_table(
         ("i1", "u9", "p3"),
         ("i2", "u1", "p 2"),
     ]
-    # The same rows again are matched on their key and left as they are.
-    lake.ingest(ORDER_ITEMS, [second])
+    # The same row again is matched on its key and found unchanged (codes compared as text).
+    again = lake.ingest(ORDER_ITEMS, [second])
+    assert again.per_file["c.csv"].unchanged == 1
+    assert again.per_file["c.csv"].updated == 0
     assert len(lake.rows(ORDER_ITEMS)) == 2
+    # A changed product id is an update.
+    changed = ("d.csv", csv_text(ITEMS_HEADER, "i2,o1,u1,3,p4,2,0,2024-01-02T10:00:00Z,"))
+    assert lake.ingest(ORDER_ITEMS, [changed]).per_file["d.csv"].updated == 1
+    assert {r["id"]: r["product_id"] for r in lake.rows(ORDER_ITEMS)} == {"i1": "p3", "i2": "p4"}
 
 
 def test_metrics_disagreeing_with_the_classification_raise(
