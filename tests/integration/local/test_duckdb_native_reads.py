@@ -8,6 +8,7 @@ the two ways to the same results.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -152,3 +153,53 @@ def test_only_the_data_files_of_the_version_read_can_be_opened(tmp_path: Path) -
             service.sql(sql)
         assert "\n" not in str(raised.value)
     assert service.sql("SELECT order_id FROM orders").to_pylist() == [{"order_id": "o2"}]
+
+
+@pytest.mark.parametrize("column", ["_lakehouse_partition_0", "_Lakehouse_File"])
+def test_a_column_named_like_the_readers_own_is_read_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str
+) -> None:
+    # add_new_columns can bring such a column in from a CSV header.
+    service, root = _service(tmp_path)
+    uri = f"{root}/{PRODUCTS}"
+    write_deltalake(
+        uri,
+        pa.table({"product_id": ["p1", "p2"], "department": ["d1", "d2"], column: ["x", "y"]}),
+        partition_by=["department"],
+    )
+    sql = f"SELECT product_id, department, {column} AS extra FROM products ORDER BY product_id"
+    native, through_arrow = _read_both(service, sql, monkeypatch)
+    assert native.to_pylist() == [
+        {"product_id": "p1", "department": "d1", "extra": "x"},
+        {"product_id": "p2", "department": "d2", "extra": "y"},
+    ]
+    assert native.to_pylist() == through_arrow.to_pylist()
+
+
+def test_a_lake_whose_path_holds_glob_characters_is_read(tmp_path: Path) -> None:
+    # DuckDB's readers expand * ? [ ] { } in a path: such a file is read another way.
+    (tmp_path / "a*b").mkdir()
+    service, root = _service(tmp_path / "a*b")
+    write_deltalake(f"{root}/{ORDERS}", _orders(["o1"], date(2024, 3, 1)), partition_by=["date"])
+    # A copy the pattern matches too: its files must be neither read nor refused.
+    shutil.copytree(tmp_path / "a*b", tmp_path / "axb")
+    assert service.sql("SELECT order_id FROM orders").to_pylist() == [{"order_id": "o1"}]
+
+
+def test_a_table_of_many_files_is_read_through_its_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, root = _service(tmp_path)
+    uri = f"{root}/{PRODUCTS}"
+    monkeypatch.setattr(local_query, "MAX_NATIVE_FILES", 3)
+    for part in range(4):
+        write_deltalake(
+            uri,
+            pa.table({"product_id": [f"p{part}"], "department": [f"d{part}"]}),
+            partition_by=["department"],
+            mode="append",
+        )
+        native = local_query._local_files(DeltaTable(uri))
+        assert (native is not None) == (part < 3)
+        rows = service.sql("SELECT count(*) AS n FROM products").to_pylist()
+        assert rows == [{"n": part + 1}]
