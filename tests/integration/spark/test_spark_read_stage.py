@@ -127,11 +127,22 @@ def _outcome(
         read = case.records(reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames))
     else:
         read = [r for f in frames for r in case.records(f)]
-    by_line = sorted(read, key=lambda r: (r[FILE_ORDINAL], r[LINE_NUMBER]))
+    # Polars keeps the rows in file and line order; Spark need not.
+    by_line = (
+        read if case.ordered else sorted(read, key=lambda r: (r[FILE_ORDINAL], r[LINE_NUMBER]))
+    )
     return {
         "rejected": rejected,
-        # Nulls left out: the union gives each file's frame the others' evolved columns.
-        "read": [{k: v for k, v in r.items() if v is not None} for r in by_line],
+        # Nulls left out: the union gives each file's frame the others' evolved columns. A
+        # row that breaks no rule may leave its line number out (the Polars engine does).
+        "read": [
+            {
+                k: v
+                for k, v in r.items()
+                if v is not None and not (k == LINE_NUMBER and r.get(RAW_RECORD) is None)
+            }
+            for r in by_line
+        ],
         "quarantine": case.records(staged.quarantine),
         "survivors": sorted(case.records(staged.survivors), key=lambda r: str(r)),
         "counts": staged.counts,
