@@ -9,6 +9,7 @@ import hashlib
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import unquote, urlparse
 
 from ecommerce_lakehouse.domain.errors import PathOutsideLake
 from ecommerce_lakehouse.domain.schemas import NO_ENTITY, entity_names
@@ -30,6 +31,15 @@ def clean_key(key: str) -> str:
     if normalised == ".." or normalised.startswith("../") or normalised == ".":
         raise PathOutsideLake(f"lake key {key!r} escapes the lake root")
     return normalised
+
+
+def local_path(uri: str) -> str | None:
+    """The file-system path of a local URI (a plain path or ``file://``), else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    # A one-letter scheme is a Windows drive.
+    return uri if len(parsed.scheme) <= 1 else None
 
 
 #: Where each run's record (``RunResult.as_dict``) goes: ``_runs/<run id>.json``.

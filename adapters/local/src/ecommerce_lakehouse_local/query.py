@@ -32,7 +32,7 @@ from ecommerce_lakehouse.application.query_tables import (
 from ecommerce_lakehouse.domain.audit import AUDIT_TABLES
 from ecommerce_lakehouse.domain.errors import ConfigurationError, LakehouseError, first_line
 from ecommerce_lakehouse.domain.schemas import SCHEMAS
-from ecommerce_lakehouse.domain.zones import audit_key, table_key
+from ecommerce_lakehouse.domain.zones import audit_key, local_path, table_key
 from ecommerce_lakehouse.ports.storage import ObjectStorage
 
 #: Every table ``sql`` can read, with its key in the lake: the catalogue's, then the audit tables.
@@ -113,7 +113,6 @@ class _Files:
     Attributes:
         columns: the Delta schema: each column's name and DuckDB type, in order.
         partition_columns: the table's partition columns.
-        paths: every data file of the version.
         partitions: one row per file: its path (:data:`_FILE`) and its partition values
             (``_PARTITION`` + the column's index), as the Delta log gives them.
         present: the columns some file holds, lower-cased (DuckDB matches names regardless
@@ -122,9 +121,13 @@ class _Files:
 
     columns: tuple[tuple[str, str], ...]
     partition_columns: tuple[str, ...]
-    paths: tuple[str, ...]
     partitions: pa.Table
     present: frozenset[str]
+
+    @property
+    def paths(self) -> list[str]:
+        """Every data file of the version."""
+        return [str(path) for path in self.partitions.column(_FILE).to_pylist()]
 
 
 class DuckDbQueryService:
@@ -253,7 +256,7 @@ def _local_files(table: DeltaTable) -> _Files | None:
     features = set(protocol.reader_features or ())
     if protocol.min_reader_version == 2 or not features <= {"timestampNtz"}:
         return None
-    root = _local_root(table.table_uri)
+    root = local_path(table.table_uri)
     if root is None:
         return None
     schema = pa.schema(table.schema().to_arrow())
@@ -279,7 +282,6 @@ def _local_files(table: DeltaTable) -> _Files | None:
     return _Files(
         columns=known,
         partition_columns=partition_columns,
-        paths=tuple(paths),
         present=present,
         partitions=pa.table(
             {
@@ -293,19 +295,10 @@ def _local_files(table: DeltaTable) -> _Files | None:
     )
 
 
-def _local_root(uri: str) -> str | None:
-    """The directory of a table URI on the local file system (``file://`` or a plain path)."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return unquote(parsed.path)
-    # A one-letter scheme is a Windows drive.
-    return uri if len(parsed.scheme) <= 1 else None
-
-
 def _data_file(root: str, path: str) -> str | None:
     """The local path of a data file named in the log (a URI-encoded path, relative or not)."""
     if urlparse(path).scheme:
-        return _local_root(path)
+        return local_path(path)
     return os.path.join(root, unquote(path))
 
 
@@ -320,7 +313,6 @@ def _register_files(connection: duckdb.DuckDBPyConnection, name: str, files: _Fi
     (other physical types) read the same. One scan, not one per partition: binding a
     ``read_parquet`` per partition cost 0.5 s a query at 365 partitions.
     """
-    paths = list(files.paths)
     scan = (
         f"read_parquet($files, filename = '{_FILE}', hive_partitioning = false, "
         "union_by_name = true) AS s"
@@ -337,7 +329,7 @@ def _register_files(connection: duckdb.DuckDBPyConnection, name: str, files: _Fi
         connection.register(values, files.partitions)
         scan += f' JOIN "{values}" AS p ON s.{_FILE} = p.{_FILE}'
     statement = f"SELECT {', '.join(columns)} FROM {scan}"
-    connection.sql(statement, params={"files": paths}).create_view(name)
+    connection.sql(statement, params={"files": files.paths}).create_view(name)
 
 
 def _identifier(name: str) -> str:

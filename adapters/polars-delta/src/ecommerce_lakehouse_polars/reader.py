@@ -28,7 +28,6 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import polars as pl
 from pyarrow import fs
@@ -56,6 +55,7 @@ from ecommerce_lakehouse.domain.schemas import (
     TableSchema,
 )
 from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
+from ecommerce_lakehouse.domain.zones import local_path
 from ecommerce_lakehouse.ports.engine import SourceFile
 from ecommerce_lakehouse_polars.dtypes import polars_dtype, polars_schema
 from ecommerce_lakehouse_polars.expressions import (
@@ -282,7 +282,7 @@ def _scan(source: SourceFile) -> _Scan:
     faster than Polars trims or counts line breaks in every cell. The file is read, not
     mapped: a file truncated meanwhile must not crash the process (``SIGBUS``).
     """
-    path = _local_path(source.uri)
+    path = local_path(source.uri)
     if path is None:
         return _Scan()
     buffer = bytearray(_SCAN_CHUNK_BYTES)
@@ -492,22 +492,13 @@ def _has_records(rows: pl.DataFrame, width: int) -> bool:
     return bool(rows.select((~blank).any()).item())
 
 
-def _local_path(uri: str) -> str | None:
-    """The file-system path of a local URI (a plain path or ``file://``), else None."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return unquote(parsed.path)
-    # A one-letter scheme is a Windows drive.
-    return uri if len(parsed.scheme) <= 1 else None
-
-
 def _chunks(uri: str, storage_options: Mapping[str, str]) -> Generator[bytes, None, None]:
     """The file's bytes, :data:`HEADER_CHUNK_BYTES` at a time, read only as they are taken.
 
     A remote object is opened with pyarrow and read as a stream: each chunk is one ranged
     GET, so a check that stops at the header fetches the header, never the whole object.
     """
-    path = _local_path(uri)
+    path = local_path(uri)
     if path is not None:
         with open(path, "rb") as handle:
             while chunk := handle.read(HEADER_CHUNK_BYTES):
