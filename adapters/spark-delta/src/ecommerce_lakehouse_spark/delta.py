@@ -30,6 +30,7 @@ from ecommerce_lakehouse_delta.commit_info import operation_metrics, user_metada
 from ecommerce_lakehouse_spark.dtypes import (
     column_type_of,
     domain_columns,
+    local_frame,
     spark_schema,
     spark_type,
 )
@@ -258,7 +259,7 @@ def records_frame(
     """
     rows = [tuple(_value(record.get(c.name), c.type) for c in columns) for record in records]
     # A handful of audit rows: one partition, so an append writes one file, as delta-rs does.
-    return session.createDataFrame(rows, spark_schema(columns)).coalesce(1)
+    return local_frame(session, rows, spark_schema(columns))
 
 
 def append_records(

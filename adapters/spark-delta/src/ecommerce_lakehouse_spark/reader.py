@@ -76,7 +76,7 @@ from ecommerce_lakehouse.domain.schemas import (
 from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
 from ecommerce_lakehouse.domain.values import WHITESPACE
 from ecommerce_lakehouse.ports.engine import SourceFile
-from ecommerce_lakehouse_spark.dtypes import spark_schema, spark_type
+from ecommerce_lakehouse_spark.dtypes import local_frame, spark_schema, spark_type
 from ecommerce_lakehouse_spark.expressions import (
     TIMESTAMP,
     TIMESTAMP_STEPS,
@@ -708,4 +708,4 @@ def _json_object(columns: Sequence[HeaderColumn], past: Column | None = None) ->
 
 
 def _empty(session: SparkSession, schema: TableSchema) -> DataFrame:
-    return session.createDataFrame([], source_frame_schema(schema))
+    return local_frame(session, [], source_frame_schema(schema))

@@ -40,6 +40,7 @@ from ecommerce_lakehouse_spark.delta import (
     WHOLE_STAGE_CONF,
     session_conf,
 )
+from ecommerce_lakehouse_spark.dtypes import local_frame
 from ecommerce_lakehouse_spark.expressions import violation_label
 from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
 
@@ -110,7 +111,7 @@ def stage_frames(
     batch = (
         reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
         if frames
-        else session.createDataFrame([], base)
+        else local_frame(session, [], base)
     )
     extras = tuple(c for c in batch.columns if c not in base.names and c != _EVOLVED)
     valid = F.col(VIOLATION).isNull()
