@@ -69,11 +69,13 @@ PYTEST_ARGS ?=
 # The packages' build backend is installed once, into the venv, instead of into a fresh
 # build environment per package (99 s -> 76 s for the whole install, warm pip cache).
 # wheel too: pyspark comes as a source distribution, which setuptools builds with wheel's
-# bdist_wheel (with an empty pip cache, nothing else provides it).
+# bdist_wheel (with an empty pip cache, nothing else provides it). uv, pinned like the rest,
+# installs the packages: 25-31 s where pip took 80 s, the same versions (constraints.txt).
 $(STAMP): $(MANIFESTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet hatchling editables wheel
-	$(BIN)/python -m pip install --quiet --no-build-isolation $(PACKAGES) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv hatchling editables wheel
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt \
+		--no-build-isolation $(PACKAGES) -e '.[dev]'
 	touch $(STAMP)
 
 $(JARS_STAMP): $(JARS_POM)
@@ -81,7 +83,8 @@ $(JARS_STAMP): $(JARS_POM)
 		-Djars.dir=$(JARS_DIR) dependency:copy-dependencies
 	touch $(JARS_STAMP)
 
-$(TRINO_STAMP): $(TRINO_POM)
+# After the Delta jars: two Maven processes must not write one local repository at once.
+$(TRINO_STAMP): $(TRINO_POM) | $(JARS_STAMP)
 	mvn --batch-mode --quiet -f $(TRINO_POM) -Dmaven.repo.local=$(CURDIR)/build/m2 \
 		-Dtrino.dir=$(CURDIR)/build/trino dependency:copy
 	rm -rf $(LAKEHOUSE_TRINO_HOME)
@@ -115,7 +118,12 @@ $(CHROMIUM):
 		echo "chromium is missing: install Debian's chromium package (apt-get install chromium) as root for the browser tests"; \
 	fi
 
-install: $(STAMP) $(JARS_STAMP) $(TRINO_STAMP) trino-java $(ASL_VALIDATOR) $(ACTIONLINT) $(MINISTACK) $(CHROMIUM)
+# The parts are independent downloads and builds: a sub-make runs them side by side (the
+# whole install on a fresh clone: ~2 min one after another), each one's output kept together.
+INSTALL_PARTS := $(STAMP) $(JARS_STAMP) $(TRINO_STAMP) trino-java $(ASL_VALIDATOR) $(ACTIONLINT) \
+	$(MINISTACK) $(CHROMIUM)
+install:
+	@$(MAKE) --no-print-directory --jobs=4 --output-sync=target $(INSTALL_PARTS)
 
 # A fresh demo lake every time (the demo refuses to reuse a non-empty directory).
 demo: install
