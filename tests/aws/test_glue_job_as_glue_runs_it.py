@@ -190,8 +190,9 @@ def spark_submit(deployed: Deployed, argv: list[str]) -> subprocess.CompletedPro
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     local = tmp_path_factory.mktemp("raw")
-    # One week of orders: a Spark run costs per data file (one per date partition), not per row.
-    generate(local, scale=0.0003, seed=31, dirty=0.05, end=date(2024, 1, 7))
+    # Three days of orders: a Spark run costs per data file (one per date partition), not per
+    # row.
+    generate(local, scale=0.0003, seed=31, dirty=0.05, end=date(2024, 1, 3))
     return local
 
 

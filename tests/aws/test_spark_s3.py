@@ -86,8 +86,9 @@ class S3Lake:
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     local = tmp_path_factory.mktemp("raw")
-    # One week of orders: a Spark run costs per data file (one per date partition), not per row.
-    generate(local, scale=0.0005, seed=23, dirty=0.05, end=date(2024, 1, 7))
+    # Three days of orders: a Spark run costs per data file (one per date partition), not per
+    # row.
+    generate(local, scale=0.0005, seed=23, dirty=0.05, end=date(2024, 1, 3))
     return local
 
 

@@ -51,11 +51,12 @@ def table_rows(root: Path, key: str, order: list[str]) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
     polars_lake = tmp_path_factory.mktemp("polars-lake")
-    # One week of orders: a Spark run costs per data file (one per date partition), not per row.
+    # Three days of orders: a Spark run costs per data file (one per date partition), not per
+    # row.
     done = lakehouse(
         "generate",
         *("--out", str(polars_lake), "--scale", "0.0005", "--dirty", "0.05", "--seed", "7"),
-        *("--end", "2024-01-07"),
+        *("--end", "2024-01-03"),
     )
     assert done.returncode == 0, done.stderr
     spark_lake = tmp_path_factory.mktemp("spark-lake")
