@@ -63,7 +63,7 @@ export LAKEHOUSE_TRINO_HOME := $(CURDIR)/build/trino/trino-server-$(TRINO_VERSIO
 
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint format typecheck bench bench-compare package \
+.PHONY: install install-parts demo test test-fast lint format typecheck bench bench-compare package \
 	infra-definition clean trino-java
 
 # The packages' build backend is installed once, into the venv, instead of into a fresh
@@ -125,7 +125,10 @@ $(CHROMIUM):
 INSTALL_PARTS := $(STAMP) $(JARS_STAMP) $(TRINO_STAMP) trino-java $(ASL_VALIDATOR) $(ACTIONLINT) \
 	$(MINISTACK) $(CHROMIUM)
 install:
-	@$(MAKE) --no-print-directory --jobs=4 --output-sync=target $(INSTALL_PARTS)
+	@$(MAKE) --no-print-directory --jobs=4 --output-sync=target install-parts
+
+install-parts: $(INSTALL_PARTS)
+	@:
 
 # A fresh demo lake every time (the demo refuses to reuse a non-empty directory).
 demo: install
@@ -147,8 +150,10 @@ typecheck: install
 
 # Every test on every core (each worker that meets a Spark test starts one session and keeps
 # it for the rest). pyproject's default is the fast tier. The slowest tests are listed at the
-# end, so a CI log tells where the suite's time goes.
-test: lint typecheck
+# end, so a CI log tells where the suite's time goes. The linters run side by side first
+# (ruff and import-linter ~9 s, mypy ~13 s).
+test: install
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target --old-file=install lint typecheck
 	$(BIN)/pytest -m "" -n auto --durations=30 $(PYTEST_ARGS)
 
 # The fast offline tier: what a plain `pytest` runs.
