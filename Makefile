@@ -63,14 +63,14 @@ export LAKEHOUSE_TRINO_HOME := $(CURDIR)/build/trino/trino-server-$(TRINO_VERSIO
 
 PYTEST_ARGS ?=
 
-.PHONY: install install-parts demo test test-fast lint format typecheck bench bench-compare package \
-	infra-definition clean trino-java
+.PHONY: install install-parts demo test test-fast lint format typecheck bench bench-compare \
+	package infra-definition clean trino-java
 
 # The packages' build backend is installed once, into the venv, instead of into a fresh
 # build environment per package (99 s -> 76 s for the whole install, warm pip cache).
 # wheel too: pyspark comes as a source distribution, which setuptools builds with wheel's
 # bdist_wheel (with an empty pip cache, nothing else provides it). uv, pinned like the rest,
-# installs the packages: ~35 s where pip took 80 s, the same versions (constraints.txt). It
+# installs the packages: ~42 s where pip took 80 s, the same versions (constraints.txt). It
 # compiles their bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing else
 # would, and every `lakehouse` process would compile its imports again.
 $(STAMP): $(MANIFESTS)
