@@ -300,3 +300,38 @@ def test_a_large_batch_is_ranked_in_more_shuffle_partitions(session: Any) -> Non
     assert shuffle_partitions(session, BYTES_PER_SHUFFLE_PARTITION) == configured
     # 1.9 GiB of order_items (scale 1): a 64 MiB share each.
     assert shuffle_partitions(session, 1900 * 2**20) == 30
+
+
+def test_a_launchers_200_shuffle_partitions_do_not_become_200_tasks_per_small_merge(
+    session: Any, tmp_path: Path
+) -> None:
+    # Glue and spark-submit build the session, with Spark's default of 200 shuffle
+    # partitions: a batch of two rows must still run in one wave of tasks.
+    from ecommerce_lakehouse_spark.delta import SHUFFLE_PARTITIONS_CONF, session_conf
+    from ecommerce_lakehouse_spark.staging import shuffle_partitions
+
+    uri = str(tmp_path / "orders")
+    first = ("1", "o1", "u1", _at("2024-01-01T10:00:00+00:00"), 5.0, date(2024, 1, 1))
+    spark_merge(session, uri, ORDERS, _survivors(ORDERS, ORDER_HEADER, [first], "a.csv"), "r1")
+    context = session.sparkContext
+    cores = context.defaultParallelism
+    corrected = ("1", "o1", "u1", _at("2024-01-02T10:00:00+00:00"), 6.0, date(2024, 1, 2))
+    new = ("2", "o2", "u1", _at("2024-01-02T11:00:00+00:00"), 7.0, date(2024, 1, 2))
+    batch = _survivors(ORDERS, ORDER_HEADER, [corrected, new], "b.csv")
+    context.setJobGroup("launcher-default", "a small MERGE under 200 shuffle partitions")
+    try:
+        with session_conf(session, SHUFFLE_PARTITIONS_CONF, "200"):
+            assert shuffle_partitions(session, 0) == cores
+            outcome = spark_merge(session, uri, ORDERS, batch, "r2")
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+
+    assert outcome.counts["b.csv"] == RowCounts(inserted=1, updated=1)
+    tracker = context.statusTracker()
+    tasks = {
+        stage: info.numTasks
+        for job in tracker.getJobIdsForGroup("launcher-default")
+        for stage in (tracker.getJobInfo(job).stageIds if tracker.getJobInfo(job) else [])
+        if (info := tracker.getStageInfo(stage)) is not None
+    }
+    assert tasks and max(tasks.values()) <= cores, tasks

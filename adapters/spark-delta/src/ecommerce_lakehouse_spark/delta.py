@@ -48,7 +48,8 @@ DRIVER_READ_VERSIONS = 32
 ADAPTIVE_CONF = "spark.sql.adaptive.enabled"
 #: Whole-stage code generation: staging turns it off (see ``staging.stage_frames``).
 WHOLE_STAGE_CONF = "spark.sql.codegen.wholeStage"
-#: Shuffle partitions: staging raises them for a large batch (see ``staging.stage_frames``).
+#: Shuffle partitions: the plumbing queries run in one wave of them (``plumbing``), and
+#: staging raises them for a large batch (see ``staging.stage_frames``).
 SHUFFLE_PARTITIONS_CONF = "spark.sql.shuffle.partitions"
 #: Session default that Delta would copy into a new table's configuration.
 _DELETION_VECTORS_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
@@ -75,6 +76,32 @@ def session_conf(session: SparkSession, key: str, value: str | None) -> Iterator
             session.conf.unset(key)
         else:
             session.conf.set(key, previous)
+
+
+def one_wave(session: SparkSession) -> int:
+    """Shuffle partitions for a small query: the configured ones, at most one per core.
+
+    A session this package builds configures one wave already. A launcher's session (Glue,
+    ``spark-submit``) keeps Spark's default of 200 unless the job sets it: without adaptive
+    execution, a batch of a few hundred rows then ran 200 tasks per shuffle.
+    """
+    configured = int(session.conf.get(SHUFFLE_PARTITIONS_CONF) or 1)
+    return max(1, min(configured, session.sparkContext.defaultParallelism))
+
+
+@contextmanager
+def plumbing(session: SparkSession, partitions: int | None = None) -> Iterator[None]:
+    """Run a block's small queries without adaptive execution, in few shuffle partitions.
+
+    ``partitions`` defaults to :func:`one_wave`. Adaptive execution would run each shuffle
+    as a job of its own, for groups a handful of rows long; without it, every shuffle runs
+    as many tasks as it has partitions.
+    """
+    with (
+        session_conf(session, ADAPTIVE_CONF, "false"),
+        session_conf(session, SHUFFLE_PARTITIONS_CONF, str(partitions or one_wave(session))),
+    ):
+        yield
 
 
 def open_table(session: SparkSession, uri: str) -> DeltaTable | None:

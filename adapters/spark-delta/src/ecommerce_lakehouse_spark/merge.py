@@ -38,12 +38,12 @@ from ecommerce_lakehouse.ports.engine import (
 )
 from ecommerce_lakehouse_delta.commit_info import append_as_merge_metrics
 from ecommerce_lakehouse_spark.delta import (
-    ADAPTIVE_CONF,
     USER_METADATA_CONF,
     checksum_file_count,
     create_table,
     current_version,
     last_commit,
+    plumbing,
     session_conf,
 )
 
@@ -284,9 +284,7 @@ def tally_batch(
         F.count(F.lit(1)).alias("rows"),
         F.coalesce(F.max(F.col(_quote(_COPIES))), F.lit(0)).alias("copies"),
     )
-    # Small plumbing queries run as one job each: adaptive execution would make a job of
-    # every shuffle, for groups a handful of rows long.
-    with session_conf(session, ADAPTIVE_CONF, "false"):
+    with plumbing(session):
         rows = grouped.collect()
     rows_by_action: dict[tuple[str, int], int] = {}
     values: set[Any] = set()

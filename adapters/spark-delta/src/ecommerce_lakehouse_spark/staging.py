@@ -34,12 +34,7 @@ from ecommerce_lakehouse.domain.schemas import (
     TableSchema,
 )
 from ecommerce_lakehouse.ports.engine import RunContext, StagedBatch
-from ecommerce_lakehouse_spark.delta import (
-    ADAPTIVE_CONF,
-    SHUFFLE_PARTITIONS_CONF,
-    WHOLE_STAGE_CONF,
-    session_conf,
-)
+from ecommerce_lakehouse_spark.delta import WHOLE_STAGE_CONF, one_wave, plumbing, session_conf
 from ecommerce_lakehouse_spark.dtypes import local_frame
 from ecommerce_lakehouse_spark.expressions import violation_label
 from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
@@ -62,17 +57,16 @@ def utc_literal(moment: datetime) -> Column:
     return F.timestamp_micros(F.lit(micros).cast(LongType()))
 
 
-#: CSV bytes of a batch per partition of its ranking's shuffle: the session's few partitions
-#: (4) sort a batch of up to 256 MiB; a larger one gets more, so that no task sorts more
-#: than its share of the memory holds (one task sorting a quarter of 1.9 GiB of order_items
-#: ran out of a 4 GiB driver's memory).
+#: CSV bytes of a batch per partition of its ranking's shuffle: one wave of partitions (4
+#: locally) sorts a batch of up to 256 MiB; a larger one gets more, so that no task sorts
+#: more than its share of the memory holds (one task sorting a quarter of 1.9 GiB of
+#: order_items ran out of a 4 GiB driver's memory).
 BYTES_PER_SHUFFLE_PARTITION = 64 * 2**20
 
 
 def shuffle_partitions(session: SparkSession, input_bytes: int) -> int:
     """The ranking's shuffle partitions for a batch of ``input_bytes`` bytes of CSV."""
-    configured = int(session.conf.get(SHUFFLE_PARTITIONS_CONF) or 1)
-    return max(configured, math.ceil(input_bytes / BYTES_PER_SHUFFLE_PARTITION))
+    return max(one_wave(session), math.ceil(input_bytes / BYTES_PER_SHUFFLE_PARTITION))
 
 
 def stage_frames(
@@ -126,17 +120,14 @@ def stage_frames(
         F.when(~valid, F.col(FILE_ORDINAL)),
         F.when(~valid, F.col(LINE_NUMBER)),
     ).orderBy(*(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER]))
-    # Planned (when checkpointed) and counted without adaptive execution, which would run
-    # each shuffle as a job of its own: the ranking and the counts are then one job. And
-    # without whole-stage code generation: it fuses the reader's many projections (rules,
+    # Planned (when checkpointed) and counted as plumbing (no adaptive execution, which
+    # would run each shuffle as a job of its own): the ranking and the counts are then one
+    # job. And without whole-stage code generation: it fuses the reader's many projections (rules,
     # casts, the timestamp parse's steps) into one method too large for the JIT to compile,
     # which then runs interpreted, two to three times slower than Spark's per-expression code.
     with (
-        session_conf(session, ADAPTIVE_CONF, "false"),
+        plumbing(session, shuffle_partitions(session, input_bytes)),
         session_conf(session, WHOLE_STAGE_CONF, "false"),
-        session_conf(
-            session, SHUFFLE_PARTITIONS_CONF, str(shuffle_partitions(session, input_bytes))
-        ),
     ):
         ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
         dropped = valid & (F.col(_RANK) > 1)
