@@ -107,8 +107,9 @@ def test_json_output_escapes_line_separators_and_invisible_characters(tmp_path: 
     assert f"raw-data/{name}" in outputs["run"].stdout.encode().decode("unicode_escape")
 
 
-@pytest.mark.parametrize("engine", ["polars", pytest.param("spark", marks=pytest.mark.spark)])
-def test_add_new_columns_says_which_columns_it_added(tmp_path: Path, engine: str) -> None:
+def test_add_new_columns_says_which_columns_it_added(tmp_path: Path) -> None:
+    # Which file added which columns is each engine's to tell: test_merge.py's
+    # test_add_new_columns_evolves_the_table holds both engines to it.
     _drop(
         tmp_path,
         {
@@ -116,10 +117,10 @@ def test_add_new_columns_says_which_columns_it_added(tmp_path: Path, engine: str
             "orders/o2.csv": ORDERS + "2,o2,u1,2024-01-01T11:00:00Z,2.5\n",
         },
     )
-    lake = ["--lake", str(tmp_path), "--engine", engine, "--settle-seconds", "0"]
+    lake = ["--lake", str(tmp_path), "--settle-seconds", "0"]
     evolve = ["--schema-evolution", "add_new_columns"]
 
-    result = _run(tmp_path, "--engine", engine, *evolve)
+    result = _run(tmp_path, *evolve)
 
     files = {f["source_path"]: f for f in result["files"]}  # type: ignore[union-attr]
     assert files["raw-data/orders/o1.csv"]["added_columns"] == ["coupon_code"]
@@ -129,9 +130,6 @@ def test_add_new_columns_says_which_columns_it_added(tmp_path: Path, engine: str
         "raw-data/orders/o1.csv has column(s) not in the schema, loaded into the added "
         "column(s) coupon_code of orders"
     ]
-    if engine != "polars":
-        # The terminal report renders the run's result whatever the engine: shown once.
-        return
     # The terminal report says it too.
     _drop(tmp_path, {"orders/o3.csv": ORDERS.strip() + ",coupon_code\n3,o3,u1,2024-01-02,1,Y\n"})
     done = lakehouse("run", *lake, *evolve)

@@ -168,15 +168,24 @@ def test_add_new_columns_evolves_the_table(lake: Lake) -> None:
                 csv_text(
                     f"{PRODUCTS_HEADER},Gift Wrap", "1,1,dairy,milk,yes", "2,1,dairy,cream,no"
                 ),
-            )
+            ),
+            ("b2.csv", products("0,1,dairy,butter")),
         ],
         SchemaEvolution.ADD_NEW_COLUMNS,
     )
     # Evolved columns are not business columns: the identical product stays unchanged.
     assert evolved.per_file["b.csv"] == RowCounts(rows_read=2, inserted=1, unchanged=1)
+    assert evolved.per_file["b2.csv"] == RowCounts(rows_read=1, inserted=1)
+    # The columns each file added (a run reports them as the file's ``added_columns``).
+    added = {key.rsplit("/", 1)[-1]: list(c) for key, c in evolved.staged.evolved.items()}
+    assert added == {"r2_b.csv": ["gift_wrap"]}
     columns = lake.engine.columns(lake.ref(PRODUCTS))
     assert Column(name="gift_wrap", type=ColumnType.STRING) in columns
-    assert {r["product_id"]: r["gift_wrap"] for r in lake.rows(PRODUCTS)} == {"1": None, "2": "no"}
+    assert {r["product_id"]: r["gift_wrap"] for r in lake.rows(PRODUCTS)} == {
+        "0": None,
+        "1": None,
+        "2": "no",
+    }
 
     # A later rescue-mode run still merges into the evolved table.
     later = lake.ingest(
