@@ -28,6 +28,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ REGION = "eu-west-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"
+#: The last day of the S3 tests' generated drops (from 2024-01-01): a week of date partitions,
+#: not the generator's quarter, as each partition is a file the emulator stores and serves.
+WEEK_END = date(2024, 1, 7)
 
 
 @dataclass(frozen=True)

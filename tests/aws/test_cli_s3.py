@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ecommerce_lakehouse_datagen import generate
-from tests.aws_support import MotoServer, athena_column, athena_row
+from tests.aws_support import WEEK_END, MotoServer, athena_column, athena_row
 from tests.e2e.test_cli import LAKEHOUSE, assert_one_line_error
 
 pytestmark = pytest.mark.aws
@@ -37,7 +37,7 @@ def s3_lake(
 ) -> tuple[str, dict[str, str]]:
     """An S3 lake after one `lakehouse run --engine polars`, and its environment."""
     local = tmp_path_factory.mktemp("raw")
-    generate(local, scale=0.0005, seed=11, dirty=0.02)
+    generate(local, scale=0.0005, seed=11, dirty=0.02, end=WEEK_END)
     root = moto.new_lake()
     moto.upload_raw(root, local)
     environment = moto.environment(moto.options())

@@ -37,7 +37,7 @@ from ecommerce_lakehouse_datagen import generate
 from ecommerce_lakehouse_lambdas import trigger
 from tests.aws.sfn_support import create_state_machine, enable_execution, stop_running
 from tests.aws.test_lambda_trigger import scheduled_event, status_change_event
-from tests.aws_support import MotoServer
+from tests.aws_support import WEEK_END, MotoServer
 
 pytestmark = pytest.mark.aws
 
@@ -200,7 +200,7 @@ class Pipeline:
 
 @pytest.fixture
 def raw_files(tmp_path: Path) -> dict[str, bytes]:
-    generate(tmp_path, scale=0.0005, seed=11)
+    generate(tmp_path, scale=0.0005, seed=11, end=WEEK_END)
     return {
         p.relative_to(tmp_path).as_posix(): p.read_bytes()
         for p in sorted((tmp_path / "raw-data").rglob("*.csv"))

@@ -18,7 +18,7 @@ from ecommerce_lakehouse.domain.types import FileStatus
 from ecommerce_lakehouse.domain.zones import LOCK_KEY
 from ecommerce_lakehouse_aws import GlueCatalogue, S3ObjectStorage
 from ecommerce_lakehouse_datagen import generate
-from tests.aws_support import MotoServer
+from tests.aws_support import WEEK_END, MotoServer
 
 pytestmark = pytest.mark.aws
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.aws
 def raw_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """A small dirty data set, by lake key."""
     out = tmp_path_factory.mktemp("raw")
-    generate(out, scale=0.0005, seed=7, dirty=0.05)
+    generate(out, scale=0.0005, seed=7, dirty=0.05, end=WEEK_END)
     return {
         path.relative_to(out).as_posix(): path.read_bytes()
         for path in sorted((out / "raw-data").rglob("*.csv"))

@@ -28,7 +28,7 @@ from ecommerce_lakehouse.domain.validation import ValidationPolicy, all_checks
 from ecommerce_lakehouse_aws import GlueCatalogue
 from ecommerce_lakehouse_datagen import generate
 from tests.aws.test_cli_s3 import lakehouse
-from tests.aws_support import MotoServer
+from tests.aws_support import WEEK_END, MotoServer
 from tests.trino_support import TrinoServer
 
 pytestmark = [pytest.mark.aws, pytest.mark.trino]
@@ -68,7 +68,7 @@ class S3Lake:
 def build_lake(moto: MotoServer, tmp: pytest.TempPathFactory, seed: int) -> S3Lake:
     """A small dirty data set loaded into a fresh S3 lake by one ``lakehouse run``."""
     local = tmp.mktemp("raw")
-    generate(local, scale=0.0005, seed=seed, dirty=0.02)
+    generate(local, scale=0.0005, seed=seed, dirty=0.02, end=WEEK_END)
     root = moto.new_lake()
     moto.upload_raw(root, local)
     options = moto.options()

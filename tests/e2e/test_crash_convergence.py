@@ -30,6 +30,7 @@ import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -145,7 +146,8 @@ def _kill_at(lake: Path, boundary: Boundary) -> int:
 def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small dirty generated drop, its files older than the quiet period."""
     root = tmp_path_factory.mktemp("drop")
-    generate(root, scale=0.0003, seed=11, dirty=0.05)
+    # A week of orders: every run of every boundary rewrites each date partition it touches.
+    generate(root, scale=0.0003, seed=11, dirty=0.05, end=date(2024, 1, 7))
     for path in (root / "raw-data").rglob("*.csv"):
         os.utime(path, (1_700_000_000, 1_700_000_000))
     return root / "raw-data"
