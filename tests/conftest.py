@@ -60,11 +60,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run the modules that use Trino first, then those with other slow tests, each whole
     (their module fixtures are built once).
 
-    A worker is sent tests in collection order, so once it runs a test of another module it
-    will not need Trino again: the server it started is stopped then (an idle Trino still
-    spends ~6% of a core, for the rest of a 20-minute suite). The slowest modules started
-    first leave the short tests to fill both workers at the end: one worker finished 39 s
-    after the other when the Spark modules of ``tests/integration`` came last.
+    A worker takes whole files in collection order (``--dist loadfile``), so once it runs a
+    test of another module it will not need Trino again: the server it started is stopped
+    then (an idle Trino still spends ~6% of a core, for the rest of a 20-minute suite). The
+    slowest files started first leave the short ones to even out the workers' finish.
+    (Sent test by test in chunks, ``--dist load``, one worker finished 39 s after the other
+    with the Spark modules of ``tests/integration`` last, and 187 s after with them first:
+    the other worker's queue held them.)
     """
     trino = {_module(item) for item in items if item.get_closest_marker("trino")}
     slow = {
