@@ -78,18 +78,15 @@ def session_conf(session: SparkSession, key: str, value: str | None) -> Iterator
             session.conf.set(key, previous)
 
 
-def one_wave(session: SparkSession, batch_partitions: int = 1) -> int:
-    """Shuffle partitions for a query over a batch: the configured ones, or one per core.
+def one_wave(session: SparkSession) -> int:
+    """Shuffle partitions for a small query: the configured ones, at most one per core.
 
-    Fewer than configured only down to one per core, or to ``batch_partitions``. A session
-    this package builds configures one wave already. A launcher's session (Glue,
+    A session this package builds configures one wave already. A launcher's session (Glue,
     ``spark-submit``) keeps Spark's default of 200 unless the job sets it: without adaptive
-    execution, a batch of a few hundred rows then ran 200 tasks per shuffle, while a large
-    one (ranked in one partition per 64 MiB of CSV) still gets as many as it has.
+    execution, a batch of a few hundred rows then ran 200 tasks per shuffle.
     """
     configured = int(session.conf.get(SHUFFLE_PARTITIONS_CONF) or 1)
-    wanted = max(session.sparkContext.defaultParallelism, batch_partitions)
-    return max(1, min(configured, wanted))
+    return max(1, min(configured, session.sparkContext.defaultParallelism))
 
 
 @contextmanager

@@ -43,7 +43,6 @@ from ecommerce_lakehouse_spark.delta import (
     create_table,
     current_version,
     last_commit,
-    one_wave,
     plumbing,
     session_conf,
 )
@@ -115,9 +114,7 @@ def merge_batch(
         # is a projection of the staged checkpoint, as cheap to read again.
         classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        tallies = tally_batch(
-            session, classified, spec, partition_type, survivors.rdd.getNumPartitions()
-        )
+        tallies = tally_batch(session, classified, spec, partition_type)
         if tallies.repeated:
             check_unique(stored_rows(table, survivors, spec), spec)
         counts = tallies.counts
@@ -263,18 +260,14 @@ class BatchTallies:
 
 
 def tally_batch(
-    session: SparkSession,
-    classified: DataFrame,
-    spec: MergeSpec,
-    partition_type: ColumnType,
-    batch_partitions: int,
+    session: SparkSession, classified: DataFrame, spec: MergeSpec, partition_type: ColumnType
 ) -> BatchTallies:
-    """Per-file counts, touched partitions and repeated stored keys, in one Spark job.
+    """Per-file counts, touched partitions and repeated stored keys.
 
     The rows are grouped by file, action, new partition value (changed rows) and stored
-    partition value (updated rows): few groups, whatever the batch's size. The lookup of the
-    stored rows, in the same job, shuffles into :func:`delta.one_wave` partitions, or the
-    batch's ``batch_partitions`` when more.
+    partition value (updated rows): few groups, whatever the batch's size, so the grouping
+    shuffles in one wave (``plumbing``). A lookup of stored rows in ``classified`` is
+    planned when it is persisted, with the session's own partitions and adaptive execution.
     """
     from pyspark.sql import functions as F
 
@@ -293,7 +286,7 @@ def tally_batch(
         F.count(F.lit(1)).alias("rows"),
         F.coalesce(F.max(F.col(_quote(_COPIES))), F.lit(0)).alias("copies"),
     )
-    with plumbing(session, one_wave(session, batch_partitions)):
+    with plumbing(session):
         rows = grouped.collect()
     rows_by_action: dict[tuple[str, int], int] = {}
     values: set[Any] = set()
