@@ -308,6 +308,7 @@ def test_a_launchers_200_shuffle_partitions_do_not_become_200_tasks_per_small_me
     # Glue and spark-submit build the session, with Spark's default of 200 shuffle
     # partitions: a batch of two rows must still run in one wave of tasks.
     from ecommerce_lakehouse_spark.delta import SHUFFLE_PARTITIONS_CONF, session_conf
+    from ecommerce_lakehouse_spark.jobs import SparkJobCounter
     from ecommerce_lakehouse_spark.staging import shuffle_partitions
 
     uri = str(tmp_path / "orders")
@@ -318,21 +319,22 @@ def test_a_launchers_200_shuffle_partitions_do_not_become_200_tasks_per_small_me
     corrected = ("1", "o1", "u1", _at("2024-01-02T10:00:00+00:00"), 6.0, date(2024, 1, 2))
     new = ("2", "o2", "u1", _at("2024-01-02T11:00:00+00:00"), 7.0, date(2024, 1, 2))
     batch = _survivors(ORDERS, ORDER_HEADER, [corrected, new], "b.csv")
-    context.setJobGroup("launcher-default", "a small MERGE under 200 shuffle partitions")
-    try:
-        with session_conf(session, SHUFFLE_PARTITIONS_CONF, "200"):
-            assert shuffle_partitions(session, 0) == cores
-            outcome = spark_merge(session, uri, ORDERS, batch, "r2")
-    finally:
-        for name in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
-            context.setLocalProperty(name, None)
+    # The engine's own job group for the step (restored afterwards) names the MERGE's jobs.
+    with (
+        SparkJobCounter(session).step("orders", "merge"),
+        session_conf(session, SHUFFLE_PARTITIONS_CONF, "200"),
+    ):
+        group = context.getLocalProperty("spark.jobGroup.id")
+        assert shuffle_partitions(session, 0) == cores
+        outcome = spark_merge(session, uri, ORDERS, batch, "r2")
 
     assert outcome.counts["b.csv"] == RowCounts(inserted=1, updated=1)
     tracker = context.statusTracker()
+    jobs = [info for job in tracker.getJobIdsForGroup(group) if (info := tracker.getJobInfo(job))]
     tasks = {
         stage: info.numTasks
-        for job in tracker.getJobIdsForGroup("launcher-default")
-        for stage in (tracker.getJobInfo(job).stageIds if tracker.getJobInfo(job) else [])
+        for job in jobs
+        for stage in job.stageIds
         if (info := tracker.getStageInfo(stage)) is not None
     }
     assert tasks and max(tasks.values()) <= cores, tasks
