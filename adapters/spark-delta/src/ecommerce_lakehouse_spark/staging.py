@@ -122,9 +122,10 @@ def stage_frames(
     ).orderBy(*(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER]))
     # Planned (when checkpointed) and counted as plumbing (no adaptive execution, which
     # would run each shuffle as a job of its own): the ranking and the counts are then one
-    # job. And without whole-stage code generation: it fuses the reader's many projections (rules,
-    # casts, the timestamp parse's steps) into one method too large for the JIT to compile,
-    # which then runs interpreted, two to three times slower than Spark's per-expression code.
+    # job. And without whole-stage code generation: it fuses the reader's many projections
+    # (rules, casts, the timestamp parse's steps) into one method too large for the JIT to
+    # compile, which then runs interpreted, two to three times slower than Spark's
+    # per-expression code.
     with (
         plumbing(session, shuffle_partitions(session, input_bytes)),
         session_conf(session, WHOLE_STAGE_CONF, "false"),
