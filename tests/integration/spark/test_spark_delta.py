@@ -302,6 +302,20 @@ def test_a_large_batch_is_ranked_in_more_shuffle_partitions(session: Any) -> Non
     assert shuffle_partitions(session, 1900 * 2**20) == 30
 
 
+def test_a_session_built_here_compiles_the_rules_huge_generated_method(session: Any) -> None:
+    """Staging keeps whole-stage code generation only where the JIT compiles its method."""
+    from ecommerce_lakehouse_spark.session import HUGE_METHODS_FLAG, compiles_huge_methods
+
+    jvm = session.sparkContext._jvm
+    bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
+    )
+    # Asked of the running JVM, not of the configuration: the flag reached it.
+    assert bean.getVMOption("DontCompileHugeMethods").getValue() == "false"
+    assert compiles_huge_methods(session)
+    assert HUGE_METHODS_FLAG in session.conf.get("spark.executor.extraJavaOptions").split()
+
+
 def test_a_launchers_200_shuffle_partitions_do_not_become_200_tasks_per_small_merge(
     session: Any, tmp_path: Path
 ) -> None:

@@ -134,9 +134,10 @@ def test_new_keys_are_appended_with_the_merge_metadata_and_updates_merged(
     assert len(lines) == 3
     counts = [_counts(line) for line in lines]
     for count in counts:
-        # One job per file read (or more, for Delta's snapshot of a new version), one to
-        # stage.
-        assert count["stage"] == 1
+        # One job per file read (or more, for Delta's snapshot of a new version), two to
+        # stage: the per-file counts, and the keys more than one row holds (none here, so
+        # nothing is ranked).
+        assert count["stage"] == 2
         assert count["total"] == sum(v for k, v in count.items() if k != "total")
     assert [c["read"] for c in counts] == [2, 1, 1]
     # A MERGE costs the most jobs. A batch that changes nothing costs fewer; a first load
@@ -227,3 +228,46 @@ def test_without_a_checksum_file_saying_no_file_the_stored_keys_are_looked_up(
     )
     assert again.per_file == {"b.csv": RowCounts(rows_read=1, updated=1)}
     assert [(r["order_id"], r["total_amount"]) for r in lake.rows(ORDERS)] == [("A", 7.0)]
+
+
+def test_only_the_rows_of_keys_held_twice_are_ranked(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ecommerce_lakehouse_spark")
+    first = lake.ingest(
+        ORDERS,
+        [
+            (
+                "a.csv",
+                csv_text(
+                    ORDERS_HEADER,
+                    "1,A,u1,2024-01-01T10:00:00Z,5,",
+                    "2,A,u1,2024-01-01T11:00:00Z,6,",
+                ),
+            ),
+            (
+                "b.csv",
+                csv_text(
+                    ORDERS_HEADER,
+                    "3,B,u1,2024-01-02T10:00:00Z,6,",
+                    "4,A,u1,2024-01-01T09:00:00Z,7,",
+                ),
+            ),
+        ],
+    )
+    # Key A: its latest row (a.csv line 3) survives, one row of each file is dropped.
+    assert first.per_file == {
+        "a.csv": RowCounts(rows_read=2, inserted=1, duplicates_in_batch=1),
+        "b.csv": RowCounts(rows_read=2, inserted=1, duplicates_in_batch=1),
+    }
+    assert [(r["order_id"], str(r["order_num"])) for r in lake.rows(ORDERS)] == [
+        ("A", "2"),
+        ("B", "3"),
+    ]
+    [line] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("spark jobs: orders read=")
+    ]
+    # The counts, the keys held twice, their broadcast and the losers' counts.
+    assert _counts(line)["stage"] == 4

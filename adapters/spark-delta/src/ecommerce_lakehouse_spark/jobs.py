@@ -6,7 +6,7 @@ status tracker says how many jobs ran in that group. The counts are summed per e
 step, and one INFO line per entity is logged on the ``ecommerce_lakehouse_spark`` logger
 once its MERGE is done::
 
-    spark jobs: order_items read=3 (3 files), stage=1, quarantine=0, merge=6, total=10
+    spark jobs: order_items read=3 (3 files), stage=2, quarantine=0, merge=6, total=11
 
 Audit appends and queries are logged as they finish (``spark jobs: ingest_log append=2``).
 Every step is also logged at DEBUG with its wall time when it ends

@@ -3,10 +3,13 @@
 The rules and casts were compiled per file by :func:`reader.read_source_frame`; staging
 splits the checked rows into quarantine and valid rows and keeps one valid row per key.
 
-The batch is ranked once (one shuffle by key) into a local checkpoint, materialised by the
-job that counts rows per file; the survivors and the quarantine are narrow projections of
+The checked batch (rules and casts evaluated) goes into a local checkpoint, materialised by
+the job that counts rows per file; the quarantine and the survivors are projections of
 that checkpoint, so the actions run on them later (the quarantine append, the MERGE and its
-classification) neither re-read the source files nor re-evaluate the rules or the ranking.
+classification) neither re-read the source files nor re-evaluate the rules. The dedup
+shuffles keys, not rows: one aggregation finds the keys that more than one valid row holds
+(none, in most batches), and only those keys' rows are ranked, on their key, ordering, file
+and line. The survivors are the valid rows but the losers of that ranking.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 
@@ -38,9 +42,11 @@ from ecommerce_lakehouse_spark.delta import WHOLE_STAGE_CONF, one_wave, plumbing
 from ecommerce_lakehouse_spark.dtypes import local_frame
 from ecommerce_lakehouse_spark.expressions import violation_label
 from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
+from ecommerce_lakehouse_spark.session import compiles_huge_methods
 
 # Internal names hold "#", like the reader's, so no business or evolved column can clash.
 _RANK = "#rank"
+_COPIES = "#copies"
 #: Each file's evolved columns (a JSON array), tagged on its frame for the counts job.
 _EVOLVED = "#evolved"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -57,15 +63,20 @@ def utc_literal(moment: datetime) -> Column:
     return F.timestamp_micros(F.lit(micros).cast(LongType()))
 
 
-#: CSV bytes of a batch per partition of its ranking's shuffle: one wave of partitions (4
-#: locally) sorts a batch of up to 256 MiB; a larger one gets more, so that no task sorts
-#: more than its share of the memory holds (one task sorting a quarter of 1.9 GiB of
-#: order_items ran out of a 4 GiB driver's memory).
+#: CSV bytes of a batch per partition of its dedup's shuffles: one wave of partitions (4
+#: locally) takes a batch of up to 256 MiB; a larger one gets more, so that no task holds
+#: more than its share of the memory (when whole rows were ranked, one task sorting a
+#: quarter of 1.9 GiB of order_items ran out of a 4 GiB driver's memory).
 BYTES_PER_SHUFFLE_PARTITION = 64 * 2**20
 
 
+#: Up to this many keys held twice, or rows dropped as duplicates, a join ships them to
+#: every task (a broadcast) instead of shuffling the batch to meet them.
+BROADCAST_ROWS = 1_000_000
+
+
 def shuffle_partitions(session: SparkSession, input_bytes: int) -> int:
-    """The ranking's shuffle partitions for a batch of ``input_bytes`` bytes of CSV."""
+    """The dedup's shuffle partitions for a batch of ``input_bytes`` bytes of CSV."""
     return max(one_wave(session), math.ceil(input_bytes / BYTES_PER_SHUFFLE_PARTITION))
 
 
@@ -78,14 +89,16 @@ def stage_frames(
 ) -> StagedBatch[DataFrame]:
     """Quarantine the rows that break a rule and deduplicate the batch.
 
-    Runs one Spark job (the per-file counts, which also materialise the ranked batch).
+    Runs two Spark jobs (the per-file counts, which also materialise the checked batch,
+    and the count of keys held twice), and two more when some key is (their broadcast to
+    the ranking, and the losers' counts).
 
     Args:
         session: the Spark session.
         frames: source frames as :func:`reader.read_source_frame` returns them, in any order.
         schema: the table the batch feeds.
         run: the run the batch belongs to.
-        input_bytes: the size of the batch's files, which sizes the ranking's shuffle
+        input_bytes: the size of the batch's files, which sizes the dedup's shuffles
             (:func:`shuffle_partitions`).
 
     Returns:
@@ -109,59 +122,64 @@ def stage_frames(
     )
     extras = tuple(c for c in batch.columns if c not in base.names and c != _EVOLVED)
     valid = F.col(VIOLATION).isNull()
+    key = schema.dedup.key
 
-    # The survivor of a key is the valid row with the greatest (ordering, file, line): rank
-    # 1 in descending order. Broken rows get a window of their own (their position), so
-    # they neither compete with valid rows nor crowd into one partition of null keys.
-    ordering = [schema.ordering_column] if schema.ordering_column else []
-    window = Window.partitionBy(
-        valid,
-        *(F.when(valid, F.col(k)) for k in schema.dedup.key),
-        F.when(~valid, F.col(FILE_ORDINAL)),
-        F.when(~valid, F.col(LINE_NUMBER)),
-    ).orderBy(*(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER]))
-    # Planned (when checkpointed) and counted as plumbing (no adaptive execution, which
-    # would run each shuffle as a job of its own): the ranking and the counts are then one
-    # job. And without whole-stage code generation: it fuses the reader's many projections
-    # (rules, casts, the timestamp parse's steps) into one method too large for the JIT to
-    # compile, which then runs interpreted, two to three times slower than Spark's
-    # per-expression code.
+    # The batch is checked (rules, casts) once, into a checkpoint every later step reads;
+    # only the rows of keys that more than one valid row holds are ranked. Keys, files and
+    # lines are all a ranking needs: nothing wider than them is shuffled for the dedup.
+    # Planned (when checkpointed) as plumbing (no adaptive execution, which would run each
+    # shuffle as a job of its own). Whole-stage code generation fuses the reader's many
+    # projections (rules, casts, the timestamp parse's steps) into one method too large
+    # for the JIT to compile by default: interpreted, it runs two to three times slower
+    # than Spark's per-expression code. A JVM that compiles huge methods (sessions built
+    # here) keeps it on; any other runs the stage without it.
     with (
         plumbing(session, shuffle_partitions(session, input_bytes)),
-        session_conf(session, WHOLE_STAGE_CONF, "false"),
+        (
+            nullcontext()
+            if compiles_huge_methods(session)
+            else session_conf(session, WHOLE_STAGE_CONF, "false")
+        ),
     ):
-        ranked = batch.withColumn(_RANK, F.row_number().over(window)).localCheckpoint(eager=False)
-        dropped = valid & (F.col(_RANK) > 1)
+        checked = batch.localCheckpoint(eager=False)
         tallies = (
-            ranked.groupBy(SOURCE_FILE)
+            checked.groupBy(SOURCE_FILE)
             .agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.count_if(~valid).alias("quarantined"),
-                F.count_if(dropped).alias("duplicates"),
                 # In the same job: one row's columns not in the schema, for the report.
                 F.first(RESCUED_DATA, ignorenulls=True).alias("rescued"),
                 *([F.first(_EVOLVED).alias("evolved")] if tagged else []),
             )
             .collect()
         )
-        counts = {
-            str(row[SOURCE_FILE]): RowCounts(
-                rows_read=int(row["rows"]),
-                quarantined=int(row["quarantined"]),
-                duplicates_in_batch=int(row["duplicates"]),
-            )
-            for row in tallies
-        }
-        rescued = {str(r[SOURCE_FILE]): str(r["rescued"]) for r in tallies if r["rescued"]}
-        evolved = {
-            str(r[SOURCE_FILE]): tuple(json.loads(r["evolved"]))
-            for r in (tallies if tagged else [])
-            if json.loads(r["evolved"])
-        }
+        repeated = (
+            checked.where(valid)
+            .groupBy(*key)
+            .agg(F.count(F.lit(1)).alias(_COPIES))
+            .where(F.col(_COPIES) > 1)
+            .select(*key)
+            .localCheckpoint(eager=False)
+        )
+        losers, duplicates = _losers(checked.where(valid), repeated, schema)
+    counts = {
+        str(row[SOURCE_FILE]): RowCounts(
+            rows_read=int(row["rows"]),
+            quarantined=int(row["quarantined"]),
+            duplicates_in_batch=duplicates.get(str(row[SOURCE_FILE]), 0),
+        )
+        for row in tallies
+    }
+    rescued = {str(r[SOURCE_FILE]): str(r["rescued"]) for r in tallies if r["rescued"]}
+    evolved = {
+        str(r[SOURCE_FILE]): tuple(json.loads(r["evolved"]))
+        for r in (tallies if tagged else [])
+        if json.loads(r["evolved"])
+    }
 
     violation = F.col(VIOLATION)
     quarantine = (
-        ranked.where(~valid)
+        checked.where(~valid)
         .select(SOURCE_FILE, SOURCE_CHECKSUM, FILE_ORDINAL, LINE_NUMBER, VIOLATION, RAW_RECORD)
         # Few rows: one partition sorted in place, with no range-partitioning sample job.
         .coalesce(1)
@@ -179,7 +197,12 @@ def stage_frames(
             F.col(SOURCE_CHECKSUM).alias("source_checksum"),
         )
     )
-    survivors = ranked.where(valid & (F.col(_RANK) == 1)).select(
+    kept = checked.where(valid)
+    if losers is not None:
+        # A file's ordinal and a line identify a row of the batch.
+        lines = _small(losers.select(FILE_ORDINAL, LINE_NUMBER), sum(duplicates.values()))
+        kept = kept.join(lines, [FILE_ORDINAL, LINE_NUMBER], "left_anti")
+    survivors = kept.select(
         *schema.column_names,
         RESCUED_DATA,
         *extras,
@@ -195,3 +218,47 @@ def stage_frames(
         rescued=rescued,
         evolved=evolved,
     )
+
+
+def _small(frame: DataFrame, rows: int) -> DataFrame:
+    """``frame`` of ``rows`` rows, marked for broadcast joins when that is few."""
+    return F.broadcast(frame) if rows <= BROADCAST_ROWS else frame
+
+
+def _losers(
+    valid: DataFrame, repeated: DataFrame, schema: TableSchema
+) -> tuple[DataFrame | None, dict[str, int]]:
+    """The valid rows the in-batch dedup drops, and how many per file.
+
+    Only the rows of ``repeated`` keys (keys more than one valid row holds) are ranked:
+    the survivor of a key is its row with the greatest (ordering, file, line), rank 1 in
+    descending order. Counting ``repeated`` is one job; when some key repeats, broadcasting
+    the keys (up to :data:`BROADCAST_ROWS`) and tallying the losers are two more.
+
+    Args:
+        valid: the batch's rows that break no rule.
+        repeated: the keys more than one of them holds.
+        schema: the table the batch feeds (its dedup key and ordering column).
+
+    Returns:
+        The losers' file, file ordinal and line number (None when no key repeats), and
+        their count per file (files with losers only).
+    """
+    held = repeated.count()
+    if held == 0:
+        return None, {}
+    key = schema.dedup.key
+    ordering = [schema.ordering_column] if schema.ordering_column else []
+    window = Window.partitionBy(*key).orderBy(
+        *(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER])
+    )
+    losers = (
+        valid.join(_small(repeated, held), list(key), "left_semi")
+        .select(*key, *ordering, SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
+        .withColumn(_RANK, F.row_number().over(window))
+        .where(F.col(_RANK) > 1)
+        .select(SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
+        .localCheckpoint(eager=False)
+    )
+    tallied = losers.groupBy(SOURCE_FILE).agg(F.count(F.lit(1)).alias("duplicates")).collect()
+    return losers, {str(row[SOURCE_FILE]): int(row["duplicates"]) for row in tallied}
