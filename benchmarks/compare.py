@@ -73,7 +73,7 @@ print(json.dumps({"seconds": seconds, "peak_kib": peak, "code": code}))
 
 # The product's `lakehouse` command, with the Spark engine's job counts logged to a file:
 # the adapter logs one INFO line per entity and step on the "ecommerce_lakehouse_spark"
-# logger ("spark jobs: order_items read=3 (3 files), stage=1, ..."), which the CLI leaves
+# logger ("spark jobs: order_items read=3 (3 files), stage=2, ..."), which the CLI leaves
 # unconfigured (and it sets file descriptor 2 aside while a command runs).
 _LOGGED_LAKEHOUSE = """
 import logging, os, sys

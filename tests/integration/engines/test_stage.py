@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -151,6 +152,27 @@ def test_dedup_keeps_the_greatest_timestamp_then_the_last_occurrence(
     assert staged.counts == {
         key(0, ORDERS): RowCounts(rows_read=4, duplicates_in_batch=2),
         key(1, ORDERS): RowCounts(rows_read=2, duplicates_in_batch=1),
+    }
+
+
+def test_a_key_holding_the_ordering_column_dedups_on_the_whole_key(
+    engine: EngineCase, write_source: WriteSource
+) -> None:
+    schema = replace(ORDERS, primary_key=("order_id", "order_timestamp"))
+    files = [
+        csv_text(
+            ORDERS_HEADER,
+            "1,A,u1,2024-01-01T10:00:00Z,1,",
+            "2,A,u1,2024-01-01T11:00:00Z,1,",  # another key: (A, 11:00)
+            "3,A,u1,2024-01-01T10:00:00Z,2,",  # (A, 10:00) again: the later line wins
+        ),
+        csv_text(ORDERS_HEADER, "4,A,u1,2024-01-01T11:00:00Z,2,"),  # (A, 11:00) again
+    ]
+    staged = stage(engine, write_source, schema, files)
+    assert sorted(r["order_num"] for r in engine.records(staged.survivors)) == ["3", "4"]
+    assert staged.counts == {
+        key(0, schema): RowCounts(rows_read=3, duplicates_in_batch=2),
+        key(1, schema): RowCounts(rows_read=1),
     }
 
 

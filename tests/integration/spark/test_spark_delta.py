@@ -292,7 +292,7 @@ def test_a_failed_spark_job_is_one_line_naming_its_cause(
     assert text.endswith("the Spark session ran out of memory: give it more (X)")
 
 
-def test_a_large_batch_is_ranked_in_more_shuffle_partitions(session: Any) -> None:
+def test_a_large_batch_is_deduplicated_in_more_shuffle_partitions(session: Any) -> None:
     from ecommerce_lakehouse_spark.staging import BYTES_PER_SHUFFLE_PARTITION, shuffle_partitions
 
     configured = int(session.conf.get("spark.sql.shuffle.partitions"))

@@ -107,7 +107,8 @@ def stage_frames(
     rows = (repeated & ~broken).arg_true().alias(_ROW)
     del repeated
     dropped = (
-        batch.select(SOURCE_FILE, *key, *ordering)[rows]
+        # The ordering column may be part of the key: each column once.
+        batch.select(SOURCE_FILE, *dict.fromkeys([*key, *ordering]))[rows]
         .with_columns(rows)
         .sort([*ordering, _ROW])
         .filter(~key_expr.is_last_distinct())

@@ -10,7 +10,7 @@ once its MERGE is done::
 
 Audit appends and queries are logged as they finish (``spark jobs: ingest_log append=2``).
 Every step is also logged at DEBUG with its wall time when it ends
-(``spark jobs: order_items stage=1 in 31.6 s``): where a run's time goes, step by step.
+(``spark jobs: order_items stage=2 in 31.6 s``): where a run's time goes, step by step.
 Only jobs started from the calling thread (and the threads Spark hands its properties to:
 broadcasts, subqueries) are counted.
 """

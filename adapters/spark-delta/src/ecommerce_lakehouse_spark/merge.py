@@ -111,7 +111,8 @@ def merge_batch(
     classified = classify(survivors, stored, spec)
     if stored is not None:
         # Read twice: by the one job that tallies it, then by the MERGE. Without a lookup it
-        # is a projection of the staged checkpoint, as cheap to read again.
+        # is a projection of the staged checkpoint (less the in-batch duplicates), as cheap
+        # to read again.
         classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         tallies = tally_batch(session, classified, spec, partition_type)

@@ -91,7 +91,8 @@ def stage_frames(
 
     Runs two Spark jobs (the per-file counts, which also materialise the checked batch,
     and the count of keys held twice), and two more when some key is (their broadcast to
-    the ranking, and the losers' counts).
+    the ranking, up to :data:`BROADCAST_ROWS` keys, and the losers' counts). A read of the
+    survivors then broadcasts the dropped rows' positions to drop them (one job).
 
     Args:
         session: the Spark session.
@@ -126,12 +127,13 @@ def stage_frames(
 
     # The batch is checked (rules, casts) once, into a checkpoint every later step reads;
     # only the rows of keys that more than one valid row holds are ranked. Keys, files and
-    # lines are all a ranking needs: nothing wider than them is shuffled for the dedup.
+    # lines are all a ranking needs: nothing wider than them is shuffled for it (the
+    # survivors are, once, when more than BROADCAST_ROWS rows are dropped).
     # Planned (when checkpointed) as plumbing (no adaptive execution, which would run each
     # shuffle as a job of its own). Whole-stage code generation fuses the reader's many
     # projections (rules, casts, the timestamp parse's steps) into one method too large
-    # for the JIT to compile by default: interpreted, it runs two to three times slower
-    # than Spark's per-expression code. A JVM that compiles huge methods (sessions built
+    # for the JIT to compile by default: interpreted, it runs about twice as slow as
+    # Spark's per-expression code. A JVM that compiles huge methods (sessions built
     # here) keeps it on; any other runs the stage without it.
     with (
         plumbing(session, shuffle_partitions(session, input_bytes)),
@@ -199,9 +201,16 @@ def stage_frames(
     )
     kept = checked.where(valid)
     if losers is not None:
-        # A file's ordinal and a line identify a row of the batch.
-        lines = _small(losers.select(FILE_ORDINAL, LINE_NUMBER), sum(duplicates.values()))
-        kept = kept.join(lines, [FILE_ORDINAL, LINE_NUMBER], "left_anti")
+        # A file's ordinal and a line identify a row of the batch. Few dropped rows are
+        # broadcast to every read of the survivors; more would shuffle the whole batch on
+        # each read, so the survivors are then shuffled once, in the staging's partitions.
+        lines = losers.select(FILE_ORDINAL, LINE_NUMBER)
+        on = [FILE_ORDINAL, LINE_NUMBER]
+        if sum(duplicates.values()) <= BROADCAST_ROWS:
+            kept = kept.join(F.broadcast(lines), on, "left_anti")
+        else:
+            with plumbing(session, shuffle_partitions(session, input_bytes)):
+                kept = kept.join(lines, on, "left_anti").localCheckpoint(eager=False)
     survivors = kept.select(
         *schema.column_names,
         RESCUED_DATA,
@@ -218,11 +227,6 @@ def stage_frames(
         rescued=rescued,
         evolved=evolved,
     )
-
-
-def _small(frame: DataFrame, rows: int) -> DataFrame:
-    """``frame`` of ``rows`` rows, marked for broadcast joins when that is few."""
-    return F.broadcast(frame) if rows <= BROADCAST_ROWS else frame
 
 
 def _losers(
@@ -253,8 +257,11 @@ def _losers(
         *(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER])
     )
     losers = (
-        valid.join(_small(repeated, held), list(key), "left_semi")
-        .select(*key, *ordering, SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
+        valid.join(
+            F.broadcast(repeated) if held <= BROADCAST_ROWS else repeated, list(key), "left_semi"
+        )
+        # The ordering column may be part of the key: each column once.
+        .select(*dict.fromkeys([*key, *ordering]), SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
         .withColumn(_RANK, F.row_number().over(window))
         .where(F.col(_RANK) > 1)
         .select(SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
