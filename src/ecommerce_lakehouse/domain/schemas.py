@@ -68,6 +68,19 @@ class DedupSpec:
     key: tuple[str, ...]
     ordering_column: str | None
 
+    @property
+    def ordering(self) -> tuple[str, ...]:
+        """The ordering column, if any: what ranks a key's rows before their position."""
+        return (self.ordering_column,) if self.ordering_column else ()
+
+    @property
+    def ranked_columns(self) -> tuple[str, ...]:
+        """The columns a ranking of a key's rows reads: key and ordering, each once.
+
+        The ordering column may be part of the key.
+        """
+        return tuple(dict.fromkeys([*self.key, *self.ordering]))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MergeSpec:

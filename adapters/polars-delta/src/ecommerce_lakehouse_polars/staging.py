@@ -96,7 +96,6 @@ def stage_frames(
     # rows whose key may occur more than once in the batch can lose: a superset (key
     # hashes repeated among valid and invalid rows alike) is enough, since just those few
     # rows are then ranked exactly, sorting only their key and sort columns.
-    ordering = [schema.ordering_column] if schema.ordering_column else []
     key = schema.dedup.key
     key_expr = pl.col(key[0]) if len(key) == 1 else pl.struct(list(key))
     # One chunk per file, not copied into one: only their sorted copy is contiguous.
@@ -107,10 +106,9 @@ def stage_frames(
     rows = (repeated & ~broken).arg_true().alias(_ROW)
     del repeated
     dropped = (
-        # The ordering column may be part of the key: each column once.
-        batch.select(SOURCE_FILE, *dict.fromkeys([*key, *ordering]))[rows]
+        batch.select(SOURCE_FILE, *schema.dedup.ranked_columns)[rows]
         .with_columns(rows)
-        .sort([*ordering, _ROW])
+        .sort([*schema.dedup.ordering, _ROW])
         .filter(~key_expr.is_last_distinct())
         .select(_ROW, SOURCE_FILE)
     )

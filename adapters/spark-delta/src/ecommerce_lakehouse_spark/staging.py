@@ -135,8 +135,9 @@ def stage_frames(
     # for the JIT to compile by default: interpreted, it runs about twice as slow as
     # Spark's per-expression code. A JVM that compiles huge methods (sessions built
     # here) keeps it on; any other runs the stage without it.
+    partitions = shuffle_partitions(session, input_bytes)
     with (
-        plumbing(session, shuffle_partitions(session, input_bytes)),
+        plumbing(session, partitions),
         (
             nullcontext()
             if compiles_huge_methods(session)
@@ -209,7 +210,7 @@ def stage_frames(
         if sum(duplicates.values()) <= BROADCAST_ROWS:
             kept = kept.join(F.broadcast(lines), on, "left_anti")
         else:
-            with plumbing(session, shuffle_partitions(session, input_bytes)):
+            with plumbing(session, partitions):
                 kept = kept.join(lines, on, "left_anti").localCheckpoint(eager=False)
     survivors = kept.select(
         *schema.column_names,
@@ -252,16 +253,14 @@ def _losers(
     if held == 0:
         return None, {}
     key = schema.dedup.key
-    ordering = [schema.ordering_column] if schema.ordering_column else []
     window = Window.partitionBy(*key).orderBy(
-        *(F.col(c).desc() for c in [*ordering, FILE_ORDINAL, LINE_NUMBER])
+        *(F.col(c).desc() for c in [*schema.dedup.ordering, FILE_ORDINAL, LINE_NUMBER])
     )
     losers = (
         valid.join(
             F.broadcast(repeated) if held <= BROADCAST_ROWS else repeated, list(key), "left_semi"
         )
-        # The ordering column may be part of the key: each column once.
-        .select(*dict.fromkeys([*key, *ordering]), SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
+        .select(*schema.dedup.ranked_columns, SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
         .withColumn(_RANK, F.row_number().over(window))
         .where(F.col(_RANK) > 1)
         .select(SOURCE_FILE, FILE_ORDINAL, LINE_NUMBER)
