@@ -71,7 +71,7 @@ class DedupSpec:
     @property
     def ordering(self) -> tuple[str, ...]:
         """The ordering column, if any: what ranks a key's rows before their position."""
-        return (self.ordering_column,) if self.ordering_column else ()
+        return _optional(self.ordering_column)
 
     @property
     def ranked_columns(self) -> tuple[str, ...]:
@@ -99,10 +99,15 @@ class MergeSpec:
     @property
     def compared_columns(self) -> list[str]:
         """The stored columns the MERGE classification reads, once each."""
-        ordering = [self.ordering_column] if self.ordering_column else []
+        ordering = _optional(self.ordering_column)
         return list(
             dict.fromkeys([*self.key, self.partition_column, *ordering, *self.business_columns])
         )
+
+
+def _optional(column: str | None) -> tuple[str, ...]:
+    """An optional column as the columns it names: itself, or none."""
+    return (column,) if column else ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
