@@ -201,6 +201,13 @@ class HeaderColumn:
     name: str
 
 
+def header_columns(header: Sequence[str]) -> list[HeaderColumn]:
+    """A header's columns, each with the name a schema column is matched by."""
+    return [
+        HeaderColumn(position=i, original=h, name=h.strip().lower()) for i, h in enumerate(header)
+    ]
+
+
 def evolved_name(header: str, position: int) -> str:
     """The column name an extra header gets under ``add_new_columns``.
 
@@ -221,9 +228,7 @@ def check_header(
             missing, an extra column arrives under ``fail``, or extra columns would get
             clashing names under ``add_new_columns``.
     """
-    columns = [
-        HeaderColumn(position=i, original=h, name=h.strip().lower()) for i, h in enumerate(header)
-    ]
+    columns = header_columns(header)
     repeated = [n for n, count in Counter(c.name for c in columns).items() if count > 1]
     if repeated:
         raise FileRejected(

@@ -9,8 +9,10 @@ executor inside ``mapInArrow``: one row per record with the physical line it sta
 its cells, the header as line 1, and a last row saying whether the file parsed. A file with
 no quote and no lone CR (the bulk of real drops) is split on lines and commas by vectorised
 Arrow kernels; any other by Python's ``csv`` module (RFC 4180, strict), with the same
-records, lines and rejections. Everything after that — trimming, rules, casts, derived
-dates, JSON records — is Spark column expressions.
+records, lines and rejections. In the same pass the executor casts the plain values of
+the typed columns (``42``, ``2024-01-31``, ``2024-01-31T08:00:00``) with Arrow kernels
+(:mod:`arrow_casts`). Everything after that — trimming, the casts of the other values,
+rules, derived dates, JSON records — is Spark column expressions.
 
 Line numbers are physical: the header is line 1 and a record spanning lines (a quoted
 newline) is numbered by the line it starts on. Every record is a row, blank lines and rows of
@@ -76,6 +78,12 @@ from ecommerce_lakehouse.domain.schemas import (
 from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
 from ecommerce_lakehouse.domain.values import WHITESPACE
 from ecommerce_lakehouse.ports.engine import SourceFile
+from ecommerce_lakehouse_spark.arrow_casts import (
+    PlainCast,
+    plain_casts,
+    plain_name,
+    with_plain_casts,
+)
 from ecommerce_lakehouse_spark.dtypes import local_frame, spark_schema, spark_type
 from ecommerce_lakehouse_spark.expressions import (
     TIMESTAMP,
@@ -121,6 +129,14 @@ PARSED_SCHEMA = StructType(
         StructField(_TRIM, BooleanType()),
     ]
 )
+
+
+def parsed_schema(casts: Sequence[PlainCast]) -> StructType:
+    """:data:`PARSED_SCHEMA` and the plain values the parse casts (``arrow_casts``)."""
+    plain = [StructField(plain_name(c), spark_type(t)) for c, t in casts]
+    return StructType([*PARSED_SCHEMA.fields, *plain])
+
+
 _NOT_UTF8 = "not_utf8"
 _BAD_QUOTE = "bad_quote"
 _STRAY_QUOTE = "stray_quote"
@@ -187,6 +203,7 @@ def read_source_frame(
             (over 2 GiB, or a name Spark takes for hidden).
     """
     _check_size(source)
+    casts = plain_casts(schema.columns)
     content = session.read.format("binaryFile").load(_literal_path(source.uri))
     # Listed without a job. Spark's file sources skip names starting with "_" or "."
     # without a word, even when given explicitly.
@@ -200,7 +217,7 @@ def read_source_frame(
         # PySpark 3.5 checks the pandas and pyarrow versions with distutils' LooseVersion.
         warnings.simplefilter("ignore", DeprecationWarning)
         parsing = content.select("content").mapInArrow(
-            partial(_parse_files, limits=limits), PARSED_SCHEMA
+            partial(_parse_files, limits=limits, casts=casts), parsed_schema(casts)
         )
     # Materialised by the first action below: the file is parsed exactly once.
     parsed = parsing.localCheckpoint(eager=False)
@@ -218,6 +235,7 @@ def read_source_frame(
         # The parse kept a longer record's fields past the header, but no trailing empty one.
         (F.size(cells) > width).alias(RAGGED_RECORD),
         F.slice(cells, width + 1, F.size(cells) - width).alias(_PAST),
+        *(plain_name(c) for c, _ in casts),
     )
     if all(not h.strip() for h in header) and not _has_records(grid, width):
         # A whitespace-only file: no header and no data.
@@ -246,6 +264,7 @@ def read_source_frame(
         F.col(RAGGED_RECORD),
         F.col(_PAST),
         *(F.col(_cell(i)) for i in range(width)),
+        *(F.col(plain_name(c)) for c, _ in casts),
     ]
 
     # Every record is a row, blank ones too: they are quarantined (no key), not dropped.
@@ -255,7 +274,7 @@ def read_source_frame(
     records = grid.select(
         "*", *(normalise(F.col(_cell(i))).alias(_norm(i)) for i in range(width))
     ).select(text)
-    checked = _typed_and_checked(records, schema)
+    checked = _typed_and_checked(records, schema, casts)
     broken = F.col(VIOLATION).isNotNull()
     return checked.select(
         *schema.column_names,
@@ -273,13 +292,29 @@ def read_source_frame(
     )
 
 
-def _typed_and_checked(records: DataFrame, schema: TableSchema) -> DataFrame:
-    """``records`` (normalised text) with typed business columns and :data:`VIOLATION`."""
+def _typed_and_checked(
+    records: DataFrame, schema: TableSchema, plain: Sequence[PlainCast]
+) -> DataFrame:
+    """``records`` (normalised text) with typed business columns and :data:`VIOLATION`.
+
+    A cast of ``plain`` reads the parse's cast of the value first, and casts the text only
+    where that is null (the value was not plain).
+    """
     casts = casts_needed(schema.rules, schema.types)
     timestamps = [c for c, t in casts if t is ColumnType.TIMESTAMP]
+    cast_by_parse = set(plain)
+
+    def unless_cast(column: str, column_type: ColumnType, value: Column) -> Column:
+        if (column, column_type) not in cast_by_parse:
+            return value
+        return F.coalesce(F.col(plain_name(column)), value)
 
     def parse_step(step: int, column: str) -> dict[str, Column]:
-        return timestamp_step(step, F.col(column), lambda name: F.col(_step(column, name)))
+        text = F.col(column)
+        if (column, ColumnType.TIMESTAMP) in cast_by_parse:
+            # Null where the parse cast it: the steps then pass nulls, and parse nothing.
+            text = F.when(F.col(plain_name(column)).isNull(), text)
+        return timestamp_step(step, text, lambda name: F.col(_step(column, name)))
 
     # Timestamps are parsed in steps, one projection each, so no part is computed twice.
     for step in range(TIMESTAMP_STEPS):
@@ -298,8 +333,10 @@ def _typed_and_checked(records: DataFrame, schema: TableSchema) -> DataFrame:
     with_casts = records.select(
         "*",
         *(
-            (
-                F.col(_step(c, TIMESTAMP)) if t is ColumnType.TIMESTAMP else cast_text(F.col(c), t)
+            unless_cast(
+                c,
+                t,
+                F.col(_step(c, TIMESTAMP)) if t is ColumnType.TIMESTAMP else cast_text(F.col(c), t),
             ).alias(_cast(c, t))
             for c, t in casts
         ),
@@ -331,7 +368,8 @@ def _summary(parsed: DataFrame) -> tuple[list[str] | None, str | None, bool]:
 
 def _null_if_empty(text: Column) -> Column:
     """:func:`normalized` of a text known not to start or end with whitespace."""
-    return F.when(F.length(text) > 0, text)
+    # Compared, not measured: Spark's length counts the characters of every value.
+    return F.when(text != F.lit(""), text)
 
 
 def _has_records(grid: DataFrame, width: int) -> bool:
@@ -368,11 +406,16 @@ def _rejection(source: SourceFile, error: str, limits: ReadLimits) -> FileReject
 
 
 # ---------------------------------------------------------------- executor side
-def _parse_files(batches: Iterable[pa.RecordBatch], limits: ReadLimits) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` function: parse every file of the batches (one ``content`` each)."""
+def _parse_files(
+    batches: Iterable[pa.RecordBatch], limits: ReadLimits, casts: Sequence[PlainCast]
+) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` function: parse every file of the batches (one ``content`` each).
+
+    Each file's plain values of ``casts`` are cast in the same pass (``arrow_casts``).
+    """
     for batch in batches:
         for content in batch.column(0).to_pylist():
-            yield from _parse_file(content, limits)
+            yield from with_plain_casts(_parse_file(content, limits), casts, _CELLS, _LINE)
 
 
 def _parse_file(
