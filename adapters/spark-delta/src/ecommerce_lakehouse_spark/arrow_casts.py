@@ -18,6 +18,8 @@ value; the contract tests hold both to it:
 - Arrow's ISO-8601 cast accepts exactly the days and times that exist (no 30 February, hour
   24 or second 60), but it fails the whole array on one that does not: such a batch is left
   to Spark whole. Year 0 parses in Arrow and not in Python, so it is never cast here.
+- Only kernels of pyarrow 10 (Glue 4.0's) are used; a pyarrow lacking one leaves every
+  value to Spark instead of failing the read.
 
 A time without an offset is UTC, as in the domain.
 """
@@ -107,12 +109,19 @@ def cast_plain(texts: pa.Array, column_type: ColumnType) -> pa.Array:
         shaped = pc.and_(shaped, pc.invert(pc.starts_with(texts, _YEAR_ZERO)))
     plain = pc.if_else(shaped, texts, pa.scalar(None, pa.string()))
     try:
-        if column_type is ColumnType.TIMESTAMP:
-            seconds = pc.cast(pc.cast(plain, pa.timestamp("s")), pa.int64())
-            return pc.cast(pc.multiply(seconds, 1_000_000), target)
+        if column_type in _CALENDAR:
+            # Through Arrow's ISO-8601 timestamp parse: pyarrow before 14 (Glue 4.0 ships
+            # 10) has no array cast from text to date.
+            moments = pc.cast(plain, pa.timestamp("s"))
+            if column_type is ColumnType.DATE:
+                return pc.cast(moments, target)
+            return pc.cast(pc.multiply(pc.cast(moments, pa.int64()), 1_000_000), target)
         return pc.cast(plain, target)
     except pa.ArrowInvalid:
         # A day or time that does not exist: Spark casts this batch, and rejects that value.
+        return pa.nulls(len(texts), target)
+    except pa.ArrowNotImplementedError:
+        # A pyarrow without one of these kernels: Spark casts every value, as it can.
         return pa.nulls(len(texts), target)
 
 
