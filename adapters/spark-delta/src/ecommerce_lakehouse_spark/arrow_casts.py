@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from ecommerce_lakehouse.domain.headers import header_columns
 from ecommerce_lakehouse.domain.types import Column, ColumnType
 from ecommerce_lakehouse.domain.values import FALSE_TOKENS, TRUE_TOKENS
+from ecommerce_lakehouse_spark.dtypes import spark_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -69,23 +70,9 @@ def plain_name(column: str) -> str:
 
 def arrow_type(column_type: ColumnType) -> pa.DataType:
     """The Arrow type Spark reads as the type it holds ``column_type`` in."""
-    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_type
 
-    match column_type:
-        case ColumnType.STRING:
-            return pa.string()
-        case ColumnType.INT:
-            return pa.int32()
-        case ColumnType.BIGINT:
-            return pa.int64()
-        case ColumnType.DOUBLE:
-            return pa.float64()
-        case ColumnType.BOOLEAN:
-            return pa.bool_()
-        case ColumnType.DATE:
-            return pa.date32()
-        case ColumnType.TIMESTAMP:
-            return pa.timestamp("us", tz="UTC")
+    return to_arrow_type(spark_type(column_type))
 
 
 def cast_plain(texts: pa.Array, column_type: ColumnType) -> pa.Array:
