@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 
 from ecommerce_lakehouse.domain.headers import header_columns
 from ecommerce_lakehouse.domain.types import Column, ColumnType
-from ecommerce_lakehouse.domain.values import FALSE_TOKENS, TRUE_TOKENS
+from ecommerce_lakehouse.domain.values import DATE_PATTERN, FALSE_TOKENS, TRUE_TOKENS
 from ecommerce_lakehouse_spark.dtypes import spark_type
+from ecommerce_lakehouse_spark.expressions import PLAIN_DIGITS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,10 +43,9 @@ PlainCast = tuple[str, ColumnType]
 
 #: The plainest spelling of each type's values. Every text of these shapes fits the type.
 _SHAPES: dict[ColumnType, str] = {
-    ColumnType.INT: r"^[0-9]{1,9}$",
-    ColumnType.BIGINT: r"^[0-9]{1,18}$",
+    **{t: rf"^[0-9]{{1,{digits}}}$" for t, digits in PLAIN_DIGITS.items()},
     ColumnType.DOUBLE: r"^[0-9]{1,15}(\.[0-9]{1,15})?$",
-    ColumnType.DATE: r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    ColumnType.DATE: DATE_PATTERN,
     ColumnType.TIMESTAMP: r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$",
 }
 #: Types whose Arrow cast fails on a value of the right shape that does not exist.
@@ -104,11 +104,9 @@ def cast_plain(texts: pa.Array, column_type: ColumnType) -> pa.Array:
                 return pc.cast(moments, target)
             return pc.cast(pc.multiply(pc.cast(moments, pa.int64()), 1_000_000), target)
         return pc.cast(plain, target)
-    except pa.ArrowInvalid:
-        # A day or time that does not exist: Spark casts this batch, and rejects that value.
-        return pa.nulls(len(texts), target)
-    except pa.ArrowNotImplementedError:
-        # A pyarrow without one of these kernels: Spark casts every value, as it can.
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # A day or time that does not exist, or a pyarrow without one of these kernels:
+        # Spark casts this batch (and rejects a value that does not exist).
         return pa.nulls(len(texts), target)
 
 

@@ -52,7 +52,7 @@ _WHOLE = DecimalType(20, 0)
 _SIGNIFICANT_DIGITS = r"^[+-]?0*([0-9]*)$"
 _DIGITS = "0123456789"
 #: Up to this many ASCII digits, any value fits the type (10**9 - 1 < 2**31, 10**18 - 1 < 2**63).
-_PLAIN_DIGITS: Mapping[ColumnType, int] = {ColumnType.INT: 9, ColumnType.BIGINT: 18}
+PLAIN_DIGITS: Mapping[ColumnType, int] = {ColumnType.INT: 9, ColumnType.BIGINT: 18}
 
 #: Where the year, month and day are in a ``YYYY-MM-DD`` text: (first position, length).
 _DATE_FIELDS = ((1, 4), (6, 2), (9, 2))
@@ -198,7 +198,7 @@ def _parse_integer(text: Column, column_type: ColumnType) -> Column:
     low, high = _INT_BOUNDS[column_type]
     # Most values are a few ASCII digits, which fit the type whatever they are: Spark's cast
     # is exact on them, and checking the shape without a regex is three times cheaper.
-    plain = (F.length(text) <= _PLAIN_DIGITS[column_type]) & (F.translate(text, _DIGITS, "") == "")
+    plain = (F.length(text) <= PLAIN_DIGITS[column_type]) & (F.translate(text, _DIGITS, "") == "")
     significant = F.regexp_extract(text, _SIGNIFICANT_DIGITS, 1)
     shaped = text.rlike(values.INTEGER_PATTERN)
     number = F.when(shaped, F.when(F.length(significant) <= 19, text.cast(_WHOLE)))
