@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from ecommerce_lakehouse.domain.audit import QUARANTINE, RowCounts
+from ecommerce_lakehouse.domain.errors import FileRejected
 from ecommerce_lakehouse.domain.schemas import (
     INGESTED_AT,
     ORDER_ITEMS,
@@ -189,6 +190,35 @@ def test_products_dedup_to_the_last_occurrence_across_files(
     )
     assert staged.counts[key(0, PRODUCTS)].duplicates_in_batch == 2
     assert staged.counts[key(1, PRODUCTS)].duplicates_in_batch == 0
+
+
+def test_each_row_names_its_own_file_and_checksum_past_a_rejected_file(
+    engine: EngineCase, write_source: WriteSource
+) -> None:
+    contents = [
+        csv_text(PRODUCTS_HEADER, "1,1,dairy,milk", ",1,dairy,no key"),
+        csv_text("department_id,department", "1,dairy"),  # rejected: no product_id column
+        csv_text(PRODUCTS_HEADER, "1,2,bakery,bread", "3,2,bakery,rolls", ",2,x,y"),
+    ]
+    frames = []
+    for i, content in enumerate(contents):
+        source = replace(write_source(f"f{i}.csv", content, PRODUCTS, i), checksum=str(i) * 64)
+        try:
+            frames.append(engine.engine.read_source(source, PRODUCTS, SchemaEvolution.RESCUE))
+        except FileRejected:
+            assert i == 1
+    staged = engine.engine.stage(frames[::-1], PRODUCTS, make_run())
+    assert engine.rows(staged.survivors, "product_id", SOURCE_FILE) == engine.arranged(
+        [("1", key(2, PRODUCTS)), ("3", key(2, PRODUCTS))]
+    )
+    quarantined = engine.rows(staged.quarantine, "source_file", "source_checksum", "line_number")
+    assert quarantined == engine.arranged(
+        [(key(0, PRODUCTS), "0" * 64, 3), (key(2, PRODUCTS), "2" * 64, 4)]
+    )
+    assert staged.counts == {
+        key(0, PRODUCTS): RowCounts(rows_read=2, quarantined=1, duplicates_in_batch=1),
+        key(2, PRODUCTS): RowCounts(rows_read=3, quarantined=1),
+    }
 
 
 def test_evolved_columns_are_concatenated_across_files(

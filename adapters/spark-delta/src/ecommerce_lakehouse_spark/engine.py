@@ -63,9 +63,11 @@ class SparkDeltaTableEngine:
         # The entity whose batch was staged last: its quarantine rows are appended next.
         self._staged_entity = "quarantine"
         self._quarantine_rows: tuple[DataFrame | None, int] = (None, 0)
-        # Bytes of each entity's files read since its last stage (files are read from
-        # several threads): they size the staging's shuffle.
-        self._read_bytes: dict[str, int] = {}
+        # Each entity's files of its batch, by ordinal (files are read from several threads):
+        # staging names their rows' files by ordinal, and sizes its shuffle on them. A read
+        # after a stage of the entity starts its next batch (a batch may be staged again).
+        self._read_sources: dict[str, dict[int, SourceFile]] = {}
+        self._staged_batches: set[str] = set()
         self._read_lock = threading.Lock()
 
     @property
@@ -97,7 +99,10 @@ class SparkDeltaTableEngine:
             FileRejected: the file cannot be read at all (docs/contract.md#reading-files).
         """
         with self._read_lock:
-            self._read_bytes[schema.name] = self._read_bytes.get(schema.name, 0) + source.size_bytes
+            if schema.name in self._staged_batches:
+                self._staged_batches.discard(schema.name)
+                self._read_sources.pop(schema.name, None)
+            self._read_sources.setdefault(schema.name, {})[source.ordinal] = source
         with self._jobs.step(schema.name, "read"):
             return read_source_frame(self._session, source, schema, evolution, self._read_limits)
 
@@ -107,9 +112,10 @@ class SparkDeltaTableEngine:
         """Apply the schema's rules (quarantine), cast, derive dates and dedup the batch."""
         self._staged_entity = schema.name
         with self._read_lock:
-            input_bytes = self._read_bytes.pop(schema.name, 0)
+            sources = list(self._read_sources.get(schema.name, {}).values())
+            self._staged_batches.add(schema.name)
         with self._jobs.step(schema.name, "stage"), self._described_failures():
-            staged = stage_frames(self._session, frames, schema, run, input_bytes)
+            staged = stage_frames(self._session, frames, schema, run, sources)
         # The counts tell how many rows the quarantine frame holds: appending it then needs
         # no job to find out whether it is empty.
         self._quarantine_rows = (
