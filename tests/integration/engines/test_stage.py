@@ -321,12 +321,22 @@ def test_each_file_with_columns_not_in_the_schema_gives_one_rescued_record(
         write_source,
         PRODUCTS,
         [
-            csv_text(f"{PRODUCTS_HEADER},coupon_code, Size ", "1,2,dairy,milk,SAVE10,L"),
+            csv_text(
+                f"{PRODUCTS_HEADER},coupon_code, Size ",
+                "1,2,dairy,milk,SAVE10,L",
+                "3,2,dairy,butter,SAVE20,M",
+            ),
             csv_text(PRODUCTS_HEADER, "2,2,dairy,cream"),
+            csv_text(f"{PRODUCTS_HEADER},colour", "4,2,dairy,yoghurt,white", "5,2,dairy,kefir,"),
         ],
     )
-    assert set(staged.rescued) == {key(0, PRODUCTS)}
-    assert list(json.loads(staged.rescued[key(0, PRODUCTS)])) == ["coupon_code", " Size "]
+    assert set(staged.rescued) == {key(0, PRODUCTS), key(2, PRODUCTS)}
+    # Each file's first record, its extra columns in header order.
+    assert list(json.loads(staged.rescued[key(0, PRODUCTS)]).items()) == [
+        ("coupon_code", "SAVE10"),
+        (" Size ", "L"),
+    ]
+    assert json.loads(staged.rescued[key(2, PRODUCTS)]) == {"colour": "white"}
 
 
 def test_each_file_with_columns_not_in_the_schema_names_its_evolved_columns(
@@ -339,8 +349,12 @@ def test_each_file_with_columns_not_in_the_schema_names_its_evolved_columns(
         [
             csv_text(f"{PRODUCTS_HEADER},Coupon Code, Size ", "1,2,dairy,milk,SAVE10,L"),
             csv_text(PRODUCTS_HEADER, "2,2,dairy,cream"),
+            csv_text(f"{PRODUCTS_HEADER},colour", "4,2,dairy,yoghurt,white"),
         ],
         SchemaEvolution.ADD_NEW_COLUMNS,
     )
-    assert staged.evolved == {key(0, PRODUCTS): ("coupon_code", "size")}
+    assert staged.evolved == {
+        key(0, PRODUCTS): ("coupon_code", "size"),
+        key(2, PRODUCTS): ("colour",),
+    }
     assert not staged.rescued

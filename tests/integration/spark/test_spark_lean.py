@@ -282,3 +282,42 @@ def test_only_the_rows_of_keys_held_twice_are_ranked(
         # The counts, the keys held twice, their broadcast and the losers' counts. (Past
         # the limit, Spark's own size estimates may still broadcast the few rows here.)
         assert _counts(line)["stage"] == stage_jobs
+
+
+def test_a_first_load_writes_the_partitions_of_its_survivors_only(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Staging counts the survivors per partition value; a first load takes its per-file
+    # counts and the partitions it writes from there, without a pass of its own. A
+    # partition only a dropped duplicate or a quarantined row holds is not written.
+    caplog.set_level(logging.INFO, logger="ecommerce_lakehouse_spark")
+    first = lake.ingest(
+        ORDERS,
+        [
+            (
+                "a.csv",
+                csv_text(
+                    ORDERS_HEADER,
+                    "1,A,u1,2024-01-01T10:00:00Z,5,",
+                    "2,B,u1,2024-01-02T10:00:00Z,6,",
+                    "3,C,u1,2024-01-05T10:00:00Z,-1,",
+                ),
+            ),
+            ("b.csv", csv_text(ORDERS_HEADER, "4,A,u1,2024-01-03T10:00:00Z,7,")),
+            ("c.csv", csv_text(ORDERS_HEADER, "5,B,u1,2024-01-02T09:00:00Z,8,")),
+        ],
+    )
+    assert first.per_file == {
+        "a.csv": RowCounts(rows_read=3, inserted=1, quarantined=1, duplicates_in_batch=1),
+        "b.csv": RowCounts(rows_read=1, inserted=1),
+        "c.csv": RowCounts(rows_read=1, duplicates_in_batch=1),
+    }
+    assert first.outcome.touched_partitions == ("2024-01-02", "2024-01-03")
+    assert set(lake.files_by_partition(ORDERS)) == {"2024-01-02", "2024-01-03"}
+    assert [(r["order_id"], str(r["order_num"])) for r in lake.rows(ORDERS, "order_id")] == [
+        ("A", "4"),
+        ("B", "2"),
+    ]
+    [commit] = lake.engine.history(lake.ref(ORDERS), limit=1)
+    assert commit.operation == "WRITE"
+    assert decode_merge_counts(commit.metadata[MERGE_COUNTS_KEY]) == first.outcome.counts

@@ -8,11 +8,13 @@ Spark's ``TimestampType`` is an instant (stored UTC-adjusted, Delta ``timestamp`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from ecommerce_lakehouse.domain.types import Column, ColumnType
 
 if TYPE_CHECKING:
+    from pyspark.sql import Column as SparkColumn
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import DataType, StructType
 
@@ -27,6 +29,7 @@ SQL_TYPES: dict[ColumnType, str] = {
     ColumnType.TIMESTAMP: "timestamp",
 }
 _BY_SQL_NAME: dict[str, ColumnType] = {name: t for t, name in SQL_TYPES.items()}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def spark_type(column_type: ColumnType) -> DataType:
@@ -92,3 +95,21 @@ def local_frame(
     the time of a one-row Delta append). One slice starts one.
     """
     return session.createDataFrame(session.sparkContext.parallelize(rows, 1), schema)
+
+
+def collectable(column: SparkColumn, column_type: ColumnType) -> SparkColumn:
+    """``column`` as a value a ``collect`` returns exactly (:func:`from_collected` reads it).
+
+    PySpark turns collected timestamps into naive local-time datetimes; microseconds since
+    the epoch are exact whatever the machine's time zone.
+    """
+    from pyspark.sql import functions as F
+
+    return F.unix_micros(column) if column_type is ColumnType.TIMESTAMP else column
+
+
+def from_collected(value: Any, column_type: ColumnType) -> Any:
+    """The Python value of a collected :func:`collectable`: a timestamp as an aware datetime."""
+    if value is not None and column_type is ColumnType.TIMESTAMP:
+        return _EPOCH + timedelta(microseconds=int(value))
+    return value

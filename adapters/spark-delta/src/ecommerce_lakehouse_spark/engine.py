@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecommerce_lakehouse.domain.audit import QUARANTINE, AuditTable
 from ecommerce_lakehouse.domain.headers import DEFAULT_READ_LIMITS, ReadLimits
@@ -63,6 +63,9 @@ class SparkDeltaTableEngine:
         # The entity whose batch was staged last: its quarantine rows are appended next.
         self._staged_entity = "quarantine"
         self._quarantine_rows: tuple[DataFrame | None, int] = (None, 0)
+        # The survivors staged last, with their count per partition value: a first load of
+        # exactly those survivors needs no pass to count them.
+        self._survivors_by_partition: tuple[DataFrame | None, dict[Any, int]] = (None, {})
         # Each entity's files of its batch, by ordinal (files are read from several threads):
         # staging names their rows' files by ordinal, and sizes its shuffle on them. A read
         # after a stage of the entity starts its next batch (a batch may be staged again).
@@ -115,7 +118,8 @@ class SparkDeltaTableEngine:
             sources = list(self._read_sources.get(schema.name, {}).values())
             self._staged_batches.add(schema.name)
         with self._jobs.step(schema.name, "stage"), self._described_failures():
-            staged = stage_frames(self._session, frames, schema, run, sources)
+            staged, by_partition = stage_frames(self._session, frames, schema, run, sources)
+        self._survivors_by_partition = (staged.survivors, by_partition)
         # The counts tell how many rows the quarantine frame holds: appending it then needs
         # no job to find out whether it is empty.
         self._quarantine_rows = (
@@ -152,8 +156,18 @@ class SparkDeltaTableEngine:
         """
         try:
             with self._jobs.step(schema.name, "merge"), self._described_failures():
-                return merge_batch(self._session, table.uri, batch, schema, commit_metadata)
+                known, by_partition = self._survivors_by_partition
+                return merge_batch(
+                    self._session,
+                    table.uri,
+                    batch,
+                    schema,
+                    commit_metadata,
+                    by_partition if batch.survivors is known else None,
+                )
         finally:
+            # Held no longer than this MERGE: the survivors hold staging's checkpoint.
+            self._survivors_by_partition = (None, {})
             self._jobs.report(schema.name, ("read", "stage", "quarantine", "merge"))
 
     def append_frame(

@@ -16,7 +16,6 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +47,7 @@ from ecommerce_lakehouse_spark.delta import (
     plumbing,
     session_conf,
 )
+from ecommerce_lakehouse_spark.dtypes import collectable, from_collected
 
 #: Rows of a first-load append per task, about: each task sorts its rows by partition value
 #: for Delta's writer, and sorts this size in memory (a scale-1 first load in four tasks of
@@ -56,7 +56,6 @@ APPEND_TASK_ROWS = 250_000
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
-    from pyspark.sql import Column as SparkColumn
     from pyspark.sql import DataFrame, SparkSession
 
 # Engine-internal column names hold a '#', which no stored or evolved column (always
@@ -66,7 +65,6 @@ _STORED = "#stored"
 _ACTION = "#action"
 _MATCHED = "#matched"
 _COPIES = "#copies"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The code each survivor is tagged with for its action, a ``tinyint``: a column of action
 #: names would cost 16 bytes a row. The codes never leave this engine.
 ACTION_CODES: Mapping[MergeAction, int] = {action: code for code, action in enumerate(MergeAction)}
@@ -82,6 +80,7 @@ def merge_batch(
     batch: StagedBatch[DataFrame],
     schema: TableSchema,
     commit_metadata: Mapping[str, str],
+    survivors_by_partition: Mapping[Any, int] | None = None,
 ) -> MergeOutcome:
     """MERGE ``batch.survivors`` into the table at ``uri`` (created when missing).
 
@@ -92,6 +91,9 @@ def merge_batch(
         schema: the table's schema (key, business, ordering and partition columns).
         commit_metadata: stored as custom metadata of the Delta commit (a JSON object in
             its ``userMetadata``), with the per-file counts under ``MERGE_COUNTS_KEY``.
+        survivors_by_partition: the survivors per partition value, when staging counted
+            them: a first load then takes its counts from them and ``batch.counts`` instead
+            of a pass over the survivors.
 
     Returns:
         Per-file inserted, updated and unchanged counts, the table version after the commit
@@ -122,7 +124,11 @@ def merge_batch(
         # to read again.
         classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        tallies = tally_batch(session, classified, spec, partition_type)
+        tallies = (
+            first_load_tallies(batch.counts, survivors_by_partition)
+            if stored is None and survivors_by_partition is not None
+            else tally_batch(session, classified, spec, partition_type)
+        )
         if tallies.repeated:
             check_unique(stored_rows(table, survivors, spec), spec)
         counts = tallies.counts
@@ -289,8 +295,8 @@ def tally_batch(
     grouped = classified.groupBy(
         F.col(_quote(SOURCE_FILE)).alias("file"),
         action.alias("action"),
-        F.when(changed, _collectable(F.col(_quote(partition)), partition_type)).alias("new"),
-        F.when(updated, _collectable(F.col(_quote(partition + _STORED)), partition_type)).alias(
+        F.when(changed, collectable(F.col(_quote(partition)), partition_type)).alias("new"),
+        F.when(updated, collectable(F.col(_quote(partition + _STORED)), partition_type)).alias(
             "old"
         ),
     ).agg(
@@ -305,13 +311,36 @@ def tally_batch(
         group = (str(row["file"]), int(row["action"]))
         rows_by_action[group] = rows_by_action.get(group, 0) + int(row["rows"])
         if int(row["action"]) != ACTION_CODES[MergeAction.UNCHANGED]:
-            values.add(_from_collected(row["new"], partition_type))
+            values.add(from_collected(row["new"], partition_type))
         if int(row["action"]) == ACTION_CODES[MergeAction.UPDATE]:
-            values.add(_from_collected(row["old"], partition_type))
+            values.add(from_collected(row["old"], partition_type))
     return BatchTallies(
         counts=tally_counts((f, a, n) for (f, a), n in rows_by_action.items()),
         touched=partition_order(values),
         repeated=any(int(row["copies"]) > 1 for row in rows),
+    )
+
+
+def first_load_tallies(
+    staged: Mapping[str, RowCounts], survivors_by_partition: Mapping[Any, int]
+) -> BatchTallies:
+    """A first load's tallies from staging's counts: every survivor is inserted.
+
+    Raises:
+        IntegrityError: the partitions' survivors do not add up to the files'.
+    """
+    inserted = {
+        file: c.rows_read - c.quarantined - c.duplicates_in_batch for file, c in staged.items()
+    }
+    if sum(inserted.values()) != sum(survivors_by_partition.values()):
+        raise IntegrityError(
+            f"staging counted {sum(inserted.values())} survivor(s) by file but "
+            f"{sum(survivors_by_partition.values())} by partition value"
+        )
+    return BatchTallies(
+        counts=counts_by_file((f, MergeAction.INSERT, n) for f, n in inserted.items() if n > 0),
+        touched=partition_order(v for v, n in survivors_by_partition.items() if n > 0),
+        repeated=False,
     )
 
 
@@ -437,20 +466,6 @@ def sql_literal(value: Any, column_type: ColumnType) -> str:
             # literals ('ab'), so quotes are escaped with a backslash, never doubled.
             text = str(value).replace("\\", "\\\\").replace("'", "\\'")
             return f"'{text}'"
-
-
-def _collectable(column: SparkColumn, column_type: ColumnType) -> SparkColumn:
-    # PySpark turns collected timestamps into naive local-time datetimes; microseconds
-    # since the epoch are exact whatever the machine's time zone.
-    from pyspark.sql import functions as F
-
-    return F.unix_micros(column) if column_type is ColumnType.TIMESTAMP else column
-
-
-def _from_collected(value: Any, column_type: ColumnType) -> Any:
-    if value is not None and column_type is ColumnType.TIMESTAMP:
-        return _EPOCH + timedelta(microseconds=int(value))
-    return value
 
 
 def _quote(identifier: str) -> str:

@@ -18,12 +18,13 @@ ranking.
 
 from __future__ import annotations
 
-import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import reduce
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -43,13 +44,15 @@ from ecommerce_lakehouse.domain.schemas import (
 )
 from ecommerce_lakehouse.ports.engine import RunContext, SourceFile, StagedBatch
 from ecommerce_lakehouse_spark.delta import WHOLE_STAGE_CONF, one_wave, plumbing, session_conf
-from ecommerce_lakehouse_spark.dtypes import local_frame
+from ecommerce_lakehouse_spark.dtypes import collectable, from_collected, local_frame
 from ecommerce_lakehouse_spark.expressions import violation_label
 from ecommerce_lakehouse_spark.reader import VIOLATION, source_frame_schema
 from ecommerce_lakehouse_spark.session import compiles_huge_methods
 
 # Internal names hold "#", like the reader's, so no business or evolved column can clash.
 _RANK = "#rank"
+_VALID = "#valid"
+_PARTITION = "#partition"
 _COPIES = "#copies"
 #: Each file's evolved columns (a JSON array), tagged on its frame for the counts job.
 _EVOLVED = "#evolved"
@@ -104,13 +107,15 @@ def stage_frames(
     schema: TableSchema,
     run: RunContext,
     sources: Sequence[SourceFile],
-) -> StagedBatch[DataFrame]:
+) -> tuple[StagedBatch[DataFrame], dict[Any, int]]:
     """Quarantine the rows that break a rule and deduplicate the batch.
 
     Runs two Spark jobs (the per-file counts, which also materialise the checked batch,
     and the count of keys held twice), and two more when some key is (their broadcast to
-    the ranking, up to :data:`BROADCAST_ROWS` keys, and the losers' counts). A read of the
-    survivors then broadcasts the dropped rows' positions to drop them (one job).
+    the ranking, up to :data:`BROADCAST_ROWS` keys, and the losers' counts), and one more
+    when some file's header names columns the schema lacks (a rescued record's text, for
+    the report). A read of the survivors then broadcasts the dropped rows' positions to
+    drop them (one job).
 
     Args:
         session: the Spark session.
@@ -125,16 +130,16 @@ def stage_frames(
         The survivors (typed, one row per key, in no particular order), the quarantined rows
         in the ``quarantine`` audit table's columns (one partition, sorted by file and line)
         and the per-file counts of rows read, quarantined and dropped as in-batch
-        duplicates (only files with rows have counts).
+        duplicates (only files with rows have counts); and the survivors per partition value
+        (:func:`dtypes.from_collected`; values with survivors only).
     """
     base = source_frame_schema(schema)
     # A frame holds the evolved columns of its own file's header only (known without a job).
     own = [[c for c in frame.columns if c not in base.names] for frame in frames]
     tagged = any(own)
     if tagged:
-        frames = [
-            f.withColumn(_EVOLVED, F.lit(json.dumps(o))) for f, o in zip(frames, own, strict=True)
-        ]
+        # Tagged with the frame's position in ``own``: the counts job reads it back per file.
+        frames = [f.withColumn(_EVOLVED, F.lit(i)) for i, f in enumerate(frames)]
     batch = (
         reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
         if frames
@@ -144,6 +149,8 @@ def stage_frames(
     extras = tuple(c for c in batch.columns if c not in base.names and c != _EVOLVED)
     valid = F.col(VIOLATION).isNull()
     key = schema.dedup.key
+    partition = schema.partition_column
+    partition_type = schema.types[partition]
 
     # The batch is checked (rules, casts) once, into a checkpoint every later step reads;
     # only the rows of keys that more than one valid row holds are ranked. Keys, files and
@@ -165,14 +172,22 @@ def stage_frames(
         ),
     ):
         checked = batch.localCheckpoint(eager=False)
+        # Every aggregate here is a fixed-width number, which Spark aggregates in a hash
+        # map: one of text (a file's first rescued record) makes it sort every row first.
         tallies = (
-            checked.groupBy(FILE_ORDINAL)
+            checked.groupBy(
+                FILE_ORDINAL,
+                valid.alias(_VALID),
+                # Valid rows by partition value too: a first load then needs no pass of
+                # its own to find the partitions it writes (merge.merge_batch).
+                F.when(valid, collectable(F.col(partition), partition_type)).alias(_PARTITION),
+            )
             .agg(
                 F.count(F.lit(1)).alias("rows"),
-                F.count_if(~valid).alias("quarantined"),
-                # In the same job: one row's columns not in the schema, for the report.
-                F.first(RESCUED_DATA, ignorenulls=True).alias("rescued"),
-                *([F.first(_EVOLVED).alias("evolved")] if tagged else []),
+                # The line of the file's first rescued record (its columns not in the
+                # schema), whose text the report shows.
+                F.min(F.when(F.col(RESCUED_DATA).isNotNull(), F.col(LINE_NUMBER))).alias("rescued"),
+                *([F.max(_EVOLVED).alias("evolved")] if tagged else []),
             )
             .collect()
         )
@@ -184,21 +199,37 @@ def stage_frames(
             .select(*key)
             .localCheckpoint(eager=False)
         )
-        losers, duplicates = _losers(checked.where(valid), repeated, schema)
+        losers, dropped = _losers(checked.where(valid), repeated, schema)
+    rows_read: Counter[int] = Counter()
+    quarantined: Counter[int] = Counter()
+    survivors_by_partition: Counter[Any] = Counter()
+    rescued_lines: dict[int, int] = {}
+    evolved_by_file: dict[int, int] = {}
+    for row in tallies:
+        ordinal, rows = row[FILE_ORDINAL], int(row["rows"])
+        rows_read[ordinal] += rows
+        if row[_VALID]:
+            survivors_by_partition[from_collected(row[_PARTITION], partition_type)] += rows
+        else:
+            quarantined[ordinal] += rows
+        if row["rescued"] is not None:
+            rescued_lines[ordinal] = min(row["rescued"], rescued_lines.get(ordinal, row["rescued"]))
+        if tagged:
+            evolved_by_file[ordinal] = row["evolved"]
+    duplicates: Counter[int] = Counter()
+    for (ordinal, value), rows in dropped.items():
+        duplicates[ordinal] += rows
+        survivors_by_partition[value] -= rows
     counts = {
-        names[row[FILE_ORDINAL]]: RowCounts(
-            rows_read=int(row["rows"]),
-            quarantined=int(row["quarantined"]),
-            duplicates_in_batch=duplicates.get(row[FILE_ORDINAL], 0),
+        names[ordinal]: RowCounts(
+            rows_read=rows,
+            quarantined=quarantined[ordinal],
+            duplicates_in_batch=duplicates[ordinal],
         )
-        for row in tallies
+        for ordinal, rows in rows_read.items()
     }
-    rescued = {names[r[FILE_ORDINAL]]: str(r["rescued"]) for r in tallies if r["rescued"]}
-    evolved = {
-        names[r[FILE_ORDINAL]]: tuple(json.loads(r["evolved"]))
-        for r in (tallies if tagged else [])
-        if json.loads(r["evolved"])
-    }
+    rescued = _rescued_records(checked, names, rescued_lines)
+    evolved = {names[o]: tuple(own[i]) for o, i in evolved_by_file.items() if own[i]}
 
     violation = F.col(VIOLATION)
     quarantine = (
@@ -240,7 +271,7 @@ def stage_frames(
         utc_literal(run.started_at).alias(INGESTED_AT),
         F.lit(run.run_id).alias(RUN_ID),
     )
-    return StagedBatch(
+    staged = StagedBatch(
         survivors=survivors,
         quarantine=quarantine,
         counts=counts,
@@ -248,12 +279,33 @@ def stage_frames(
         rescued=rescued,
         evolved=evolved,
     )
+    return staged, {v: n for v, n in survivors_by_partition.items() if n > 0}
+
+
+def _rescued_records(
+    checked: DataFrame, names: dict[int, str], lines: dict[int, int]
+) -> dict[str, str]:
+    """The rescued data (columns not in the schema) of each given file's line, by file key.
+
+    One job, and only when some file has rescued records (its header named such columns).
+    """
+    if not lines:
+        return {}
+    wanted = reduce(
+        lambda a, b: a | b,
+        [
+            (F.col(FILE_ORDINAL) == ordinal) & (F.col(LINE_NUMBER) == line)
+            for ordinal, line in lines.items()
+        ],
+    )
+    found = checked.where(wanted).select(FILE_ORDINAL, RESCUED_DATA).collect()
+    return {names[r[FILE_ORDINAL]]: str(r[RESCUED_DATA]) for r in found}
 
 
 def _losers(
     valid: DataFrame, repeated: DataFrame, schema: TableSchema
-) -> tuple[DataFrame | None, dict[int, int]]:
-    """The valid rows the in-batch dedup drops, and how many per file.
+) -> tuple[DataFrame | None, dict[tuple[int, Any], int]]:
+    """The valid rows the in-batch dedup drops, and how many per file and partition value.
 
     Only the rows of ``repeated`` keys (keys more than one valid row holds) are ranked:
     the survivor of a key is its row with the greatest (ordering, file, line), rank 1 in
@@ -267,12 +319,15 @@ def _losers(
 
     Returns:
         The losers' file ordinal and line number (None when no key repeats), and their
-        count per file ordinal (files with losers only).
+        count per file ordinal and partition value (:func:`dtypes.from_collected`; those
+        with losers only).
     """
     held = repeated.count()
     if held == 0:
         return None, {}
     key = schema.dedup.key
+    partition = schema.partition_column
+    partition_type = schema.types[partition]
     window = Window.partitionBy(*key).orderBy(
         *(F.col(c).desc() for c in [*schema.dedup.ordering, FILE_ORDINAL, LINE_NUMBER])
     )
@@ -280,11 +335,22 @@ def _losers(
         valid.join(
             F.broadcast(repeated) if held <= BROADCAST_ROWS else repeated, list(key), "left_semi"
         )
-        .select(*schema.dedup.ranked_columns, FILE_ORDINAL, LINE_NUMBER)
+        .select(
+            *dict.fromkeys([*schema.dedup.ranked_columns, partition]), FILE_ORDINAL, LINE_NUMBER
+        )
         .withColumn(_RANK, F.row_number().over(window))
         .where(F.col(_RANK) > 1)
-        .select(FILE_ORDINAL, LINE_NUMBER)
+        .select(
+            FILE_ORDINAL,
+            LINE_NUMBER,
+            collectable(F.col(partition), partition_type).alias(_PARTITION),
+        )
         .localCheckpoint(eager=False)
     )
-    tallied = losers.groupBy(FILE_ORDINAL).agg(F.count(F.lit(1)).alias("duplicates")).collect()
-    return losers, {row[FILE_ORDINAL]: int(row["duplicates"]) for row in tallied}
+    tallied = (
+        losers.groupBy(FILE_ORDINAL, _PARTITION).agg(F.count(F.lit(1)).alias("rows")).collect()
+    )
+    return losers, {
+        (row[FILE_ORDINAL], from_collected(row[_PARTITION], partition_type)): int(row["rows"])
+        for row in tallied
+    }
