@@ -90,7 +90,7 @@ class StagedBatch(Generic[FrameT]):
         extra_columns: evolved (string) columns present in ``survivors`` under
             ``add_new_columns``.
         rescued: per source key whose header has columns not in the schema (``rescue``),
-            one of its rows' ``_rescued_data`` (a JSON object keyed by those columns).
+            the first ``_rescued_data`` of its records (a JSON object keyed by those columns).
         evolved: per source key whose header has columns not in the schema
             (``add_new_columns``), the evolved columns that hold them, in header order.
     """

@@ -135,8 +135,8 @@ def test_new_keys_are_appended_with_the_merge_metadata_and_updates_merged(
     counts = [_counts(line) for line in lines]
     for count in counts:
         # One job per file read (or more, for Delta's snapshot of a new version), two to
-        # stage: the per-file counts, and the keys more than one row holds (none here, so
-        # nothing is ranked).
+        # stage: one counts the rows per file and per key, one counts the keys more than
+        # one row holds (none here, so nothing is ranked).
         assert count["stage"] == 2
         assert count["total"] == sum(v for k, v in count.items() if k != "total")
     assert [c["read"] for c in counts] == [2, 1, 1]
@@ -279,18 +279,16 @@ def test_only_the_rows_of_keys_held_twice_are_ranked(
         if r.getMessage().startswith("spark jobs: orders read=")
     ]
     if stage_jobs is not None:
-        # The counts, the keys held twice, their broadcast and the losers' counts. (Past
-        # the limit, Spark's own size estimates may still broadcast the few rows here.)
+        # The counts, the count of keys held twice, their broadcast and the losers'
+        # counts. (Past the limit, Spark's own size estimates may still broadcast the few
+        # rows here.)
         assert _counts(line)["stage"] == stage_jobs
 
 
-def test_a_first_load_writes_the_partitions_of_its_survivors_only(
-    lake: Lake, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_first_load_writes_the_partitions_of_its_survivors_only(lake: Lake) -> None:
     # Staging counts the survivors per partition value; a first load takes its per-file
     # counts and the partitions it writes from there, without a pass of its own. A
     # partition only a dropped duplicate or a quarantined row holds is not written.
-    caplog.set_level(logging.INFO, logger="ecommerce_lakehouse_spark")
     first = lake.ingest(
         ORDERS,
         [

@@ -52,9 +52,12 @@ from ecommerce_lakehouse_spark.session import compiles_huge_methods
 # Internal names hold "#", like the reader's, so no business or evolved column can clash.
 _RANK = "#rank"
 _VALID = "#valid"
+#: Which count of the staging job a row is given to: 0 by file, 1 by key.
+_SET = "#set"
+_ROWS = "#rows"
 _PARTITION = "#partition"
-_COPIES = "#copies"
-#: Each file's evolved columns (a JSON array), tagged on its frame for the counts job.
+#: Each frame's position, tagged on it when some frame has evolved columns: the counts job
+#: reads it back per file, and the frame's evolved columns are looked up by it.
 _EVOLVED = "#evolved"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -110,8 +113,9 @@ def stage_frames(
 ) -> tuple[StagedBatch[DataFrame], dict[Any, int]]:
     """Quarantine the rows that break a rule and deduplicate the batch.
 
-    Runs two Spark jobs (the per-file counts, which also materialise the checked batch,
-    and the count of keys held twice), and two more when some key is (their broadcast to
+    Runs two Spark jobs (one that materialises the checked batch and counts its rows per
+    file and its valid rows per key, and a count of the keys held twice, which reads that
+    job's small checkpoint), and two more when some key is (their broadcast to
     the ranking, up to :data:`BROADCAST_ROWS` keys, and the losers' counts), and one more
     when some file's header names columns the schema lacks (a rescued record's text, for
     the report). A read of the survivors then broadcasts the dropped rows' positions to
@@ -172,33 +176,45 @@ def stage_frames(
         ),
     ):
         checked = batch.localCheckpoint(eager=False)
-        # Every aggregate here is a fixed-width number, which Spark aggregates in a hash
-        # map: one of text (a file's first rescued record) makes it sort every row first.
-        tallies = (
-            checked.groupBy(
+        # One job checks the batch into its checkpoint and counts it twice over, each row
+        # given once to each count: every row by file, validity and partition value (a
+        # first load then needs no pass of its own to find the partitions it writes), and
+        # the valid rows by key, of which the keys more than one row holds are kept.
+        # Every aggregate is a fixed-width number, which Spark aggregates in a hash map: an
+        # aggregate of text (a file's first rescued record) made it sort every row first.
+        # The per-file groups are few: the partition values each file's rows hold.
+        per_file = F.col(_SET) == 0
+        counted = (
+            checked.select(
                 FILE_ORDINAL,
+                LINE_NUMBER,
+                RESCUED_DATA,
+                *([_EVOLVED] if tagged else []),
                 valid.alias(_VALID),
-                # Valid rows by partition value too: a first load then needs no pass of
-                # its own to find the partitions it writes (merge.merge_batch).
                 F.when(valid, collectable(F.col(partition), partition_type)).alias(_PARTITION),
+                *key,
+                F.explode(F.array(F.lit(0), F.lit(1))).alias(_SET),
+            )
+            .where(per_file | F.col(_VALID))
+            .groupBy(
+                _SET,
+                *(F.when(per_file, F.col(c)).alias(c) for c in (FILE_ORDINAL, _VALID, _PARTITION)),
+                *(F.when(~per_file, F.col(k)).alias(k) for k in key),
             )
             .agg(
-                F.count(F.lit(1)).alias("rows"),
+                F.count(F.lit(1)).alias(_ROWS),
                 # The line of the file's first rescued record (its columns not in the
                 # schema), whose text the report shows.
-                F.min(F.when(F.col(RESCUED_DATA).isNotNull(), F.col(LINE_NUMBER))).alias("rescued"),
-                *([F.max(_EVOLVED).alias("evolved")] if tagged else []),
+                F.min(F.when(per_file & F.col(RESCUED_DATA).isNotNull(), F.col(LINE_NUMBER))).alias(
+                    "rescued"
+                ),
+                *([F.max(F.when(per_file, F.col(_EVOLVED))).alias("evolved")] if tagged else []),
             )
-            .collect()
-        )
-        repeated = (
-            checked.where(valid)
-            .groupBy(*key)
-            .agg(F.count(F.lit(1)).alias(_COPIES))
-            .where(F.col(_COPIES) > 1)
-            .select(*key)
+            .where(per_file | (F.col(_ROWS) > 1))
             .localCheckpoint(eager=False)
         )
+        tallies = counted.where(per_file).collect()
+        repeated = counted.where(~per_file).select(*key)
         losers, dropped = _losers(checked.where(valid), repeated, schema)
     rows_read: Counter[int] = Counter()
     quarantined: Counter[int] = Counter()
@@ -206,7 +222,7 @@ def stage_frames(
     rescued_lines: dict[int, int] = {}
     evolved_by_file: dict[int, int] = {}
     for row in tallies:
-        ordinal, rows = row[FILE_ORDINAL], int(row["rows"])
+        ordinal, rows = row[FILE_ORDINAL], int(row[_ROWS])
         rows_read[ordinal] += rows
         if row[_VALID]:
             survivors_by_partition[from_collected(row[_PARTITION], partition_type)] += rows
