@@ -20,7 +20,7 @@ from ecommerce_lakehouse.domain.schemas import (
     SOURCE_FILE,
     TableSchema,
 )
-from ecommerce_lakehouse.domain.types import ColumnType, SchemaEvolution
+from ecommerce_lakehouse.domain.types import Column, ColumnType, SchemaEvolution
 from ecommerce_lakehouse.ports.engine import StagedBatch
 from tests.contract.conftest_engines import TEXT_TYPES, EngineCase
 from tests.integration.engines.harness import WriteSource, csv_text, make_run
@@ -337,6 +337,31 @@ def test_each_file_with_columns_not_in_the_schema_gives_one_rescued_record(
         (" Size ", "L"),
     ]
     assert json.loads(staged.rescued[key(2, PRODUCTS)]) == {"colour": "white"}
+
+
+def test_key_columns_named_like_the_engines_own_counts_stage_as_any_other(
+    engine: EngineCase, write_source: WriteSource
+) -> None:
+    # A table's columns are the user's to name; staging's own counts must not take them.
+    schema = TableSchema(
+        entity="things",
+        columns=tuple(
+            Column(name=n, type=ColumnType.STRING) for n in ("rescued", "evolved", "rows", "kind")
+        ),
+        primary_key=("rescued", "evolved", "rows"),
+        partition_column="kind",
+    )
+    staged = stage(
+        engine,
+        write_source,
+        schema,
+        [csv_text("rescued,evolved,rows,kind,extra", "a,b,c,k1,e1", "a,b,c,k2,e2", "x,y,z,k1,e3")],
+    )
+    assert staged.counts == {key(0, schema): RowCounts(rows_read=3, duplicates_in_batch=1)}
+    assert json.loads(staged.rescued[key(0, schema)]) == {"extra": "e1"}
+    assert engine.rows(staged.survivors, "rescued", "kind") == engine.arranged(
+        [("a", "k2"), ("x", "k1")]
+    )
 
 
 def test_each_file_with_columns_not_in_the_schema_names_its_evolved_columns(

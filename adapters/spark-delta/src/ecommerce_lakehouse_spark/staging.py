@@ -55,6 +55,7 @@ _VALID = "#valid"
 #: Which count of the staging job a row is given to: 0 by file, 1 by key.
 _SET = "#set"
 _ROWS = "#rows"
+_RESCUED_LINE = "#rescued_line"
 _PARTITION = "#partition"
 #: Each frame's position, tagged on it when some frame has evolved columns: the counts job
 #: reads it back per file, and the frame's evolved columns are looked up by it.
@@ -206,9 +207,9 @@ def stage_frames(
                 # The line of the file's first rescued record (its columns not in the
                 # schema), whose text the report shows.
                 F.min(F.when(per_file & F.col(RESCUED_DATA).isNotNull(), F.col(LINE_NUMBER))).alias(
-                    "rescued"
+                    _RESCUED_LINE
                 ),
-                *([F.max(F.when(per_file, F.col(_EVOLVED))).alias("evolved")] if tagged else []),
+                *([F.max(F.when(per_file, F.col(_EVOLVED))).alias(_EVOLVED)] if tagged else []),
             )
             .where(per_file | (F.col(_ROWS) > 1))
             .localCheckpoint(eager=False)
@@ -228,10 +229,11 @@ def stage_frames(
             survivors_by_partition[from_collected(row[_PARTITION], partition_type)] += rows
         else:
             quarantined[ordinal] += rows
-        if row["rescued"] is not None:
-            rescued_lines[ordinal] = min(row["rescued"], rescued_lines.get(ordinal, row["rescued"]))
+        line = row[_RESCUED_LINE]
+        if line is not None:
+            rescued_lines[ordinal] = min(line, rescued_lines.get(ordinal, line))
         if tagged:
-            evolved_by_file[ordinal] = row["evolved"]
+            evolved_by_file[ordinal] = row[_EVOLVED]
     duplicates: Counter[int] = Counter()
     for (ordinal, value), rows in dropped.items():
         duplicates[ordinal] += rows
