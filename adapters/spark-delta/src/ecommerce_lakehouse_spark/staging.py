@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import reduce
-from typing import Any
+from typing import Any, Literal
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -91,7 +91,7 @@ def shuffle_partitions(session: SparkSession, input_bytes: int) -> int:
     return max(one_wave(session), math.ceil(input_bytes / BYTES_PER_SHUFFLE_PARTITION))
 
 
-def by_ordinal(sources: Sequence[SourceFile], value: str) -> Column:
+def by_ordinal(sources: Sequence[SourceFile], value: Literal["key", "checksum"]) -> Column:
     """A row's file's ``value`` (``key`` or ``checksum``), looked up by its file ordinal.
 
     One array literal indexed by ordinal (ordinals are positions in the entity's batch):
@@ -250,6 +250,7 @@ def stage_frames(
     evolved = {names[o]: tuple(own[i]) for o, i in evolved_by_file.items() if own[i]}
 
     violation = F.col(VIOLATION)
+    source_file = by_ordinal(sources, "key")
     quarantine = (
         checked.where(~valid)
         .select(FILE_ORDINAL, LINE_NUMBER, VIOLATION, RAW_RECORD)
@@ -259,7 +260,7 @@ def stage_frames(
         .select(
             F.lit(run.run_id).alias("run_id"),
             F.lit(schema.name).alias("entity"),
-            by_ordinal(sources, "key").alias("source_file"),
+            source_file.alias("source_file"),
             F.col(LINE_NUMBER).alias("line_number"),
             violation_label(violation, schema.rules, "rule").alias("rule"),
             violation_label(violation, schema.rules, "column").alias("column_name"),
@@ -285,7 +286,7 @@ def stage_frames(
         *schema.column_names,
         RESCUED_DATA,
         *extras,
-        by_ordinal(sources, "key").alias(SOURCE_FILE),
+        source_file.alias(SOURCE_FILE),
         utc_literal(run.started_at).alias(INGESTED_AT),
         F.lit(run.run_id).alias(RUN_ID),
     )
